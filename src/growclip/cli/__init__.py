@@ -1,0 +1,33 @@
+"""The `growclip` command: `train`, `eval` and `data`. Flags become frozen configs here, at the edge."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from growclip.cli import data, eval, train
+from growclip.data.labelled import LabelledDataError
+from growclip.data.tokenizer import TokenizerError
+from growclip.model.config import ConfigError
+from growclip.train.checkpoint import CheckpointError
+
+COMMANDS = {"train": train, "eval": eval, "data": data}
+USER_ERRORS = (ConfigError, CheckpointError, TokenizerError, LabelledDataError, ValueError, FileNotFoundError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="growclip", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for module in COMMANDS.values():
+        module.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command].run(args)
+    except USER_ERRORS as err:
+        print(f"growclip {args.command}: error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,43 @@
+"""Shared flag handling: config files (YAML/JSON) overridden by flags given on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """'0,1,2' -> (0, 1, 2)."""
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """A YAML or JSON mapping of setting names (dashes or underscores) to values."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: config file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise ValueError(f"{path}: cannot parse config ({err})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of settings at the top level")
+    return {key.replace("-", "_"): value for key, value in data.items()}
+
+
+def given_options(args: argparse.Namespace, exclude: tuple[str, ...] = ("command", "config")) -> dict[str, Any]:
+    """Only the flags the user typed: options default to argparse.SUPPRESS and so are absent otherwise."""
+    return {key: value for key, value in vars(args).items() if key not in exclude}
+
+
+def merged_settings(args: argparse.Namespace) -> dict[str, Any]:
+    file_settings = load_config_file(args.config) if getattr(args, "config", None) else {}
+    return {**file_settings, **given_options(args)}

@@ -1,0 +1,109 @@
+"""Draw a scene into an RGB uint8 array with PIL (shape masks) and NumPy (colour, texture, noise)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from growclip.data.corpus import attributes as A
+from growclip.data.corpus.scenes import Scene, Thing
+
+
+def _regular(corners: int, radius: float = 1.0, phase: float = -np.pi / 2) -> list[tuple[float, float]]:
+    angles = phase + 2 * np.pi * np.arange(corners) / corners
+    return [(radius * np.cos(a), radius * np.sin(a)) for a in angles]
+
+
+def _star() -> list[tuple[float, float]]:
+    outer, inner = _regular(5), _regular(5, 0.45, -np.pi / 2 + np.pi / 5)
+    return [p for pair in zip(outer, inner) for p in pair]
+
+
+# Polygons in unit coordinates (centre 0, radius 1, y down); circle and semicircle are drawn as arcs.
+POLYGONS = {
+    "square": [(-0.85, -0.85), (0.85, -0.85), (0.85, 0.85), (-0.85, 0.85)],
+    "triangle": [(0.0, -1.0), (1.0, 0.8), (-1.0, 0.8)],
+    "diamond": [(0.0, -1.0), (0.8, 0.0), (0.0, 1.0), (-0.8, 0.0)],
+    "star": _star(),
+    "cross": [(-0.3, -1), (0.3, -1), (0.3, -0.3), (1, -0.3), (1, 0.3), (0.3, 0.3), (0.3, 1), (-0.3, 1),
+              (-0.3, 0.3), (-1, 0.3), (-1, -0.3), (-0.3, -0.3)],
+    "hexagon": _regular(6, phase=0.0),
+    "pentagon": _regular(5),
+    "arrow": [(-1, -0.3), (0.2, -0.3), (0.2, -0.75), (1, 0), (0.2, 0.75), (0.2, 0.3), (-1, 0.3)],
+}
+
+
+def shape_mask(thing: Thing, image_size: int, radius_jitter: float) -> np.ndarray:
+    """Boolean (S, S) mask of the object's silhouette."""
+    canvas = Image.new("L", (image_size, image_size), 0)
+    draw = ImageDraw.Draw(canvas)
+    radius = A.SIZE_FRACTION[thing.size] * image_size / 2 * radius_jitter
+    cx, cy = thing.x * image_size, thing.y * image_size
+    box = (cx - radius, cy - radius, cx + radius, cy + radius)
+    if thing.shape == "circle":
+        draw.ellipse(box, fill=255)
+    elif thing.shape == "semicircle":
+        draw.pieslice((box[0], box[1] + radius / 2, box[2], box[3] + radius / 2), 180, 360, fill=255)
+    else:
+        draw.polygon([(cx + radius * x, cy + radius * y) for x, y in POLYGONS[thing.shape]], fill=255)
+    return np.asarray(canvas) > 0
+
+
+def _erode(mask: np.ndarray) -> np.ndarray:
+    inner = mask.copy()
+    inner[1:] &= mask[:-1]
+    inner[:-1] &= mask[1:]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    return inner
+
+
+@cache
+def _patterns(image_size: int) -> dict[str, np.ndarray]:
+    period = max(4, image_size // 8)
+    half = period // 2
+    y, x = np.mgrid[:image_size, :image_size]
+    return {
+        "striped": (y % period) < half,
+        "dotted": ((x % period) < half) & ((y % period) < half),
+        "checkered": ((x // half + y // half) % 2) == 0,
+    }
+
+
+def texture_mask(mask: np.ndarray, texture: str, image_size: int) -> np.ndarray:
+    """Pixels of the silhouette painted in the object's colour."""
+    if texture == "solid":
+        return mask
+    if texture == "hollow":
+        return mask & ~_erode(_erode(mask))
+    return mask & _patterns(image_size)[texture]
+
+
+def background(kind: str, image_size: int, rng: np.random.Generator) -> np.ndarray:
+    shape = (image_size, image_size, 1)
+    if kind == "black":
+        return np.full(shape, rng.integers(0, 30), dtype=np.int16)
+    if kind == "white":
+        return np.full(shape, rng.integers(225, 256), dtype=np.int16)
+    if kind == "gray":
+        return np.full(shape, rng.integers(110, 150), dtype=np.int16)
+    if kind == "noisy":
+        return rng.integers(40, 200, size=shape, dtype=np.int16)
+    if kind == "gradient":
+        low, high = rng.integers(0, 60), rng.integers(170, 256)
+        ramp = np.linspace(low, high, image_size, dtype=np.float32).astype(np.int16)
+        return np.broadcast_to(ramp[:, None, None] if rng.random() < 0.5 else ramp[None, :, None], shape)
+    raise ValueError(f"unknown background {kind!r}")
+
+
+def render(scene: Scene, image_size: int, rng: np.random.Generator) -> np.ndarray:
+    """(S, S, 3) uint8 image; colours, sizes and pixels are jittered by `rng`."""
+    image = np.repeat(background(scene.background, image_size, rng), 3, axis=2)
+    for thing in scene.things:
+        mask = shape_mask(thing, image_size, radius_jitter=rng.uniform(0.9, 1.1))
+        colour = np.asarray(A.RGB[thing.colour], dtype=np.int16) + rng.integers(-20, 21, size=3)
+        image[texture_mask(mask, thing.texture, image_size)] = colour
+    image += rng.integers(-8, 9, size=image.shape, dtype=np.int16)
+    return np.clip(image, 0, 255).astype(np.uint8)

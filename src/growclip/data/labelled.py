@@ -1,0 +1,95 @@
+"""A user's labelled images for zero-shot evaluation: a folder of class folders, or a CSV of path,label."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+from PIL import UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from growclip.data.evalsets import ZeroShotTask
+from growclip.data.transforms import load_image
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+DEFAULT_TEMPLATES = (
+    "a photo of a {}.", "a picture of a {}.", "an image of a {}.", "a close-up photo of a {}.",
+    "a low resolution photo of a {}.", "a drawing of a {}.",
+)
+
+
+class LabelledDataError(ValueError):
+    pass
+
+
+class LabelledImages(Dataset):
+    """Items: ((S, S, 3) uint8, label), or None for an image that cannot be read (skipped and counted)."""
+
+    def __init__(self, paths: list[Path], labels: list[int], image_size: int) -> None:
+        self.paths, self.labels, self.image_size = paths, labels, image_size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int] | None:
+        try:
+            return load_image(self.paths[index], self.image_size), self.labels[index]
+        except (OSError, UnidentifiedImageError, ValueError):
+            return None
+
+
+def _from_folder(root: Path) -> tuple[list[Path], list[str]]:
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    if not classes:
+        raise LabelledDataError(f"{root}: expected one sub-folder per class, found none")
+    paths, names = [], []
+    for name in classes:
+        for path in sorted((root / name).rglob("*")):
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                paths.append(path)
+                names.append(name)
+    return paths, names
+
+
+def _from_csv(path: Path) -> tuple[list[Path], list[str]]:
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
+            raise LabelledDataError(f"{path}: needs a header with columns 'path' and 'label', "
+                                    f"found {reader.fieldnames}")
+        rows = [(row["path"], row["label"]) for row in reader if row.get("path") and row.get("label")]
+    return [path.parent / p for p, _ in rows], [label.strip() for _, label in rows]
+
+
+def labelled_task(source: str | Path, image_size: int, templates: tuple[str, ...] = DEFAULT_TEMPLATES
+                  ) -> ZeroShotTask:
+    """Class names are folder names or CSV labels, with underscores read as spaces."""
+    source = Path(source)
+    if source.is_dir():
+        paths, names = _from_folder(source)
+    elif source.is_file():
+        paths, names = _from_csv(source)
+    else:
+        raise LabelledDataError(f"{source}: no such folder or CSV file")
+    if not paths:
+        raise LabelledDataError(f"{source}: no labelled images found")
+    classes = sorted(set(names))
+    index = {name: i for i, name in enumerate(classes)}
+    return ZeroShotTask(source.stem or source.name, [c.replace("_", " ") for c in classes], templates,
+                        LabelledImages(paths, [index[n] for n in names], image_size))
+
+
+def read_templates(path: str | Path) -> tuple[str, ...]:
+    """One template per line with `{}` for the class name; blank lines and '#' comments ignored."""
+    templates = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "{}" not in line:
+            raise LabelledDataError(f"{path}:{number}: template {line!r} has no '{{}}' for the class name")
+        templates.append(line)
+    if not templates:
+        raise LabelledDataError(f"{path}: no templates found")
+    return tuple(templates)

@@ -1,0 +1,129 @@
+"""The growclip model: vision tower -> shared encoder -> head, and text tower -> shared encoder -> head.
+
+A plain CLIP has `shared_layers = 0`; MS-CLIP has one modality-specific block per tower and the
+rest shared. Everything is built from a `ModelConfig`, so growth can rebuild any architecture.
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import chain
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from growclip.model.branch import ParallelBranch
+from growclip.model.config import ModelConfig
+from growclip.model.layers import IMAGE, TEXT, Block
+from growclip.model.stems import ConvStem, PatchEmbed
+
+PAD_ID = 0
+"""Text contract: token sequences are padded with 0 after the end-of-text token, which is pooled."""
+
+LOGIT_SCALE_INIT = math.log(1 / 0.07)
+LOGIT_SCALE_MAX = math.log(100)
+
+
+class VisionEmbedding(nn.Module):
+    """Stem, class token, learned positions and the pre-transformer LayerNorm (as in CLIP)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        stem_class = ConvStem if config.stem == "conv" else PatchEmbed
+        self.stem = stem_class(config.width, config.patch_size)
+        self.class_embedding = nn.Parameter(torch.zeros(config.width))
+        self.positional_embedding = nn.Parameter(torch.zeros(config.image_tokens, config.width))
+        self.ln_pre = nn.LayerNorm(config.width)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        grid = self.stem(images)  # (B, W, g, g)
+        patches = grid.flatten(2).transpose(1, 2)  # (B, g*g, W)
+        cls = self.class_embedding.expand(patches.shape[0], 1, -1)  # (B, 1, W)
+        tokens = torch.cat([cls, patches], dim=1) + self.positional_embedding  # (B, N, W)
+        return self.ln_pre(tokens)
+
+
+class TextEmbedding(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.token_embedding = nn.Embedding(config.vocab_size, config.width)
+        self.positional_embedding = nn.Parameter(torch.zeros(config.context_length, config.width))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        # (B, L) -> (B, L, W)
+        return self.token_embedding(tokens) + self.positional_embedding[: tokens.shape[1]]
+
+
+class Head(nn.Module):
+    """Final LayerNorm and linear projection into the joint embedding space."""
+
+    def __init__(self, width: int, embed_dim: int) -> None:
+        super().__init__()
+        self.ln = nn.LayerNorm(width)
+        self.proj = nn.Linear(width, embed_dim, bias=False)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.ln(pooled))  # (B, W) -> (B, E)
+
+
+class CLIP(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        block_args = (config.width, config.heads, config.mlp_hidden)
+        self.vision_embed = VisionEmbedding(config)
+        self.vision_blocks = nn.ModuleList(Block(*block_args, (IMAGE,)) for _ in range(config.vision_layers))
+        self.text_embed = TextEmbedding(config)
+        self.text_blocks = nn.ModuleList(Block(*block_args, (TEXT,)) for _ in range(config.text_layers))
+        self.shared_blocks = nn.ModuleList(Block(*block_args, (IMAGE, TEXT)) for _ in range(config.shared_layers))
+        self.branch = (
+            ParallelBranch(config.width, config.branch_width, config.patch_size, config.image_path_layers)
+            if config.parallel_branch
+            else None
+        )
+        self.image_head = Head(config.width, config.embed_dim)
+        self.text_head = Head(config.width, config.embed_dim)
+        self.logit_scale = nn.Parameter(torch.tensor(LOGIT_SCALE_INIT))
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """nanoGPT-style: N(0, 0.02) linears and embeddings, residual outputs scaled by depth."""
+        depth = max(self.config.vision_layers, self.config.text_layers) + self.config.shared_layers
+        for name, module in self.named_modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                std = 0.02 / math.sqrt(2 * depth) if name.endswith(("attn.proj", "mlp.fc2")) else 0.02
+                nn.init.normal_(module.weight, std=std)
+                if getattr(module, "bias", None) is not None:
+                    nn.init.zeros_(module.bias)
+        nn.init.normal_(self.vision_embed.class_embedding, std=0.02)
+        nn.init.normal_(self.vision_embed.positional_embedding, std=0.01)
+        nn.init.normal_(self.text_embed.positional_embedding, std=0.01)
+
+    def encode_image(self, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        # images: (B, 3, S, S) -> (B, E)
+        x = self.vision_embed(images)  # (B, N, W)
+        branch = self.branch.features(images) if self.branch is not None else None
+        for layer, block in enumerate(chain(self.vision_blocks, self.shared_blocks)):
+            if branch is not None:
+                x = self.branch.adapt(layer, x, branch[layer])
+            x = block(x, IMAGE)
+        features = self.image_head(x[:, 0])  # class token
+        return F.normalize(features, dim=-1) if normalize else features
+
+    def encode_text(self, tokens: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        # tokens: (B, L) int64, 0-padded after end-of-text -> (B, E)
+        x = self.text_embed(tokens)  # (B, L, W)
+        for block in chain(self.text_blocks, self.shared_blocks):
+            x = block(x, TEXT)
+        end_of_text = tokens.ne(PAD_ID).sum(dim=1) - 1  # (B,)
+        features = self.text_head(x[torch.arange(x.shape[0], device=x.device), end_of_text])
+        return F.normalize(features, dim=-1) if normalize else features
+
+    def scale(self) -> torch.Tensor:
+        """Temperature as used in the loss: exp(logit_scale), clamped at 100."""
+        return self.logit_scale.clamp(max=LOGIT_SCALE_MAX).exp()
+
+    def forward(self, images: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        # -> image features (B, E), text features (B, E), scalar logit scale
+        return self.encode_image(images), self.encode_text(tokens), self.scale()

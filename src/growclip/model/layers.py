@@ -1,0 +1,66 @@
+"""Transformer building blocks shared by the vision, text and shared encoders."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IMAGE = "image"
+TEXT = "text"
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention through `F.scaled_dot_product_attention`."""
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor, causal: bool) -> torch.Tensor:
+        batch, tokens, width = x.shape
+        # (B, N, 3W) -> 3 x (B, H, N, W/H)
+        q, k, v = self.qkv(x).view(batch, tokens, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)  # (B, H, N, W/H)
+        return self.proj(out.transpose(1, 2).reshape(batch, tokens, width))  # (B, N, W)
+
+
+class Mlp(nn.Module):
+    def __init__(self, width: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(width, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))  # (B, N, W) -> (B, N, hidden) -> (B, N, W)
+
+
+class Block(nn.Module):
+    """Pre-LN transformer block serving one or more modalities.
+
+    Attention and MLP weights are one set of tensors for every modality listed; each modality
+    has its own LayerNorms (MS-CLIP's sharing split). Text is causal, images are not.
+    """
+
+    def __init__(self, width: int, heads: int, mlp_hidden: int, modalities: tuple[str, ...]) -> None:
+        super().__init__()
+        self.modalities = modalities
+        self.ln_1 = nn.ModuleDict({m: nn.LayerNorm(width) for m in modalities})
+        self.attn = Attention(width, heads)
+        self.ln_2 = nn.ModuleDict({m: nn.LayerNorm(width) for m in modalities})
+        self.mlp = Mlp(width, mlp_hidden)
+
+    def forward(self, x: torch.Tensor, modality: str) -> torch.Tensor:
+        # x: (B, N, W) -> (B, N, W)
+        x = x + self.attn(self.ln_1[modality](x), causal=modality == TEXT)
+        return x + self.mlp(self.ln_2[modality](x))
+
+
+class ChannelLayerNorm(nn.LayerNorm):
+    """LayerNorm over the channels of a (B, C, H, W) feature map."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)

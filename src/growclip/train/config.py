@@ -1,0 +1,62 @@
+"""Training settings: a frozen dataclass the CLI fills in at the edge; the library never sees argv."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from growclip.data.corpus import DEFAULT_STAGE_SIZES
+
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "clip-small"  # preset name or path to a model config JSON
+    stages: tuple[int, ...] | None = None  # embedded-corpus stages to train on; None = all
+    stage_sizes: tuple[int, ...] = DEFAULT_STAGE_SIZES
+    corpus_seed: int = 0
+    batch_size: int = 128
+    accum_freq: int = 1  # micro-batches per optimizer step; the loss sees all of them (exact)
+    epochs: int = 1
+    samples: int | None = None  # total training pairs; overrides epochs when set
+    lr: float = 1e-3
+    wd: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.98
+    eps: float = 1e-6
+    warmup: int = 100  # steps
+    grad_clip_norm: float | None = 1.0
+    precision: str = "fp32"
+    seed: int = 0
+    workers: int = 0
+    device: str = "auto"
+    output: str = "runs/growclip"
+    log_every: int = 10
+    eval_images_per_class: int = 40
+    retrieval_images: int = 500
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        for name in ("batch_size", "accum_freq", "epochs", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.samples is not None and self.samples < self.batch_size * self.accum_freq:
+            raise ValueError(f"samples ({self.samples}) is less than one optimizer step "
+                             f"(batch_size x accum_freq = {self.batch_size * self.accum_freq})")
+        if self.lr <= 0 or self.warmup < 0 or self.workers < 0:
+            raise ValueError("lr must be positive, warmup and workers non-negative")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown training settings {unknown}; known settings are {sorted(known)}")
+        tuples = {k: tuple(v) for k, v in data.items() if k in ("stages", "stage_sizes") and v is not None}
+        return cls(**{**data, **tuples})

@@ -1,0 +1,55 @@
+"""One optimizer step, with exact contrastive gradient accumulation."""
+
+from __future__ import annotations
+
+import torch
+
+from growclip.model.clip import CLIP
+from growclip.runtime import autocast
+from growclip.train.loss import clip_loss
+
+Batch = tuple[torch.Tensor, torch.Tensor]  # (B, 3, S, S) images, (B, L) tokens
+
+
+def _accumulate(model: CLIP, micro_batches: list[Batch], device: torch.device, precision: str) -> float:
+    """Backward of the loss over all micro-batches together, one micro-batch holding a graph at a time.
+
+    Features of every micro-batch are first computed without a graph; then each micro-batch is
+    re-run with one, its features swapped into the cached ones, and the full loss back-propagated.
+    The gradients sum to the gradient of one big batch (open_clip's --accum-freq). The logit scale
+    gets its gradient from the first pass only, so it is not counted once per micro-batch.
+    """
+    with torch.no_grad(), autocast(device, precision):
+        cached = [model(images, tokens)[:2] for images, tokens in micro_batches]
+    loss_value = 0.0
+    for index, (images, tokens) in enumerate(micro_batches):
+        with autocast(device, precision):
+            image_features, text_features, scale = model(images, tokens)
+        images_all = torch.cat([image_features if i == index else c[0] for i, c in enumerate(cached)])
+        texts_all = torch.cat([text_features if i == index else c[1] for i, c in enumerate(cached)])
+        loss = clip_loss(images_all, texts_all, scale if index == 0 else scale.detach())
+        loss.backward()
+        loss_value = loss.item()
+    return loss_value
+
+
+def train_step(model: CLIP, micro_batches: list[Batch], optimizer: torch.optim.Optimizer,
+               scheduler: torch.optim.lr_scheduler.LRScheduler, precision: str = "fp32",
+               grad_clip_norm: float | None = None) -> float:
+    """-> the contrastive loss of the step's whole batch (before the update)."""
+    device = next(model.parameters()).device
+    micro_batches = [(images.to(device), tokens.to(device)) for images, tokens in micro_batches]
+    optimizer.zero_grad(set_to_none=True)
+    if len(micro_batches) == 1:
+        images, tokens = micro_batches[0]
+        with autocast(device, precision):
+            loss = clip_loss(*model(images, tokens))
+        loss.backward()
+        loss_value = loss.item()
+    else:
+        loss_value = _accumulate(model, micro_batches, device, precision)
+    if grad_clip_norm is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
+    optimizer.step()
+    scheduler.step()
+    return loss_value

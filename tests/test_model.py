@@ -1,0 +1,182 @@
+import dataclasses
+
+import pytest
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from conftest import tiny_config
+from growclip.model import (
+    PAD_ID,
+    ConfigError,
+    ModelConfig,
+    create_model,
+    list_presets,
+    load_config,
+    model_cost,
+    train_flops_per_sample,
+)
+
+
+def _inputs(config: ModelConfig, batch: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    images = torch.randn(batch, 3, config.image_size, config.image_size)
+    tokens = torch.randint(3, config.vocab_size, (batch, config.context_length))
+    tokens[:, -2:] = PAD_ID  # end-of-text at position L-3
+    return images, tokens
+
+
+def test_forward_shapes_and_normalised(architecture):
+    model = create_model(architecture).eval()
+    image_features, text_features, scale = model(*_inputs(architecture))
+    assert image_features.shape == text_features.shape == (3, architecture.embed_dim)
+    torch.testing.assert_close(image_features.norm(dim=-1), torch.ones(3))
+    torch.testing.assert_close(text_features.norm(dim=-1), torch.ones(3))
+    assert scale.item() == pytest.approx(1 / 0.07, rel=1e-5)
+
+
+def test_logit_scale_is_clamped_at_100():
+    model = create_model(tiny_config())
+    with torch.no_grad():
+        model.logit_scale.fill_(10.0)
+    assert model.scale().item() == pytest.approx(100.0)
+
+
+def test_text_is_causal(architecture):
+    """Output at position i must not change when tokens after i change."""
+    model = create_model(architecture).eval()
+    _, tokens = _inputs(architecture)
+    changed = tokens.clone()
+    position = 4
+    changed[:, position + 1 :] = torch.randint(3, architecture.vocab_size, changed[:, position + 1 :].shape)
+    hidden = {}
+
+    def capture(name):
+        return lambda module, args, output: hidden.__setitem__(name, output)
+
+    last_block = (list(model.text_blocks) + list(model.shared_blocks))[-1]
+    with torch.no_grad():
+        handle = last_block.register_forward_hook(capture("a"))
+        model.encode_text(tokens)
+        handle.remove()
+        handle = last_block.register_forward_hook(capture("b"))
+        model.encode_text(changed)
+        handle.remove()
+    torch.testing.assert_close(hidden["a"][:, : position + 1], hidden["b"][:, : position + 1])
+    assert not torch.allclose(hidden["a"][:, position + 1 :], hidden["b"][:, position + 1 :])
+
+
+def test_text_pools_at_end_of_text():
+    config = tiny_config()
+    model = create_model(config).eval()
+    _, tokens = _inputs(config)
+    padded_differently = tokens.clone()
+    padded_differently[:, -2:] = PAD_ID
+    with torch.no_grad():
+        reference = model.encode_text(tokens)
+        torch.testing.assert_close(model.encode_text(padded_differently), reference)
+        shorter = tokens.clone()
+        shorter[:, -3] = PAD_ID  # end-of-text now one earlier: a different pooled token
+        assert not torch.allclose(model.encode_text(shorter), reference)
+
+
+def test_shared_blocks_use_one_tensor_for_both_modalities():
+    config = tiny_config(vision_layers=1, text_layers=1, shared_layers=2)
+    model = create_model(config)
+    block = model.shared_blocks[0]
+    seen = {}
+
+    def record(module, args, output):  # tokens seen -> the weight tensor that served them
+        seen[args[0].shape[1]] = module.weight
+
+    block.attn.qkv.register_forward_hook(record)
+    images, tokens = _inputs(config)
+    model.encode_image(images)
+    model.encode_text(tokens)
+    assert set(seen) == {config.image_tokens, config.context_length}
+    assert seen[config.image_tokens] is seen[config.context_length]
+    # LayerNorms differ per modality: separate tensors that may take separate values
+    for norms in (block.ln_1, block.ln_2):
+        assert norms["image"].weight is not norms["text"].weight
+        assert norms["image"].weight.data_ptr() != norms["text"].weight.data_ptr()
+    # both modalities' losses reach the one shared weight
+    model.encode_image(images).sum().backward()
+    image_grad = block.mlp.fc1.weight.grad.clone()
+    model.zero_grad()
+    model.encode_text(tokens).sum().backward()
+    assert image_grad.abs().sum() > 0 and block.mlp.fc1.weight.grad.abs().sum() > 0
+    assert block.ln_1["image"].weight.grad is None  # the text pass never touched the image LayerNorm
+
+
+def test_plain_clip_shares_nothing():
+    model = create_model(tiny_config(vision_layers=2, text_layers=2, shared_layers=0))
+    vision = {id(p) for p in model.vision_blocks.parameters()}
+    text = {id(p) for p in model.text_blocks.parameters()}
+    assert len(model.shared_blocks) == 0 and not vision & text
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_preset_param_and_flop_counts_match_module(name):
+    config = load_config(name)
+    _check_counts(config)
+
+
+def test_param_and_flop_counts_match_module(architecture):
+    _check_counts(architecture)
+
+
+def _check_counts(config: ModelConfig) -> None:
+    model = create_model(config)
+    cost = model_cost(config)
+    assert cost.params == sum(p.numel() for p in model.parameters())
+    images, tokens = _inputs(config, batch=2)
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        model.encode_image(images)
+    assert counter.get_total_flops() == 2 * cost.image_flops
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        model.encode_text(tokens)
+    assert counter.get_total_flops() == 2 * cost.text_flops
+    if not config.parallel_branch:  # the flop counter over-counts grouped-conv backward
+        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+            image_features, text_features, _ = model(images, tokens)
+            (image_features.sum() + text_features.sum()).backward()
+        assert counter.get_total_flops() == 2 * train_flops_per_sample(config)
+
+
+def test_config_json_round_trip(tmp_path, architecture):
+    path = tmp_path / "config.json"
+    architecture.to_json(path)
+    assert ModelConfig.from_json(path) == architecture
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("heads", 3, "not divisible by heads"),
+    ("patch_size", 5, "not a multiple of patch_size"),
+    ("stem", "resnet", "stem must be one of"),
+    ("vision_layers", -1, "non-negative"),
+    ("width", 0, "positive integer"),
+])
+def test_invalid_config_says_what_is_wrong(field, value, message):
+    with pytest.raises(ConfigError, match=message):
+        dataclasses.replace(tiny_config(), **{field: value})
+
+
+def test_config_file_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"width": 64, "heads": 2, "depth": 3}')
+    with pytest.raises(ConfigError, match=r"bad.json.*unknown model config keys \['depth'\]"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="unknown model 'nope'"):
+        load_config("nope")
+
+
+def test_same_seed_same_weights_and_global_rng_untouched():
+    torch.manual_seed(123)
+    expected_next = torch.rand(1)
+    torch.manual_seed(123)
+    a = create_model(tiny_config(), seed=7)
+    assert torch.equal(torch.rand(1), expected_next)
+    b = create_model(tiny_config(), seed=7)
+    c = create_model(tiny_config(), seed=8)
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(pa, pb), name
+    assert not all(torch.equal(pa, pc) for pa, pc in zip(a.parameters(), c.parameters()))

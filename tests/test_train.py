@@ -1,0 +1,160 @@
+import json
+from itertools import pairwise
+
+import pytest
+import torch
+
+from conftest import tiny_config
+from growclip.data.corpus import EmbeddedCorpus
+from growclip.data.loader import PairCollate
+from growclip.data.tokenizer import Tokenizer
+from growclip.model import create_model
+from growclip.train import CheckpointError, TrainConfig, load_checkpoint, save_checkpoint, train
+from growclip.train.loss import clip_loss
+from growclip.train.optim import make_optimizer, param_groups, warmup_cosine
+from growclip.train.step import train_step
+
+TINY_PRESET_FIELDS = tiny_config(vision_layers=2, text_layers=2, shared_layers=0, image_size=32, patch_size=8,
+                                 vocab_size=600, context_length=32)
+
+
+@pytest.fixture(scope="module")
+def corpus_and_tokenizer():
+    corpus = EmbeddedCorpus(0, 16, (64, 64, 64, 64))
+    return corpus, Tokenizer.train(corpus.tokenizer_captions(200), 300, 12)
+
+
+def test_loss_is_low_for_matching_pairs_and_symmetric():
+    features = torch.nn.functional.normalize(torch.randn(8, 16), dim=-1)
+    scale = torch.tensor(100.0)
+    assert clip_loss(features, features, scale) < 0.1
+    shuffled = features[torch.randperm(8)]
+    assert clip_loss(features, shuffled, scale) > 1.0
+    torch.testing.assert_close(clip_loss(features, shuffled, scale), clip_loss(shuffled, features, scale))
+
+
+def test_weight_decay_only_on_linear_and_conv_weights():
+    model = create_model(tiny_config(stem="conv", parallel_branch=True))
+    decayed, plain = param_groups(model, 0.1)
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed_names = {names[id(p)] for p in decayed["params"]}
+    plain_names = {names[id(p)] for p in plain["params"]}
+    assert "shared_blocks.0.attn.qkv.weight" in decayed_names
+    assert "vision_embed.stem.first.0.weight" in decayed_names
+    for name in ("logit_scale", "text_embed.token_embedding.weight", "text_embed.positional_embedding",
+                 "vision_embed.class_embedding", "shared_blocks.0.ln_1.image.weight",
+                 "shared_blocks.0.attn.qkv.bias", "vision_embed.stem.first.1.weight"):
+        assert name in plain_names, name
+    assert len(decayed_names) + len(plain_names) == len(names)
+
+
+def test_warmup_then_cosine_to_zero():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = warmup_cosine(optimizer, warmup_steps=4, total_steps=12)
+    lrs = []
+    for _ in range(12):
+        lrs.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert lrs[4] == pytest.approx(1.0) and lrs[8] == pytest.approx(0.5)
+    assert all(a > b for a, b in pairwise(lrs[4:])) and lrs[-1] < 0.05
+
+
+def _batches(corpus, tokenizer, count, size):
+    collate = PairCollate(tokenizer)
+    data = corpus.stage(3)
+    return [collate([data[i] for i in range(b * size, (b + 1) * size)]) for b in range(count)]
+
+
+def test_accumulation_gives_the_big_batch_gradient(corpus_and_tokenizer):
+    corpus, tokenizer = corpus_and_tokenizer
+    config = tiny_config(vocab_size=300, context_length=12)
+    micro = _batches(corpus, tokenizer, 2, 8)
+    whole = [(torch.cat([m[0] for m in micro]), torch.cat([m[1] for m in micro]))]
+    grads = []
+    for batches in (whole, micro):
+        model = create_model(config, seed=0)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+        scheduler = warmup_cosine(optimizer, 0, 10)
+        train_step(model, batches, optimizer, scheduler)
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_short_training_lowers_the_loss(corpus_and_tokenizer):
+    corpus, tokenizer = corpus_and_tokenizer
+    model = create_model(tiny_config(vocab_size=300, context_length=12), seed=0)
+    optimizer = make_optimizer(model, lr=2e-3, weight_decay=0.01)
+    scheduler = warmup_cosine(optimizer, 5, 60)
+    batch = _batches(corpus, tokenizer, 1, 32)
+    losses = [train_step(model, batch, optimizer, scheduler, grad_clip_norm=1.0) for _ in range(60)]
+    assert sum(losses[-5:]) < 0.85 * sum(losses[:5])
+
+
+def test_checkpoint_round_trip_gives_identical_embeddings(tmp_path, corpus_and_tokenizer):
+    corpus, tokenizer = corpus_and_tokenizer
+    config = tiny_config(vocab_size=300, context_length=12, stem="conv", parallel_branch=True)
+    model = create_model(config, seed=3)
+    model.train()
+    images, tokens = _batches(corpus, tokenizer, 1, 8)[0]
+    model(images, tokens)  # moves BatchNorm running statistics away from their init
+    model.eval()
+    directory = save_checkpoint(tmp_path / "ckpt", model, tokenizer, {"step": 5})
+    loaded, loaded_tokenizer, state = load_checkpoint(directory)
+    assert state == {"step": 5} and loaded.config == config and not loaded.training
+    with torch.no_grad():
+        assert torch.equal(loaded.encode_image(images), model.encode_image(images))
+        assert torch.equal(loaded.encode_text(loaded_tokenizer(["a red circle"])),
+                           model.encode_text(tokenizer(["a red circle"])))
+    assert sorted(p.name for p in directory.iterdir()) == [
+        "config.json", "model.safetensors", "state.json", "tokenizer.json"]
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_resaving_replaces_a_checkpoint_atomically(tmp_path, corpus_and_tokenizer):
+    _, tokenizer = corpus_and_tokenizer
+    model = create_model(tiny_config(vocab_size=300, context_length=12))
+    save_checkpoint(tmp_path / "ckpt", model, tokenizer, {"step": 1})
+    save_checkpoint(tmp_path / "ckpt", model, tokenizer, {"step": 2})
+    assert load_checkpoint(tmp_path / "ckpt")[2] == {"step": 2}
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]
+
+
+def test_truncated_or_mismatched_checkpoint_is_a_clear_error(tmp_path, corpus_and_tokenizer):
+    _, tokenizer = corpus_and_tokenizer
+    model = create_model(tiny_config(vocab_size=300, context_length=12))
+    directory = save_checkpoint(tmp_path / "ckpt", model, tokenizer, {})
+    weights = directory / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="unreadable or truncated weights"):
+        load_checkpoint(directory)
+    save_checkpoint(directory, model, tokenizer, {})
+    config = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(json.dumps({**config, "width": 64}))
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_checkpoint(directory)
+    with pytest.raises(CheckpointError, match="not a checkpoint folder"):
+        load_checkpoint(tmp_path / "nowhere")
+
+
+def _train_config(tmp_path, **overrides):
+    settings = dict(model=str(tmp_path / "model.json"), stage_sizes=(64, 64, 64, 64), batch_size=16,
+                    samples=96, warmup=2, eval_images_per_class=2, retrieval_images=8, progress=False,
+                    output=str(tmp_path / "run"), log_every=2)
+    return TrainConfig(**{**settings, **overrides})
+
+
+def test_training_is_deterministic_and_writes_its_outputs(tmp_path):
+    tiny_config(image_size=16, vocab_size=400, context_length=32).to_json(tmp_path / "model.json")
+    first = train(_train_config(tmp_path))
+    second = train(_train_config(tmp_path, output=str(tmp_path / "again")))
+    assert first.losses == second.losses and len(first.losses) == 6
+    run = tmp_path / "run"
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines[:3]] == [2, 4, 6] and "zeroshot_mean_top1" in lines[-1]
+    results = json.loads((run / "eval.json").read_text())
+    assert len(results["zeroshot"]) >= 9 and "image_to_text_R@1" in results["summary"]
+    assert first.checkpoint == run / "checkpoints" / "step_00000006"
