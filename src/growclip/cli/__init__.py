@@ -6,13 +6,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from growclip.cli import data, eval, train
+from growclip.cli import data, evaluate, train
 from growclip.data.labelled import LabelledDataError
 from growclip.data.tokenizer import TokenizerError
 from growclip.model.config import ConfigError
 from growclip.train.checkpoint import CheckpointError
 
-COMMANDS = {"train": train, "eval": eval, "data": data}
+COMMANDS = {"train": train, "eval": evaluate, "data": data}
 USER_ERRORS = (ConfigError, CheckpointError, TokenizerError, LabelledDataError, ValueError, FileNotFoundError)
 
 

@@ -26,6 +26,3 @@ class MetricsLog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]

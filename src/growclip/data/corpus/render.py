@@ -73,12 +73,14 @@ def _patterns(image_size: int) -> dict[str, np.ndarray]:
 
 
 def texture_mask(mask: np.ndarray, texture: str, image_size: int) -> np.ndarray:
-    """Pixels of the silhouette painted in the object's colour."""
+    """Pixels of the silhouette painted in the object's colour: patterns keep a one-pixel
+    outline, so the shape stays readable whatever fills it."""
     if texture == "solid":
         return mask
+    inner = _erode(mask)
     if texture == "hollow":
-        return mask & ~_erode(_erode(mask))
-    return mask & _patterns(image_size)[texture]
+        return mask & ~_erode(inner)
+    return (mask & ~inner) | (inner & _patterns(image_size)[texture])
 
 
 def background(kind: str, image_size: int, rng: np.random.Generator) -> np.ndarray:

@@ -1,0 +1,84 @@
+import json
+
+import pytest
+
+from conftest import tiny_config
+from growclip.cli import main
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One tiny training run from a YAML config with a CLI override, shared by the eval tests."""
+    root = tmp_path_factory.mktemp("cli")
+    tiny_config(image_size=16, vocab_size=400, context_length=32).to_json(root / "model.json")
+    (root / "train.yaml").write_text(
+        f"model: {root / 'model.json'}\nstage-sizes: [64, 64, 64, 64]\nbatch_size: 16\nsamples: 64\n"
+        "warmup: 1\neval_images_per_class: 2\nretrieval_images: 8\nlr: 0.5\n")
+    code = main(["train", "--config", str(root / "train.yaml"), "--lr", "1e-3", "--output", str(root / "run"),
+                 "--no-progress", "--log-every", "1"])
+    assert code == 0
+    return root / "run"
+
+
+def test_train_cli_merges_config_file_and_flags(trained_run):
+    settings = json.loads((trained_run / "train_config.json").read_text())
+    assert settings["lr"] == 1e-3  # the flag beat the file's 0.5
+    assert settings["batch_size"] == 16 and settings["stage_sizes"] == [64, 64, 64, 64]
+    assert len((trained_run / "metrics.jsonl").read_text().splitlines()) == 5  # 4 steps + final eval
+
+
+def test_eval_cli_on_corpus_prints_and_writes_json(trained_run, capsys, tmp_path):
+    output = tmp_path / "results.json"
+    assert main(["eval", "--checkpoint", str(trained_run), "--images-per-class", "2", "--retrieval-images", "8",
+                 "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert "colour_shape" in printed and "image->text R@1" in printed
+    results = json.loads(output.read_text())
+    assert len(results["zeroshot"]) >= 9 and results["retrieval"]
+
+
+def test_data_cli_then_eval_on_the_written_class_folders(trained_run, tmp_path, capsys):
+    out = tmp_path / "corpus"
+    assert main(["data", "--output", str(out), "--stages", "0,3", "--stage-sizes", "5,5,5,7",
+                 "--image-size", "16", "--retrieval-images", "3", "--zeroshot-images-per-class", "1"]) == 0
+    rows = (out / "stage3.tsv").read_text().splitlines()
+    assert rows[0] == "filepath\ttitle" and len(rows) == 8
+    assert all((out / row.split("\t")[0]).is_file() for row in rows[1:])
+    assert not (out / "stage1.tsv").exists() and len((out / "val.tsv").read_text().splitlines()) == 1 + 3 * 3
+    templates = tmp_path / "templates.txt"
+    templates.write_text("# my prompts\na photo of a {} shape\n{} in a picture\n")
+    (out / "zeroshot" / "size" / "large" / "broken.png").write_bytes(b"not a png")
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(trained_run), "--zeroshot-data", str(out / "zeroshot" / "size"),
+                 "--templates", str(templates), "--output", str(tmp_path / "size.json")]) == 0
+    size = json.loads((tmp_path / "size.json").read_text())["zeroshot"]["size"]
+    assert size["classes"] == 3 and size["images"] == 3 * 4 and size["skipped_unreadable"] == 1  # 4: per-class floor
+
+
+def test_eval_cli_on_a_labelled_csv(trained_run, tmp_path):
+    corpus = tmp_path / "corpus"
+    main(["data", "--output", str(corpus), "--stages", "0", "--stage-sizes", "4,1,1,1", "--image-size", "16",
+          "--retrieval-images", "0"])
+    (tmp_path / "labels.csv").write_text("path,label\n" + "".join(
+        f"corpus/stage0/{i:06d}.png,{'left' if i % 2 else 'right'}\n" for i in range(4)))
+    assert main(["eval", "--checkpoint", str(trained_run), "--zeroshot-data", str(tmp_path / "labels.csv"),
+                 "--output", str(tmp_path / "csv.json")]) == 0
+    result = json.loads((tmp_path / "csv.json").read_text())["zeroshot"]["labels"]
+    assert result["classes"] == 2 and result["images"] == 4 and "top5" not in result
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--model", "no-such-preset"], "unknown model 'no-such-preset'"),
+    (["train", "--precision", "fp32", "--samples", "1"], "less than one optimizer step"),
+    (["eval", "--checkpoint", "/nonexistent"], "not a checkpoint folder"),
+])
+def test_cli_user_errors_are_one_clear_line(argv, message, capsys, tmp_path):
+    assert main([*argv, "--output", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_bad_templates_file_names_the_line(trained_run, tmp_path, capsys):
+    (tmp_path / "t.txt").write_text("a photo of a {}\nno placeholder here\n")
+    assert main(["eval", "--checkpoint", str(trained_run), "--templates", str(tmp_path / "t.txt")]) == 2
+    assert "t.txt:2" in capsys.readouterr().err
