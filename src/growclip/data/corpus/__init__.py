@@ -13,30 +13,23 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from growclip.data.corpus.attributes import NUM_STAGES
 from growclip.data.corpus.render import render
-from growclip.data.corpus.scenes import Scene, caption, sample_scene, sample_variant
+from growclip.data.corpus.scenes import caption, sample_scene
 from growclip.data.corpus.tasks import TASKS, CorpusTask
 from growclip.data.evalsets import RetrievalSet, ZeroShotTask
 
-DEFAULT_STAGE_SIZES = (4_000, 8_000, 16_000, 32_000)
-PAIRS_PER_PROTOTYPE = 256  # a stage of N pairs varies N / 256 prototype scenes
-_SPLITS = {"train": 0, "val": 1, "zeroshot": 2, "prototype": 3}
+DEFAULT_STAGE_SIZES = (8_000, 16_000, 32_000, 64_000)
+_SPLITS = {"train": 0, "val": 1, "zeroshot": 2}
 
 
 def _rng(seed: int, split: str, *keys: int) -> np.random.Generator:
     return np.random.default_rng([seed, _SPLITS[split], *keys])
 
 
-def prototypes(seed: int, stage: int, count: int) -> list[Scene]:
-    return [sample_scene(_rng(seed, "prototype", stage, index), stage) for index in range(count)]
-
-
 class StageDataset(Dataset):
-    """Pairs of one stage, each a variant of one of the stage's prototype scenes.
-    Items: ((S, S, 3) uint8 image, caption)."""
+    """Pairs of one stage. Items: ((S, S, 3) uint8 image, caption)."""
 
     def __init__(self, seed: int, stage: int, size: int, image_size: int) -> None:
         self.seed, self.stage, self.size, self.image_size = seed, stage, size, image_size
-        self.prototypes = prototypes(seed, stage, max(8, size // PAIRS_PER_PROTOTYPE))
 
     def __len__(self) -> int:
         return self.size
@@ -45,7 +38,7 @@ class StageDataset(Dataset):
         if not 0 <= index < self.size:
             raise IndexError(index)
         rng = _rng(self.seed, "train", self.stage, index)
-        scene = sample_variant(rng, self.stage, self.prototypes[rng.integers(len(self.prototypes))])
+        scene = sample_scene(rng, self.stage)
         return render(scene, self.image_size, rng), caption(scene, self.stage, rng)
 
 

@@ -115,39 +115,6 @@ def _relation(rng: np.random.Generator, stage: int, fixed: Fixed, background: st
     return Scene("relation", (first, second), background, labels)
 
 
-THING_FIELDS = ("shape", "colour", "size", "texture")
-
-
-def defining_values(scene: Scene) -> dict[str, str]:
-    """The `fixed` values with which `sample_scene` draws this scene again (up to jitter)."""
-    values = {"background": scene.background}
-    if scene.kind == "relation":
-        values["relation"] = scene.labels["relation"]
-        for prefix, thing in zip(("first_", "second_"), scene.things):
-            values.update({prefix + name: getattr(thing, name) for name in THING_FIELDS})
-        return values
-    values.update({name: getattr(scene.things[0], name) for name in THING_FIELDS})
-    if scene.kind == "single":
-        values["position"] = scene.labels["position"]
-    else:
-        values["count"] = scene.labels["count"]
-    return values
-
-
-def sample_variant(rng: np.random.Generator, stage: int, prototype: Scene, max_changes: int = 3) -> Scene:
-    """The prototype with 1..max_changes of its values drawn afresh.
-
-    Real data is full of near-duplicates; here they are what makes a random batch hold hard
-    negatives, pairs that differ in one or two attributes, so that learning the easy attributes
-    (colour, background) is not enough to tell the pairs of a batch apart.
-    """
-    values = defining_values(prototype)
-    keys = sorted(values)
-    changed = rng.choice(len(keys), size=rng.integers(1, max_changes + 1), replace=False)
-    kept = {key: values[key] for i, key in enumerate(keys) if i not in set(changed.tolist())}
-    return sample_scene(rng, stage, kind=prototype.kind, fixed=kept)
-
-
 # ----------------------------------------------------------------------------------- captions
 CONVERSE = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
 
