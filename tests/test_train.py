@@ -158,3 +158,24 @@ def test_training_is_deterministic_and_writes_its_outputs(tmp_path):
     results = json.loads((run / "eval.json").read_text())
     assert len(results["zeroshot"]) >= 9 and "image_to_text_R@1" in results["summary"]
     assert first.checkpoint == run / "checkpoints" / "step_00000006"
+
+
+def test_interrupted_training_saves_what_it_trained(tmp_path, monkeypatch):
+    from growclip.train import loop
+
+    tiny_config(image_size=16, vocab_size=400, context_length=32).to_json(tmp_path / "model.json")
+    real_step, calls = loop.train_step, []
+
+    def step_then_interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_step", step_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train(_train_config(tmp_path))
+    model, _, state = load_checkpoint(tmp_path / "run")
+    assert state["step"] == 3 and state["samples"] == 48
+    untrained = create_model(model.config, seed=0)  # the run's seed: saved weights moved away from it
+    assert not torch.equal(model.text_head.proj.weight, untrained.text_head.proj.weight)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,11 +50,13 @@ def _step_batches(loader: DataLoader, accum_freq: int, steps: int) -> Iterator[l
         yield [next(batches) for _ in range(accum_freq)]
 
 
-def _run_steps(model: CLIP, loader: DataLoader, config: TrainConfig, steps: int, log: MetricsLog) -> list[float]:
+def _run_steps(model: CLIP, loader: DataLoader, config: TrainConfig, steps: int, log: MetricsLog,
+               losses: list[float]) -> None:
+    """Train for `steps` steps, appending each step's loss to `losses` (so an interrupted run
+    still tells how far it got)."""
     optimizer = make_optimizer(model, config.lr, config.wd, (config.beta1, config.beta2), config.eps)
     scheduler = warmup_cosine(optimizer, config.warmup, steps)
     step_samples = config.batch_size * config.accum_freq
-    losses: list[float] = []
     progress = tqdm(total=steps, disable=not config.progress, desc="train", unit="step")
     window_start = time.perf_counter()
     for step, micro_batches in enumerate(_step_batches(loader, config.accum_freq, steps), start=1):
@@ -70,7 +73,6 @@ def _run_steps(model: CLIP, loader: DataLoader, config: TrainConfig, steps: int,
             window_start = time.perf_counter()
         progress.update()
     progress.close()
-    return losses
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -88,10 +90,19 @@ def train(config: TrainConfig) -> TrainResult:
     loader = pair_loader(dataset, tokenizer, config.batch_size, config.seed, config.workers)
     step_samples = config.batch_size * config.accum_freq
     steps = max(1, (config.samples or len(dataset) * config.epochs) // step_samples)
+    losses: list[float] = []
+
+    def save(step: int) -> Path:
+        state = {"step": step, "samples": step * step_samples, "train_config": config.to_dict()}
+        return save_checkpoint(output / CHECKPOINTS / checkpoint_name(step), model, tokenizer, state)
+
     with MetricsLog(output / "metrics.jsonl") as log:
-        losses = _run_steps(model, loader, config, steps, log)
-        state = {"step": steps, "samples": steps * step_samples, "train_config": config.to_dict()}
-        checkpoint = save_checkpoint(output / CHECKPOINTS / checkpoint_name(steps), model, tokenizer, state)
+        try:
+            _run_steps(model, loader, config, steps, log, losses)
+        except KeyboardInterrupt:  # Ctrl-C keeps what was trained
+            print(f"\ninterrupted: saved {save(len(losses))}", file=sys.stderr)
+            raise
+        checkpoint = save(steps)
         results = evaluate(model, tokenizer, corpus.zeroshot_tasks(config.eval_images_per_class),
                            [corpus.retrieval_set(config.retrieval_images)], config.precision)
         log.write({"step": steps, "samples": steps * step_samples, **results["summary"]})
