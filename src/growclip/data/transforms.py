@@ -28,8 +28,10 @@ def load_image(path: str | Path, image_size: int) -> np.ndarray:
         return resize_center_crop(image, image_size)
 
 
+_MEAN_255 = torch.tensor(MEAN).view(1, 3, 1, 1) * 255
+_STD_255 = torch.tensor(STD).view(1, 3, 1, 1) * 255
+
+
 def normalize(images: torch.Tensor) -> torch.Tensor:
     """(B, S, S, 3) uint8 -> (B, 3, S, S) float32 normalised."""
-    mean = torch.tensor(MEAN).view(1, 3, 1, 1) * 255
-    std = torch.tensor(STD).view(1, 3, 1, 1) * 255
-    return (images.permute(0, 3, 1, 2).float() - mean) / std
+    return (images.permute(0, 3, 1, 2).float() - _MEAN_255) / _STD_255
