@@ -17,7 +17,8 @@ USER_ERRORS = (ConfigError, CheckpointError, TokenizerError, LabelledDataError, 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="growclip", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="growclip", description="Contrastive language-image pre-training whose model grows with its data.")
     commands = parser.add_subparsers(dest="command", required=True)
     for module in COMMANDS.values():
         module.add_parser(commands)
