@@ -82,3 +82,10 @@ def test_bad_templates_file_names_the_line(trained_run, tmp_path, capsys):
     (tmp_path / "t.txt").write_text("a photo of a {}\nno placeholder here\n")
     assert main(["eval", "--checkpoint", str(trained_run), "--templates", str(tmp_path / "t.txt")]) == 2
     assert "t.txt:2" in capsys.readouterr().err
+
+
+def test_eval_on_only_unreadable_images_is_a_clear_error(trained_run, tmp_path, capsys):
+    (tmp_path / "photos" / "cat").mkdir(parents=True)
+    (tmp_path / "photos" / "cat" / "a.jpg").write_bytes(b"")
+    assert main(["eval", "--checkpoint", str(trained_run), "--zeroshot-data", str(tmp_path / "photos")]) == 2
+    assert "none of its 1 images could be read" in capsys.readouterr().err

@@ -39,6 +39,8 @@ def encode_images(model: CLIP, images: Dataset | np.ndarray, batch_size: int = 2
         with autocast(device, precision):
             features.append(model.encode_image(pixels.to(device)).float().cpu())
         labels.append(label)
+    if not features:  # every image was unreadable
+        return torch.empty(0, model.config.embed_dim), torch.empty(0, dtype=torch.long)
     return torch.cat(features), torch.cat(labels)
 
 
