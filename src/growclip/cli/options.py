@@ -18,6 +18,23 @@ def int_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def float_pair(text: str) -> tuple[float, float]:
+    """'0.9,1.0' -> (0.9, 1.0)."""
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two comma-separated numbers, got {text!r}") from None
+    return low, high
+
+
+def separator(text: str) -> str:
+    """A one-character column separator; '\\t' as typed in a shell means a tab."""
+    text = {"\\t": "\t", "tab": "\t"}.get(text, text)
+    if len(text) != 1:
+        raise argparse.ArgumentTypeError(f"expected one character (or '\\t'), got {text!r}")
+    return text
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """A YAML or JSON mapping of setting names (dashes or underscores) to values."""
     path = Path(path)

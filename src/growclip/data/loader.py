@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 from growclip.data.tokenizer import Tokenizer
 from growclip.data.transforms import normalize
@@ -16,21 +18,10 @@ def stack_images(images: list[np.ndarray]) -> torch.Tensor:
 
 
 class PairCollate:
-    """(image, caption) items -> ((B, 3, S, S) float images, (B, L) token ids)."""
+    """Items whose first two fields are (image, caption) -> ((B, 3, S, S) float, (B, L) token ids)."""
 
     def __init__(self, tokenizer: Tokenizer) -> None:
         self.tokenizer = tokenizer
 
-    def __call__(self, batch: list[tuple[np.ndarray, str]]) -> tuple[torch.Tensor, torch.Tensor]:
-        images, captions = zip(*batch)
-        return stack_images(list(images)), self.tokenizer(captions)
-
-
-def pair_loader(dataset: Dataset, tokenizer: Tokenizer, batch_size: int, seed: int, workers: int = 0,
-                shuffle: bool = True) -> DataLoader:
-    """Seeded shuffling; full batches only, as a contrastive batch's size sets its negatives."""
-    return DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, drop_last=True, num_workers=workers,
-        collate_fn=PairCollate(tokenizer), generator=torch.Generator().manual_seed(seed),
-        persistent_workers=workers > 0,
-    )
+    def __call__(self, batch: Sequence[Sequence[Any]]) -> tuple[torch.Tensor, torch.Tensor]:
+        return stack_images([item[0] for item in batch]), self.tokenizer([item[1] for item in batch])

@@ -1,7 +1,9 @@
-"""Image transforms with PIL + NumPy: decode, resize, centre crop, and normalise a batch."""
+"""Image transforms with PIL + NumPy: resize and crop (centre or random-resized), normalise a batch."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,40 @@ def resize_center_crop(image: Image.Image, image_size: int) -> np.ndarray:
 def load_image(path: str | Path, image_size: int) -> np.ndarray:
     with Image.open(path) as image:
         return resize_center_crop(image, image_size)
+
+
+@dataclass(frozen=True)
+class CenterCrop:
+    """Evaluation transform (the rng is unused; it keeps one signature for every transform)."""
+
+    image_size: int
+
+    def __call__(self, image: Image.Image, rng: np.random.Generator) -> np.ndarray:
+        return resize_center_crop(image, self.image_size)
+
+
+@dataclass(frozen=True)
+class RandomResizedCrop:
+    """Training transform: a random box of `scale` x the area and aspect ratio in `ratio`, resized
+    to a square; falls back to the centre crop when ten draws do not fit (very elongated images)."""
+
+    image_size: int
+    scale: tuple[float, float] = (0.9, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+
+    def __call__(self, image: Image.Image, rng: np.random.Generator) -> np.ndarray:
+        image = image.convert("RGB")
+        width, height = image.size
+        log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
+        for _ in range(10):
+            area = width * height * rng.uniform(*self.scale)
+            aspect = math.exp(rng.uniform(*log_ratio))
+            box_w, box_h = round(math.sqrt(area * aspect)), round(math.sqrt(area / aspect))
+            if 0 < box_w <= width and 0 < box_h <= height:
+                left, top = int(rng.integers(0, width - box_w + 1)), int(rng.integers(0, height - box_h + 1))
+                box = (left, top, left + box_w, top + box_h)
+                return np.asarray(image.resize((self.image_size, self.image_size), Image.Resampling.BICUBIC, box=box))
+        return resize_center_crop(image, self.image_size)
 
 
 _MEAN_255 = torch.tensor(MEAN).view(1, 3, 1, 1) * 255

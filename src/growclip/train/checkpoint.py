@@ -1,7 +1,9 @@
-"""Checkpoints: a folder of safetensors weights, JSON model config, tokenizer.json and JSON state.
+"""Checkpoints: a folder of safetensors weights, JSON model config, tokenizer.json and JSON state,
+plus `trainer.safetensors` (optimizer moments, RNG) in checkpoints a run can resume from.
 
-Written into a temporary sibling folder and renamed into place, so a crash mid-write leaves the
-previous checkpoint intact and never a half-written one under the final name. Nothing is pickled.
+Written into a hidden temporary sibling folder and renamed into place, and deleted by renaming
+to a hidden name first, so a crash at any moment leaves whole checkpoints under `step_*` names
+and never a partial one. Nothing is pickled: tensors are safetensors, the rest JSON.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from growclip.model.config import ConfigError, ModelConfig
 from growclip.model.factory import create_model
 
 WEIGHTS, CONFIG, TOKENIZER, STATE = "model.safetensors", "config.json", "tokenizer.json", "state.json"
+TRAINER = "trainer.safetensors"
 CHECKPOINTS = "checkpoints"
 
 
@@ -33,7 +36,9 @@ def checkpoint_name(step: int) -> str:
     return f"step_{step:08d}"
 
 
-def save_checkpoint(directory: str | Path, model: CLIP, tokenizer: Tokenizer, state: dict[str, Any]) -> Path:
+def save_checkpoint(directory: str | Path, model: CLIP, tokenizer: Tokenizer, state: dict[str, Any],
+                    trainer: dict[str, torch.Tensor] | None = None) -> Path:
+    """`trainer`: the tensors of the training state (see `train.state`), for a resumable checkpoint."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = directory.with_name(f".{directory.name}.tmp{os.getpid()}")
@@ -44,17 +49,37 @@ def save_checkpoint(directory: str | Path, model: CLIP, tokenizer: Tokenizer, st
     model.config.to_json(staging / CONFIG)
     tokenizer.save(staging / TOKENIZER)
     (staging / STATE).write_text(json.dumps(state, indent=2) + "\n")
+    if trainer is not None:
+        save_file({name: t.detach().cpu().contiguous() for name, t in trainer.items()}, staging / TRAINER)
     for path in staging.iterdir():
         with path.open("rb") as handle:
             os.fsync(handle.fileno())
-    if directory.exists():  # replace an older checkpoint of the same name: move it aside first
-        retired = directory.with_name(f".{directory.name}.old{os.getpid()}")
-        os.replace(directory, retired)
-        os.replace(staging, directory)
-        shutil.rmtree(retired)
-    else:
-        os.replace(staging, directory)
+    if directory.exists():  # replace an older checkpoint of the same name
+        _retire(directory)
+    os.replace(staging, directory)
     return directory
+
+
+def _retire(directory: Path) -> None:
+    """Delete a checkpoint so that a crash half-way leaves no partial folder under its real name."""
+    retired = directory.with_name(f".{directory.name}.old{os.getpid()}")
+    os.replace(directory, retired)
+    shutil.rmtree(retired)
+
+
+def checkpoints_of(run: str | Path) -> list[Path]:
+    """A run's complete checkpoints, oldest first (hidden staging or retired folders excluded)."""
+    folder = Path(run) / CHECKPOINTS
+    return sorted(p for p in folder.glob("step_*") if p.is_dir()) if folder.is_dir() else []
+
+
+def prune_checkpoints(run: str | Path, keep: int) -> None:
+    """Keep the newest `keep` checkpoints (all if 0); clear leftovers of interrupted writes."""
+    folder = Path(run) / CHECKPOINTS
+    for leftover in folder.glob(".step_*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    for old in checkpoints_of(run)[:-keep] if keep else []:
+        _retire(old)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -62,7 +87,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
     path = Path(path)
     if (path / CONFIG).is_file():
         return path
-    candidates = sorted((path / CHECKPOINTS).glob("step_*")) if (path / CHECKPOINTS).is_dir() else []
+    candidates = checkpoints_of(path)
     if not candidates:
         raise CheckpointError(f"{path}: not a checkpoint folder (no {CONFIG}) and no run folder with "
                               f"{CHECKPOINTS}/step_*")
@@ -80,10 +105,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
         tokenizer = Tokenizer.load(directory / TOKENIZER, config.context_length)
     except (ConfigError, TokenizerError) as err:
         raise CheckpointError(str(err)) from None
-    try:
-        weights = load_file(directory / WEIGHTS, device=str(device))
-    except (SafetensorError, OSError) as err:
-        raise CheckpointError(f"{directory / WEIGHTS}: unreadable or truncated weights ({err})") from None
+    weights = _read_tensors(directory / WEIGHTS, device)
     model = create_model(config).to(device)
     try:
         model.load_state_dict(weights)
@@ -94,3 +116,19 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{directory / STATE}: not valid JSON ({err})") from None
     return model.eval(), tokenizer, state
+
+
+def _read_tensors(path: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    try:
+        return load_file(path, device=str(device))
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{path}: unreadable or truncated ({err})") from None
+
+
+def load_trainer_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """The training-state tensors of a resumable checkpoint (on CPU)."""
+    directory = resolve_checkpoint(path)
+    if not (directory / TRAINER).is_file():
+        raise CheckpointError(f"{directory}: no {TRAINER}, so no optimizer or RNG state to resume from "
+                              f"(it can still be evaluated)")
+    return _read_tensors(directory / TRAINER)

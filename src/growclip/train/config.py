@@ -8,11 +8,21 @@ from typing import Any
 from growclip.data.corpus import DEFAULT_STAGE_SIZES
 
 PRECISIONS = ("fp32", "bf16")
+TUPLE_FIELDS = ("stages", "stage_sizes", "crop_scale")  # lists in YAML/JSON
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     model: str = "clip-small"  # preset name or path to a model config JSON
+    train_data: str | None = None  # sources joined by '::'; None = the embedded corpus
+    val_data: str | None = None  # held-out pairs for retrieval (with train_data)
+    zeroshot_data: str | None = None  # labelled images (class folders or path,label CSV) for zero-shot
+    templates: str | None = None  # prompt templates file for zeroshot_data
+    csv_separator: str | None = None  # None: comma for .csv, tab otherwise
+    csv_img_key: str = "filepath"
+    csv_caption_key: str = "title"
+    tokenizer: str | None = None  # a tokenizer.json to use instead of training one on the captions
+    crop_scale: tuple[float, float] = (0.9, 1.0)  # random-resized-crop area range for files (not the corpus)
     stages: tuple[int, ...] | None = None  # embedded-corpus stages to train on; None = all
     stage_sizes: tuple[int, ...] = DEFAULT_STAGE_SIZES
     corpus_seed: int = 0
@@ -33,6 +43,11 @@ class TrainConfig:
     device: str = "auto"
     output: str = "runs/growclip"
     log_every: int = 10
+    save_every: int | None = None  # steps between checkpoints (one is always written at the end)
+    keep_checkpoints: int = 3  # newest checkpoints kept; 0 keeps all
+    resume: str | None = None  # "latest" (newest in output; a fresh start if none) or a checkpoint path
+    eval_every: int | None = None  # steps between evaluations (one always runs at the end)
+    report_to: str | None = None  # "tensorboard" adds TensorBoard scalars to the JSONL metrics
     eval_images_per_class: int = 40
     retrieval_images: int = 500
     progress: bool = True
@@ -40,9 +55,17 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        for name in ("batch_size", "accum_freq", "epochs", "log_every"):
-            if getattr(self, name) < 1:
+        for name in ("batch_size", "accum_freq", "epochs", "log_every", "save_every", "eval_every"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.keep_checkpoints < 0:
+            raise ValueError(f"keep_checkpoints must be 0 (keep all) or more, got {self.keep_checkpoints}")
+        if self.report_to not in (None, "", "tensorboard"):
+            raise ValueError(f"report_to must be 'tensorboard' or empty, got {self.report_to!r}")
+        if not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
+            raise ValueError(f"crop_scale must be two fractions 0 < min <= max <= 1, got {self.crop_scale}")
+        if self.val_data and not self.train_data:
+            raise ValueError("val_data needs train_data (the embedded corpus has its own retrieval split)")
         if self.samples is not None and self.samples < self.batch_size * self.accum_freq:
             raise ValueError(f"samples ({self.samples}) is less than one optimizer step "
                              f"(batch_size x accum_freq = {self.batch_size * self.accum_freq})")
@@ -58,5 +81,5 @@ class TrainConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown training settings {unknown}; known settings are {sorted(known)}")
-        tuples = {k: tuple(v) for k, v in data.items() if k in ("stages", "stage_sizes") and v is not None}
+        tuples = {k: tuple(v) for k, v in data.items() if k in TUPLE_FIELDS and v is not None}
         return cls(**{**data, **tuples})

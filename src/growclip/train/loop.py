@@ -1,30 +1,46 @@
-"""The training loop: embedded corpus in, checkpoint and evaluation out."""
+"""The training loop: data in; checkpoints, metrics and evaluations out; resumable bit for bit."""
 
 from __future__ import annotations
 
 import json
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from growclip.data.corpus import EmbeddedCorpus
-from growclip.data.loader import pair_loader
-from growclip.data.tokenizer import Tokenizer
+from growclip.data.pairs import DataError, format_skipped
+from growclip.data.sources import PairSources
+from growclip.data.stream import TrainStream
 from growclip.eval.suite import evaluate, format_results
 from growclip.model.clip import CLIP
 from growclip.model.factory import create_model, load_config
 from growclip.runtime import resolve_device, seed_everything
-from growclip.train.checkpoint import CHECKPOINTS, checkpoint_name, save_checkpoint
+from growclip.train.checkpoint import (
+    CHECKPOINTS,
+    CheckpointError,
+    checkpoint_name,
+    load_checkpoint,
+    load_trainer_tensors,
+    prune_checkpoints,
+    resolve_checkpoint,
+    save_checkpoint,
+)
 from growclip.train.config import TrainConfig
+from growclip.train.inputs import RunInputs, build_inputs
 from growclip.train.metrics import MetricsLog
 from growclip.train.optim import make_optimizer, warmup_cosine
-from growclip.train.step import Batch, train_step
+from growclip.train.state import (
+    load_optimizer_tensors,
+    optimizer_tensors,
+    rng_state,
+    schedule_state,
+    set_rng_state,
+    set_schedule_state,
+)
+from growclip.train.step import train_step
 
 
 @dataclass
@@ -32,83 +48,164 @@ class TrainResult:
     checkpoint: Path
     steps: int
     samples: int
-    losses: list[float]
+    losses: list[float]  # this invocation's steps (a resumed run: those after the checkpoint)
     eval: dict[str, Any]
+    skipped: dict[str, int]
 
 
-def _step_batches(loader: DataLoader, accum_freq: int, steps: int) -> Iterator[list[Batch]]:
-    """`steps` groups of `accum_freq` micro-batches, starting a new epoch whenever one ends."""
-    if len(loader) == 0:
-        raise ValueError(f"the training data ({len(loader.dataset)} pairs) is smaller than one batch")
-
-    def forever() -> Iterator[Batch]:
-        while True:
-            yield from loader
-
-    batches = forever()
-    for _ in range(steps):
-        yield [next(batches) for _ in range(accum_freq)]
+def checkpoint_path(output: Path, step: int) -> Path:
+    return output / CHECKPOINTS / checkpoint_name(step)
 
 
-def _run_steps(model: CLIP, loader: DataLoader, config: TrainConfig, steps: int, log: MetricsLog,
-               losses: list[float]) -> None:
-    """Train for `steps` steps, appending each step's loss to `losses` (so an interrupted run
-    still tells how far it got)."""
-    optimizer = make_optimizer(model, config.lr, config.wd, (config.beta1, config.beta2), config.eps)
-    scheduler = warmup_cosine(optimizer, config.warmup, steps)
+def total_steps(config: TrainConfig, sources: PairSources) -> int:
     step_samples = config.batch_size * config.accum_freq
-    progress = tqdm(total=steps, disable=not config.progress, desc="train", unit="step")
-    window_start = time.perf_counter()
-    for step, micro_batches in enumerate(_step_batches(loader, config.accum_freq, steps), start=1):
-        lr = scheduler.get_last_lr()[0]
-        losses.append(train_step(model, micro_batches, optimizer, scheduler, config.precision,
-                                 config.grad_clip_norm))
-        if step % config.log_every == 0 or step == steps:
-            elapsed = time.perf_counter() - window_start
-            window = step % config.log_every or config.log_every
-            speed = window * step_samples / elapsed
-            log.write({"step": step, "samples": step * step_samples, "loss": losses[-1], "lr": lr,
-                       "logit_scale": model.scale().item(), "samples_per_s": speed})
-            progress.set_postfix(loss=f"{losses[-1]:.3f}", samples_s=f"{speed:.0f}")
-            window_start = time.perf_counter()
-        progress.update()
-    progress.close()
+    if config.samples:
+        return config.samples // step_samples
+    records = sources.count()
+    if records is None:
+        raise DataError("the number of samples in remote shards is unknown: give --samples")
+    return max(1, records * config.epochs // step_samples)
+
+
+class Trainer:
+    """One run: model, optimizer, schedule, data stream and logs; steps, evaluates, saves, resumes."""
+
+    def __init__(self, config: TrainConfig, model: CLIP, inputs: RunInputs, steps: int, log: MetricsLog) -> None:
+        self.config, self.model, self.inputs, self.steps, self.log = config, model, inputs, steps, log
+        self.output = Path(config.output)
+        self.optimizer = make_optimizer(model, config.lr, config.wd, (config.beta1, config.beta2), config.eps)
+        self.scheduler = warmup_cosine(self.optimizer, config.warmup, steps)
+        self.stream = TrainStream(inputs.sources, inputs.tokenizer, inputs.transform, config.batch_size,
+                                  config.seed, config.workers)
+        self.step_samples = config.batch_size * config.accum_freq
+        self.step = 0
+        self.position = self.stream.state_dict()  # the data position at the end of `self.step`
+        self.saved_step = 0  # nothing worth saving before the first step
+        self.losses: list[float] = []
+
+    def restore(self, checkpoint: Path, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint written by `save` (model weights are already loaded)."""
+        tensors = load_trainer_tensors(checkpoint)
+        try:
+            load_optimizer_tensors(self.optimizer, self.model, tensors)
+            set_schedule_state(self.optimizer, self.scheduler, state["schedule"])
+            set_rng_state(state["rng"], tensors)
+            self.stream.load_state_dict(state["data"])
+        except KeyError as err:
+            raise CheckpointError(f"{checkpoint}: training state lacks {err}; not a resumable checkpoint") from None
+        self.step = self.saved_step = state["step"]
+        self.position = self.stream.state_dict()
+
+    def save(self) -> Path:
+        rng_json, rng_tensors = rng_state()
+        state = {"step": self.step, "samples": self.step * self.step_samples, "data": self.position,
+                 "schedule": schedule_state(self.optimizer, self.scheduler), "rng": rng_json,
+                 "train_config": self.config.to_dict()}
+        trainer = optimizer_tensors(self.optimizer, self.model) | rng_tensors
+        path = save_checkpoint(checkpoint_path(self.output, self.step), self.model,
+                               self.inputs.tokenizer, state, trainer)
+        prune_checkpoints(self.output, self.config.keep_checkpoints)
+        self.saved_step = self.step
+        return path
+
+    def evaluate(self, final: bool = False) -> dict[str, Any]:
+        """Logged under "eval"; the final record also carries the run's skip counts."""
+        results = evaluate(self.model, self.inputs.tokenizer, self.inputs.tasks, self.inputs.retrievals,
+                           self.config.precision)
+        record = {"step": self.step, "samples": self.step * self.step_samples, **results["summary"]}
+        if final:
+            record |= {"final": True, **self._skip_fields()}
+        self.log.write(record, "eval")
+        return results
+
+    def _skip_fields(self) -> dict[str, Any]:
+        skipped = self.stream.total_skipped
+        return {"skipped": sum(skipped.values()), "skipped_by_reason": dict(skipped)}
+
+    def run(self) -> None:
+        """Train to `steps`. Any exception (Ctrl-C included) first saves the last completed step."""
+        try:
+            self._run()
+        except BaseException:
+            if self.step > self.saved_step:
+                print(f"\nstopped: saved {self.save()}", file=sys.stderr)
+            raise
+
+    def _run(self) -> None:
+        config = self.config
+        batches = iter(self.stream)
+        progress = tqdm(initial=self.step, total=self.steps, disable=not config.progress, desc="train", unit="step")
+        window_start, window_steps = time.perf_counter(), 0
+        while self.step < self.steps:
+            micro_batches = [next(batches) for _ in range(config.accum_freq)]
+            lr = self.scheduler.get_last_lr()[0]
+            loss = train_step(self.model, micro_batches, self.optimizer, self.scheduler, config.precision,
+                              config.grad_clip_norm)
+            self.step, self.position = self.step + 1, self.stream.state_dict()
+            self.losses.append(loss)
+            window_steps += 1
+            progress.update()
+            if self.step % config.log_every == 0 or self.step == self.steps:
+                speed = window_steps * self.step_samples / (time.perf_counter() - window_start)
+                self._log_step(loss, lr, speed)
+                progress.set_postfix(loss=f"{loss:.3f}", samples_s=f"{speed:.0f}")
+                window_start, window_steps = time.perf_counter(), 0
+            if config.eval_every and self.step % config.eval_every == 0 and self.step < self.steps:
+                self.evaluate()
+            if config.save_every and self.step % config.save_every == 0 and self.step < self.steps:
+                self.save()
+        progress.close()
+
+    def _log_step(self, loss: float, lr: float, speed: float) -> None:
+        record = {"step": self.step, "samples": self.step * self.step_samples, "epoch": self.position["epoch"],
+                  "loss": loss, "lr": lr, "logit_scale": self.model.scale().item(), "samples_per_s": speed}
+        self.log.write(record | self._skip_fields())
+
+
+def _resume_from(config: TrainConfig) -> Path | None:
+    if not config.resume:
+        return None
+    if config.resume == "latest":
+        try:
+            return resolve_checkpoint(config.output)
+        except CheckpointError:
+            print(f"--resume latest: no checkpoint in {config.output} yet, starting a new run", file=sys.stderr)
+            return None
+    return resolve_checkpoint(config.resume)
 
 
 def train(config: TrainConfig) -> TrainResult:
-    """Train a fixed architecture on the embedded corpus, save it, and evaluate it."""
+    """Train a fixed architecture on the embedded corpus or `config.train_data`, save, evaluate."""
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)
     (output / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     seed_everything(config.seed)
     device = resolve_device(config.device)
-    model_config = load_config(config.model)
-    corpus = EmbeddedCorpus(config.corpus_seed, model_config.image_size, config.stage_sizes)
-    tokenizer = Tokenizer.train(corpus.tokenizer_captions(), model_config.vocab_size, model_config.context_length)
-    model = create_model(model_config, seed=config.seed).to(device)
-    dataset = corpus.train_data(config.stages)
-    loader = pair_loader(dataset, tokenizer, config.batch_size, config.seed, config.workers)
-    step_samples = config.batch_size * config.accum_freq
-    steps = max(1, (config.samples or len(dataset) * config.epochs) // step_samples)
-    losses: list[float] = []
-
-    def save(step: int) -> Path:
-        state = {"step": step, "samples": step * step_samples, "train_config": config.to_dict()}
-        return save_checkpoint(output / CHECKPOINTS / checkpoint_name(step), model, tokenizer, state)
-
-    with MetricsLog(output / "metrics.jsonl") as log:
-        try:
-            _run_steps(model, loader, config, steps, log, losses)
-        except KeyboardInterrupt:  # Ctrl-C keeps what was trained
-            print(f"\ninterrupted: saved {save(len(losses))}", file=sys.stderr)
-            raise
-        checkpoint = save(steps)
-        results = evaluate(model, tokenizer, corpus.zeroshot_tasks(config.eval_images_per_class),
-                           [corpus.retrieval_set(config.retrieval_images)], config.precision)
-        log.write({"step": steps, "samples": steps * step_samples, **results["summary"]})
+    checkpoint = _resume_from(config)
+    if checkpoint is not None:
+        model, tokenizer, state = load_checkpoint(checkpoint, device)
+        inputs = build_inputs(config, model.config, tokenizer)
+    else:
+        model_config = load_config(config.model)
+        inputs = build_inputs(config, model_config)
+        model, state = create_model(model_config, seed=config.seed).to(device), None
+    if inputs.val_skipped:
+        print(f"validation data: {format_skipped(inputs.val_skipped)}")
+    steps = total_steps(config, inputs.sources)
+    with MetricsLog(output / "metrics.jsonl", config.report_to == "tensorboard",
+                    resume_step=state["step"] if state else None) as log:
+        trainer = Trainer(config, model.train(), inputs, steps, log)
+        if checkpoint is not None:
+            trainer.restore(checkpoint, state)
+            print(f"resumed from {checkpoint} at step {trainer.step} of {steps}", file=sys.stderr)
+        trainer.run()
+        path = trainer.save() if trainer.saved_step < trainer.step else checkpoint_path(output, trainer.step)
+        results = trainer.evaluate(final=True)
+        skipped = dict(trainer.stream.total_skipped)
     (output / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
     print(format_results(results))
-    return TrainResult(checkpoint, steps, steps * step_samples, losses, results)
+    print(format_skipped(skipped))
+    return TrainResult(path, trainer.step, trainer.step * trainer.step_samples, trainer.losses, results, skipped)
 
 
-__all__ = ["TrainConfig", "TrainResult", "train"]
+__all__ = ["TrainConfig", "TrainResult", "Trainer", "train"]

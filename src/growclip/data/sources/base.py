@@ -1,0 +1,31 @@
+"""What every data source offers the training stream: records that load into a `Pair` or a `Skip`."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import Counter
+
+import numpy as np
+
+from growclip.data.pairs import ImageTransform, Pair, Skip
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+class IndexedSource(ABC):
+    """Records addressable by index (a table of files, a folder, the corpus), shuffled globally."""
+
+    name: str
+
+    def __init__(self) -> None:
+        self.skipped: Counter = Counter()  # records dropped when the source was opened
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def load(self, index: int, transform: ImageTransform, rng: np.random.Generator) -> Pair | Skip: ...
+
+    @abstractmethod
+    def captions(self, limit: int) -> list[str]:
+        """Up to `limit` captions, for training a tokenizer."""

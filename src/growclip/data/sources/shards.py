@@ -1,0 +1,97 @@
+"""Webdataset tar shards (`jpg`/`jpeg`/`png`/`webp` + `txt` per key), read with the `webdataset` package."""
+
+from __future__ import annotations
+
+import random
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import webdataset as wds
+from webdataset.filters import _shuffle
+from webdataset.shardlists import expand_urls
+
+from growclip.data.pairs import DataError, ImageTransform, Pair, Skip, clean_caption, decode_image
+
+IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
+SHUFFLE_BUFFER = 1000  # samples shuffled within a shard, as webdataset pipelines do
+
+
+def _is_local(url: str) -> bool:
+    return "://" not in url and not url.startswith("pipe:")
+
+
+class ShardSource:
+    """A brace-expanded list of shards, e.g. `data/shard-{000..099}.tar`; local shards must exist."""
+
+    def __init__(self, spec: str) -> None:
+        self.urls = expand_urls(spec)
+        self.name = spec
+        missing = [url for url in self.urls if _is_local(url) and not Path(url).is_file()]
+        if missing:
+            raise DataError(f"{len(missing)} of {len(self.urls)} shards of {spec!r} not found: "
+                            f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+
+    def records(self, url: str, rng: random.Random | None = None) -> Iterator[dict[str, Any] | Skip]:
+        """Raw samples of one shard (shuffled in a buffer when `rng` is given); a read error becomes
+        a Skip in the stream, so a corrupt shard costs its unreadable part and nothing else."""
+        errors: list[Exception] = []
+
+        def count_error(error: Exception) -> bool:
+            errors.append(error)
+            return True  # continue with what can still be read
+
+        def samples() -> Iterator[dict[str, Any] | Skip]:
+            for sample in wds.tarfile_samples([{"url": url}], handler=count_error):
+                yield sample
+                yield from self._drain(errors)
+            yield from self._drain(errors)
+
+        return _shuffle(samples(), SHUFFLE_BUFFER, SHUFFLE_BUFFER // 10, rng=rng) if rng else samples()
+
+    @staticmethod
+    def _drain(errors: list[Exception]) -> Iterator[Skip]:
+        while errors:
+            errors.pop()
+            yield Skip("unreadable shard")
+
+    def load(self, sample: dict[str, Any], transform: ImageTransform, rng: np.random.Generator) -> Pair | Skip:
+        image_key = next((key for key in IMAGE_KEYS if key in sample), None)
+        if image_key is None:
+            return Skip("missing image")
+        caption = clean_caption(sample.get("txt"))
+        if isinstance(caption, Skip):
+            return caption
+        image = decode_image(sample[image_key], transform, rng)
+        return image if isinstance(image, Skip) else Pair(image, caption, f"{sample['__url__']}#{sample['__key__']}")
+
+    def count(self) -> int | None:
+        """Samples with an image, from the tar headers alone; None if a shard is not a local file."""
+        if not all(_is_local(url) for url in self.urls):
+            return None
+        total = 0
+        for url in self.urls:
+            keys = set()
+            try:
+                with tarfile.open(url) as tar:
+                    for member in tar:
+                        stem, _, suffix = Path(member.name).name.partition(".")
+                        if member.isfile() and suffix.lower() in IMAGE_KEYS:
+                            keys.add(str(Path(member.name).parent / stem))
+            except (tarfile.TarError, OSError):
+                pass  # counted as far as readable; training counts the rest as unreadable
+            total += len(keys)
+        return total
+
+    def captions(self, limit: int) -> list[str]:
+        found = []
+        for url in self.urls:
+            for sample in self.records(url):
+                caption = clean_caption(sample.get("txt")) if isinstance(sample, dict) else sample
+                if isinstance(caption, str):
+                    found.append(caption)
+                    if len(found) == limit:
+                        return found
+        return found

@@ -1,0 +1,67 @@
+"""CSV/TSV tables of image path + caption, with open_clip's `--csv-*` conventions."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from growclip.data.pairs import DataError, ImageTransform, Pair, Skip, clean_caption, read_image
+from growclip.data.sources.base import IndexedSource
+
+
+def default_separator(path: Path) -> str:
+    """Comma for `.csv`, tab otherwise (open_clip's default, and what `.tsv` means)."""
+    return "," if path.suffix.lower() == ".csv" else "\t"
+
+
+class TableSource(IndexedSource):
+    """Rows with a missing column, an empty or a non-UTF-8 caption are dropped (and counted) on opening;
+    image paths are relative to the table's folder unless absolute."""
+
+    def __init__(self, path: str | Path, separator: str | None = None, img_key: str = "filepath",
+                 caption_key: str = "title") -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.name = self.path.name
+        separator = separator or default_separator(self.path)
+        self.paths: list[str] = []
+        self.texts: list[str] = []
+        with self.path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
+            reader = csv.DictReader(handle, delimiter=separator)
+            self._check_columns(reader.fieldnames, separator, img_key, caption_key)
+            for row in reader:
+                self._add_row(row.get(img_key), row.get(caption_key))
+
+    def _check_columns(self, columns: list[str] | None, separator: str, img_key: str, caption_key: str) -> None:
+        if not columns:
+            raise DataError(f"{self.path}: empty table, expected a header row")
+        for key, flag in ((img_key, "--csv-img-key"), (caption_key, "--csv-caption-key")):
+            if key not in columns:
+                raise DataError(f"{self.path}: no column {key!r} ({flag}); the columns are {columns} "
+                                f"with separator {separator!r} (--csv-separator)")
+
+    def _add_row(self, image_path: str | None, text: str | None) -> None:
+        if image_path is None or text is None:  # a short row: DictReader fills the missing cells with None
+            self.skipped["missing column"] += 1
+            return
+        caption = clean_caption(text)
+        if isinstance(caption, Skip):
+            self.skipped[caption.reason] += 1
+        elif not image_path.strip():
+            self.skipped["missing file"] += 1
+        else:
+            self.paths.append(image_path.strip())
+            self.texts.append(caption)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load(self, index: int, transform: ImageTransform, rng: np.random.Generator) -> Pair | Skip:
+        path = self.path.parent / self.paths[index]
+        image = read_image(path, transform, rng)
+        return image if isinstance(image, Skip) else Pair(image, self.texts[index], str(path))
+
+    def captions(self, limit: int) -> list[str]:
+        return self.texts[:limit]
