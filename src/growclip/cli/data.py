@@ -1,16 +1,20 @@
-"""`growclip data`: write the embedded corpus to disk as PNG images + TSV captions.
+"""`growclip data`: write the embedded corpus to disk as PNG images + TSV captions, or as
+webdataset shards (`png` + `txt` per key).
 
 The TSVs use open_clip's defaults (tab separator, `filepath` and `title` columns, paths relative
-to the TSV), so the same files work with `--train-data` here and in open_clip.
+to the TSV), so the same files work with `--train-data` here and in open_clip. The retrieval
+split is always a TSV (`val.tsv`), as its images have several captions each.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
+import webdataset as wds
 from PIL import Image
 
 from growclip.cli.options import int_list
@@ -18,10 +22,13 @@ from growclip.data.corpus import DEFAULT_STAGE_SIZES, NUM_STAGES, EmbeddedCorpus
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("data", help="write the embedded corpus to disk as images + TSV",
+    parser = commands.add_parser("data", help="write the embedded corpus to disk (images + TSV, or shards)",
                                  description=__doc__)
     add = parser.add_argument
     add("--output", required=True, help="folder to write into")
+    add("--format", choices=("tsv", "wds"), default="tsv", help="tsv: PNG files + stageK.tsv (default); "
+                                                                "wds: webdataset shards stageK-NNNNNN.tar")
+    add("--shard-size", type=int, default=10_000, help="pairs per webdataset shard (default 10000)")
     add("--stages", type=int_list, default=tuple(range(NUM_STAGES)), help="stages to write (default all)")
     add("--stage-sizes", type=int_list, default=DEFAULT_STAGE_SIZES, help="pairs per stage")
     add("--seed", type=int, default=0, help="corpus seed (default 0)")
@@ -43,17 +50,40 @@ def _save(image: np.ndarray, path: Path) -> None:
     Image.fromarray(image).save(path)
 
 
+def _png_bytes(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _write_stage_tsv(root: Path, stage: int, corpus: EmbeddedCorpus) -> str:
+    rows = []
+    for index, (image, caption) in enumerate(corpus.stage(stage)):
+        name = f"stage{stage}/{index:06d}.png"
+        _save(image, root / name)
+        rows.append((name, caption))
+    _write_tsv(root / f"stage{stage}.tsv", rows)
+    return str(root / f"stage{stage}.tsv")
+
+
+def _write_stage_shards(root: Path, stage: int, corpus: EmbeddedCorpus, shard_size: int) -> str:
+    root.mkdir(parents=True, exist_ok=True)
+    with wds.ShardWriter(str(root / f"stage{stage}-%06d.tar"), maxcount=shard_size, verbose=0) as sink:
+        for index, (image, caption) in enumerate(corpus.stage(stage)):
+            sink.write({"__key__": f"{index:06d}", "png": _png_bytes(image), "txt": caption})
+        last = sink.shard - 1
+    return str(root / f"stage{stage}-{{000000..{last:06d}}}.tar")
+
+
 def run(args: argparse.Namespace) -> int:
     root = Path(args.output)
     corpus = EmbeddedCorpus(args.seed, args.image_size, args.stage_sizes)
     for stage in args.stages:
-        rows = []
-        for index, (image, caption) in enumerate(corpus.stage(stage)):
-            name = f"stage{stage}/{index:06d}.png"
-            _save(image, root / name)
-            rows.append((name, caption))
-        _write_tsv(root / f"stage{stage}.tsv", rows)
-        print(f"stage {stage}: {len(rows)} pairs -> {root / f'stage{stage}.tsv'}")
+        if args.format == "wds":
+            written = _write_stage_shards(root, stage, corpus, args.shard_size)
+        else:
+            written = _write_stage_tsv(root, stage, corpus)
+        print(f"stage {stage}: {corpus.stage_sizes[stage]} pairs -> {written}")
     if args.retrieval_images:
         retrieval = corpus.retrieval_set(args.retrieval_images)
         for index, image in enumerate(retrieval.images):

@@ -1,0 +1,90 @@
+"""A run's report: PNG plots against samples seen and a Markdown summary, from its metrics.jsonl."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display needed
+import matplotlib.pyplot as plt
+
+from growclip.data.pairs import format_skipped
+from growclip.train.metrics import read_metrics
+
+EVAL_CURVES = {"zeroshot_mean_top1": "zero-shot mean top-1", "image_to_text_R@1": "image->text R@1",
+               "text_to_image_R@1": "text->image R@1"}
+
+
+def _plot(path: Path, title: str, ylabel: str, curves: dict[str, tuple[Sequence[float], Sequence[float]]],
+          log_y: bool = False) -> Path:
+    figure, axes = plt.subplots(figsize=(6, 3.5), dpi=100)
+    for label, (xs, ys) in curves.items():
+        axes.plot(xs, ys, label=label, marker="o" if len(xs) < 20 else None)
+    axes.set(title=title, xlabel="samples seen", ylabel=ylabel)
+    if log_y:
+        axes.set_yscale("log")
+    if len(curves) > 1:
+        axes.legend()
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def _series(records: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    points = [(r["samples"], r[key]) for r in records if key in r]
+    return [x for x, _ in points], [y for _, y in points]
+
+
+def _summary(run: Path, train: list[dict], evals: list[dict], plots: list[Path]) -> str:
+    lines = [f"# growclip run `{run}`", ""]
+    if train:
+        last = train[-1]
+        lines += [f"- steps: {last['step']}, samples seen: {last['samples']}, epochs started: {last['epoch'] + 1}",
+                  f"- last logged loss: {last['loss']:.4f}, learning rate {last['lr']:.3g}, "
+                  f"{last['samples_per_s']:.0f} samples/s"]
+    final = next((r for r in reversed(evals) if r.get("final")), None)
+    if final is not None:
+        lines.append(f"- data: {format_skipped(final.get('skipped_by_reason', {}))}")
+    if evals:
+        lines += ["", "## Evaluations", "", "| step | samples | " + " | ".join(EVAL_CURVES.values()) + " |",
+                  "|---:|---:|" + "---:|" * len(EVAL_CURVES)]
+        for r in evals:
+            cells = [f"{r[k]:.3f}" if k in r else "-" for k in EVAL_CURVES]
+            lines.append(f"| {r['step']} | {r['samples']} | " + " | ".join(cells) + " |")
+    lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
+    config = run / "train_config.json"
+    if config.is_file():
+        lines += ["", "## Settings", "", "```json", json.dumps(json.loads(config.read_text()), indent=2), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(run: str | Path, output: str | Path | None = None) -> list[Path]:
+    """-> the files written (PNG plots, then report.md), into `output` (default RUN/report)."""
+    run = Path(run)
+    metrics = run / "metrics.jsonl"
+    if not metrics.is_file():
+        raise FileNotFoundError(f"{run}: no metrics.jsonl here; is it a growclip run folder?")
+    records = read_metrics(metrics)
+    train = [r for r in records if "loss" in r]
+    evals = [r for r in records if any(k in r for k in EVAL_CURVES)]
+    if not train and not evals:
+        raise ValueError(f"{metrics}: no training or evaluation records yet")
+    folder = Path(output) if output else run / "report"
+    folder.mkdir(parents=True, exist_ok=True)
+    plots = []
+    if train:
+        plots.append(_plot(folder / "loss.png", "training loss", "contrastive loss",
+                           {"loss": _series(train, "loss")}, log_y=True))
+        plots.append(_plot(folder / "lr.png", "learning rate", "lr", {"lr": _series(train, "lr")}))
+    if evals:
+        curves = {label: _series(evals, key) for key, label in EVAL_CURVES.items() if any(key in r for r in evals)}
+        plots.append(_plot(folder / "eval.png", "evaluation", "accuracy / recall", curves))
+    summary = folder / "report.md"
+    summary.write_text(_summary(run, train, evals, plots), encoding="utf-8")
+    return [*plots, summary]
