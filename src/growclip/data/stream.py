@@ -108,7 +108,7 @@ class TrainStream:
         while True:
             fresh = not any(self.cursors)
             produced = 0
-            for batch in self._epoch():
+            for batch in self.one_epoch():
                 produced += 1
                 yield batch
             if fresh and not produced:
@@ -117,7 +117,8 @@ class TrainStream:
             self.epoch, self.cursors, self.ended, self.next_lane = self.epoch + 1, [0] * self.lanes, \
                 [False] * self.lanes, 0
 
-    def _epoch(self) -> Iterator[Batch]:
+    def one_epoch(self) -> Iterator[Batch]:
+        """The rest of the current epoch, from the saved position (all of it on a fresh stream)."""
         reader = LaneReader(self.sources, self.tokenizer, self.transform, self.batch_size, self.seed, self.epoch,
                             list(self.cursors))
         chunks = iter(DataLoader(reader, batch_size=None, num_workers=self.workers, collate_fn=_as_is))
