@@ -99,7 +99,7 @@ class TrainStream:
 
     @property
     def total_skipped(self) -> Counter:
-        """Records skipped so far, on opening the sources and while reading."""
+        """Bad records found so far, on opening the sources and while reading (each counted once)."""
         total = self.sources.skipped_on_open
         add_counts(total, self.skipped)
         return total
@@ -130,7 +130,8 @@ class TrainStream:
                 waiting[chunk.lane].append(chunk)
             chunk = waiting[lane].popleft()
             self.cursors[lane] = chunk.cursor
-            add_counts(self.skipped, chunk.skipped)
+            if self.epoch == 0:  # later passes meet the same bad records: count each once
+                add_counts(self.skipped, chunk.skipped)
             self.ended[lane] = chunk.batch is None
             self.next_lane = self._following(lane)
             if chunk.batch is not None:

@@ -41,16 +41,16 @@ def _series(records: list[dict[str, Any]], key: str) -> tuple[list[float], list[
     return [x for x, _ in points], [y for _, y in points]
 
 
-def _summary(run: Path, train: list[dict], evals: list[dict], plots: list[Path]) -> str:
+def _summary(run: Path, records: list[dict], train: list[dict], evals: list[dict], plots: list[Path]) -> str:
     lines = [f"# growclip run `{run}`", ""]
     if train:
         last = train[-1]
         lines += [f"- steps: {last['step']}, samples seen: {last['samples']}, epochs started: {last['epoch'] + 1}",
                   f"- last logged loss: {last['loss']:.4f}, learning rate {last['lr']:.3g}, "
                   f"{last['samples_per_s']:.0f} samples/s"]
-    final = next((r for r in reversed(evals) if r.get("final")), None)
-    if final is not None:
-        lines.append(f"- data: {format_skipped(final.get('skipped_by_reason', {}))}")
+    skips = next((r["skipped_by_reason"] for r in reversed(records) if "skipped_by_reason" in r), None)
+    if skips is not None:
+        lines.append(f"- data: {format_skipped(skips)}")
     if evals:
         lines += ["", "## Evaluations", "", "| step | samples | " + " | ".join(EVAL_CURVES.values()) + " |",
                   "|---:|---:|" + "---:|" * len(EVAL_CURVES)]
@@ -86,5 +86,5 @@ def write_report(run: str | Path, output: str | Path | None = None) -> list[Path
         curves = {label: _series(evals, key) for key, label in EVAL_CURVES.items() if any(key in r for r in evals)}
         plots.append(_plot(folder / "eval.png", "evaluation", "accuracy / recall", curves))
     summary = folder / "report.md"
-    summary.write_text(_summary(run, train, evals, plots), encoding="utf-8")
+    summary.write_text(_summary(run, records, train, evals, plots), encoding="utf-8")
     return [*plots, summary]
