@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,14 @@ def given_options(args: argparse.Namespace, exclude: tuple[str, ...] = ("command
     return {key: value for key, value in vars(args).items() if key not in exclude}
 
 
-def merged_settings(args: argparse.Namespace) -> dict[str, Any]:
+def merged_settings(args: argparse.Namespace, check: Callable[[dict[str, Any]], object] | None = None
+                    ) -> dict[str, Any]:
+    """The config file's settings overridden by the flags given. `check` validates the file's settings
+    on their own first, so that an error in the file names the file."""
     file_settings = load_config_file(args.config) if getattr(args, "config", None) else {}
+    if file_settings and check is not None:
+        try:
+            check(file_settings)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{args.config}: {err}") from None
     return {**file_settings, **given_options(args)}

@@ -65,6 +65,6 @@ def run(args: argparse.Namespace) -> int:
 
         print("\n".join(list_presets()))
         return 0
-    result = run_training(TrainConfig.from_dict(merged_settings(args)))
+    result = run_training(TrainConfig.from_dict(merged_settings(args, check=TrainConfig.check_settings)))
     print(f"checkpoint: {result.checkpoint}")
     return 0

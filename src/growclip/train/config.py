@@ -9,6 +9,28 @@ from growclip.data.corpus import DEFAULT_STAGE_SIZES
 
 PRECISIONS = ("fp32", "bf16")
 TUPLE_FIELDS = ("stages", "stage_sizes", "crop_scale")  # lists in YAML/JSON
+_ALLOWED_TYPES = {  # the annotation strings used below -> what a value may be
+    "str": (str,), "str | None": (str, type(None)), "int": (int,), "int | None": (int, type(None)),
+    "float": (int, float), "float | None": (int, float, type(None)), "bool": (bool,),
+    "tuple[int, ...]": (tuple,), "tuple[int, ...] | None": (tuple, type(None)), "tuple[float, float]": (tuple,),
+}
+
+
+def _check_type(name: str, annotation: str, value: Any) -> None:
+    """Settings from YAML/JSON arrive untyped: say which one is wrong before it fails deep inside."""
+    allowed = _ALLOWED_TYPES[annotation]
+    if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+        raise ValueError(f"setting {name} must be {annotation}, got {value!r}")
+
+
+def _number(value: Any) -> Any:
+    """YAML 1.1 reads `1e-3` as a string; accept it as the number it means."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
 
 
 @dataclass(frozen=True)
@@ -53,6 +75,7 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         for name in ("batch_size", "accum_freq", "epochs", "log_every", "save_every", "eval_every"):
@@ -72,14 +95,26 @@ class TrainConfig:
         if self.lr <= 0 or self.warmup < 0 or self.workers < 0:
             raise ValueError("lr must be positive, warmup and workers non-negative")
 
+    def _check_types(self) -> None:
+        for field in fields(self):
+            _check_type(field.name, field.type, getattr(self, field.name))
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+    def check_settings(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Names and types of some settings (from a file, say), lists made tuples; no cross-field checks."""
+        types = {f.name: f.type for f in fields(cls)}
+        unknown = sorted(set(data) - set(types))
         if unknown:
-            raise ValueError(f"unknown training settings {unknown}; known settings are {sorted(known)}")
-        tuples = {k: tuple(v) for k, v in data.items() if k in TUPLE_FIELDS and v is not None}
-        return cls(**{**data, **tuples})
+            raise ValueError(f"unknown training settings {unknown}; known settings are {sorted(types)}")
+        settings = {name: tuple(v) if name in TUPLE_FIELDS and isinstance(v, list | tuple) else
+                    _number(v) if types[name].startswith("float") else v for name, v in data.items()}
+        for name, value in settings.items():
+            _check_type(name, types[name], value)
+        return settings
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        return cls(**cls.check_settings(data))
