@@ -9,6 +9,7 @@ next lane, skip counts) is a small dict, saved with every checkpoint.
 
 from __future__ import annotations
 
+import random
 from collections import Counter, deque
 from collections.abc import Iterator
 from itertools import islice
@@ -17,6 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from webdataset.filters import _shuffle
 
 from growclip.data.loader import PairCollate
 from growclip.data.pairs import DataError, ImageTransform, Pair, Skip, add_counts, format_skipped
@@ -24,6 +26,7 @@ from growclip.data.sources import PairSources, Part
 from growclip.data.tokenizer import Tokenizer
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # (B, 3, S, S) images, (B, L) tokens
+SHUFFLE_BUFFER = 2000  # raw (undecoded) samples a lane holds to mix consecutive shards
 
 
 class Chunk(NamedTuple):
@@ -46,11 +49,17 @@ class LaneReader(IterableDataset):
         self.batch_size, self.seed, self.epoch, self.cursors = batch_size, seed, epoch, cursors
 
     def _records(self, lane: int) -> Iterator[tuple[Part, int, int, Any]]:
-        """(part, part number in the epoch, position in the part, raw record) of this lane's parts."""
+        """(part, part number in the epoch, position in the part, raw record) of this lane's parts.
+        Shards are read in order, so with shards the lane's stream goes through a seeded shuffle
+        buffer spanning consecutive shards, as a webdataset pipeline does."""
         parts = self.sources.epoch_parts(self.seed, self.epoch, self.batch_size)
-        for number in range(lane, len(parts), len(self.cursors)):
-            records = self.sources.records(parts[number], self.seed, self.epoch, number)
-            yield from ((parts[number], number, position, record) for position, record in enumerate(records))
+        tagged = ((parts[number], number, position, record)
+                  for number in range(lane, len(parts), len(self.cursors))
+                  for position, record in enumerate(self.sources.records(parts[number])))
+        if not self.sources.sharded:
+            return tagged
+        rng = random.Random(f"{self.seed}/{self.epoch}/{lane}")
+        return _shuffle(tagged, SHUFFLE_BUFFER, SHUFFLE_BUFFER // 5, rng=rng)
 
     def __iter__(self) -> Iterator[Chunk]:
         info = get_worker_info()

@@ -9,7 +9,6 @@ the stream's lanes read in order, so any record's place in the run is a pure fun
 from __future__ import annotations
 
 import bisect
-import random
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -91,12 +90,11 @@ class PairSources:
         parts += [Part(shard_source=i, url=url) for i, source in enumerate(self.sharded) for url in source.urls]
         return [parts[i] for i in rng.permutation(len(parts))]
 
-    def records(self, part: Part, seed: int, epoch: int, number: int) -> Iterator[Any]:
-        """A part's raw records: global indices, or a shard's samples shuffled in a seeded buffer."""
+    def records(self, part: Part) -> Iterator[Any]:
+        """A part's raw records: global indices, or a shard's samples in order."""
         if part.indices is not None:
             return iter(part.indices.tolist())
-        shuffle = random.Random(f"{seed}/{epoch}/{number}")
-        return self.sharded[part.shard_source].records(part.url, shuffle)
+        return self.sharded[part.shard_source].records(part.url)
 
     def load(self, part: Part, record: Any, transform: ImageTransform, rng: np.random.Generator) -> Pair | Skip:
         if isinstance(record, Skip):
@@ -114,7 +112,7 @@ class PairSources:
         for which, source in enumerate(self.sharded):
             for url in source.urls:
                 part = Part(shard_source=which, url=url)
-                yield from ((part, record) for record in source.records(url))
+                yield from ((part, record) for record in self.records(part))
 
     def captions(self, limit: int = 200_000) -> list[str]:
         """Captions for training a tokenizer, taken evenly from every source."""

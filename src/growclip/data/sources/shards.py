@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,13 +9,11 @@ from typing import Any
 
 import numpy as np
 import webdataset as wds
-from webdataset.filters import _shuffle
 from webdataset.shardlists import expand_urls
 
 from growclip.data.pairs import DataError, ImageTransform, Pair, Skip, clean_caption, decode_image
 
 IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
-SHUFFLE_BUFFER = 1000  # samples shuffled within a shard, as webdataset pipelines do
 
 
 def _is_local(url: str) -> bool:
@@ -34,22 +31,19 @@ class ShardSource:
             raise DataError(f"{len(missing)} of {len(self.urls)} shards of {spec!r} not found: "
                             f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
 
-    def records(self, url: str, rng: random.Random | None = None) -> Iterator[dict[str, Any] | Skip]:
-        """Raw samples of one shard (shuffled in a buffer when `rng` is given); a read error becomes
-        a Skip in the stream, so a corrupt shard costs its unreadable part and nothing else."""
+    def records(self, url: str) -> Iterator[dict[str, Any] | Skip]:
+        """Raw samples of one shard, in order; a read error becomes a Skip in the stream, so a
+        corrupt shard costs its unreadable part and nothing else."""
         errors: list[Exception] = []
 
         def count_error(error: Exception) -> bool:
             errors.append(error)
             return True  # continue with what can still be read
 
-        def samples() -> Iterator[dict[str, Any] | Skip]:
-            for sample in wds.tarfile_samples([{"url": url}], handler=count_error):
-                yield sample
-                yield from self._drain(errors)
+        for sample in wds.tarfile_samples([{"url": url}], handler=count_error):
+            yield sample
             yield from self._drain(errors)
-
-        return _shuffle(samples(), SHUFFLE_BUFFER, SHUFFLE_BUFFER // 10, rng=rng) if rng else samples()
+        yield from self._drain(errors)
 
     @staticmethod
     def _drain(errors: list[Exception]) -> Iterator[Skip]:
