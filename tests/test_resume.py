@@ -116,3 +116,33 @@ def test_wrong_column_fails_before_training(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no column 'filepath' (--csv-img-key); the columns are ['image', 'caption']" in err
     assert not (tmp_path / "r" / "checkpoints").exists()
+
+
+def test_a_crash_while_writing_a_checkpoint_leaves_the_previous_one(data, tmp_path, monkeypatch):
+    from growclip.train import checkpoint
+
+    run = tmp_path / "run"
+    assert main(train_args(data, run, "--samples", "32")) == 0
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint.Tokenizer, "save", crash)  # fails half-way through the folder
+    with pytest.raises(OSError, match="disk full"):
+        main(train_args(data, run, "--samples", "48", "--resume", "latest"))
+    assert [p.name for p in checkpoint.checkpoints_of(run)] == ["step_00000004"]
+    assert list((run / "checkpoints").glob(".step_*"))  # the half-written folder, hidden
+    monkeypatch.undo()
+    assert main(train_args(data, run, "--samples", "48", "--resume", "latest")) == 0
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_00000004", "step_00000006"]
+
+
+def test_eval_on_val_data_drops_unreadable_images_with_their_captions(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(train_args(data, run, "--samples", "32")) == 0
+    rows = write_images(tmp_path / "val", 6)
+    (tmp_path / "val" / rows[2][0]).write_bytes(b"broken")
+    table = write_table(tmp_path / "val.tsv", [(f"val/{n}", c) for n, c in rows] + [("val/img0000.png", "again")])
+    assert main(["eval", "--checkpoint", str(run), "--val-data", str(table), "--output", str(tmp_path / "e.json")]) == 0
+    assert "5 images, 6 captions; skipped 1 record: 1 unreadable image" in capsys.readouterr().out
+    assert 0 <= json.loads((tmp_path / "e.json").read_text())["retrieval"]["val"]["image_to_text_R@1"] <= 1

@@ -121,8 +121,9 @@ class TrainStream:
                 produced += 1
                 yield batch
             if fresh and not produced:
+                lanes = f"; each of the {self.lanes} reader lanes (--workers) needs one" if self.lanes > 1 else ""
                 raise DataError(f"not one full batch of {self.batch_size} readable pairs in a pass over "
-                                f"{', '.join(self.sources.names)} ({format_skipped(self.total_skipped)})")
+                                f"{', '.join(self.sources.names)} ({format_skipped(self.total_skipped)}{lanes})")
             self.epoch, self.cursors, self.ended, self.next_lane = self.epoch + 1, [0] * self.lanes, \
                 [False] * self.lanes, 0
 
