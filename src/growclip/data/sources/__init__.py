@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from growclip.data.pairs import DataError, ImageTransform, Pair, Skip, add_counts
+from growclip.data.pairs import DataError, ImageTransform, Pair, Skip, add_counts, format_skipped
 from growclip.data.sources.base import IndexedSource
 from growclip.data.sources.corpus import CorpusSource
 from growclip.data.sources.folder import FolderSource
@@ -64,8 +64,8 @@ class PairSources:
         self.sharded = [s for s in sources if isinstance(s, ShardSource)]
         self._offsets = np.cumsum([0] + [len(s) for s in self.indexed]).tolist()
         if not self.sharded and self._offsets[-1] == 0:
-            raise DataError(f"no usable records in {', '.join(s.name for s in sources)}: "
-                            f"{dict(self.skipped_on_open)}")
+            raise DataError(f"no usable records in {', '.join(s.name for s in sources)} "
+                            f"({format_skipped(self.skipped_on_open)})")
 
     @property
     def names(self) -> list[str]:
