@@ -1,0 +1,64 @@
+"""What growth transforms: an architecture, its weights, and the AdamW moments of those weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from growclip.model.clip import CLIP
+from growclip.model.config import ModelConfig
+from growclip.model.factory import create_model
+from growclip.train.state import OPTIMIZER_PREFIX, load_optimizer_tensors, optimizer_tensors
+
+Moments = dict[str, dict[str, torch.Tensor]]  # parameter name -> {"exp_avg", "exp_avg_sq", "step"}
+
+
+@dataclass
+class GrowthState:
+    """Growth works on named tensors, not modules, so every operator is a pure function of names.
+
+    `weights` is the full state dict (buffers too); `moments` may be empty (no optimizer yet);
+    `step` is the optimizer step count, which brand-new parameters take over.
+    """
+
+    config: ModelConfig
+    weights: dict[str, torch.Tensor]
+    moments: Moments = field(default_factory=dict)
+    step: int = 0
+
+    @classmethod
+    def capture(cls, model: CLIP, optimizer: torch.optim.Optimizer | None = None) -> GrowthState:
+        weights = {name: t.detach().clone() for name, t in model.state_dict().items()}
+        moments = split_moments(optimizer_tensors(optimizer, model)) if optimizer is not None else {}
+        step = max((int(m["step"]) for m in moments.values() if "step" in m), default=0)
+        return cls(model.config, weights, moments, step)
+
+    @classmethod
+    def from_tensors(cls, model: CLIP, trainer: dict[str, torch.Tensor]) -> GrowthState:
+        """From a model and its checkpoint's `trainer.safetensors` tensors."""
+        moments = split_moments(trainer)
+        step = max((int(m["step"]) for m in moments.values() if "step" in m), default=0)
+        return cls(model.config, {n: t.detach().clone() for n, t in model.state_dict().items()}, moments, step)
+
+    def build_model(self) -> CLIP:
+        model = create_model(self.config)
+        model.load_state_dict(self.weights)
+        return model
+
+    def load_moments(self, optimizer: torch.optim.Optimizer, model: CLIP) -> None:
+        load_optimizer_tensors(optimizer, model, join_moments(self.moments))
+
+
+def split_moments(tensors: dict[str, torch.Tensor]) -> Moments:
+    """{"optimizer.exp_avg.<name>": t} (the checkpoint layout) -> {name: {"exp_avg": t}}."""
+    moments: Moments = {}
+    for key, value in tensors.items():
+        if key.startswith(OPTIMIZER_PREFIX + "."):
+            stat, name = key[len(OPTIMIZER_PREFIX) + 1 :].split(".", 1)
+            moments.setdefault(name, {})[stat] = value
+    return moments
+
+
+def join_moments(moments: Moments) -> dict[str, torch.Tensor]:
+    return {f"{OPTIMIZER_PREFIX}.{stat}.{name}": t for name, stats in moments.items() for stat, t in stats.items()}
