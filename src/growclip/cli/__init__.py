@@ -1,4 +1,6 @@
-"""The `growclip` command: `train`, `eval`, `report` and `data`. Flags become frozen configs here, at the edge."""
+"""The `growclip` command: `train`, `eval`, `grow`, `report` and `data`.
+
+Flags become frozen configs here, at the edge."""
 
 from __future__ import annotations
 
@@ -6,14 +8,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from growclip.cli import data, evaluate, report, train
+from growclip.cli import data, evaluate, grow, report, train
 from growclip.data.labelled import LabelledDataError
 from growclip.data.pairs import DataError
 from growclip.data.tokenizer import TokenizerError
 from growclip.model.config import ConfigError
 from growclip.train.checkpoint import CheckpointError
 
-COMMANDS = {"train": train, "eval": evaluate, "report": report, "data": data}
+COMMANDS = {"train": train, "eval": evaluate, "grow": grow, "report": report, "data": data}
 USER_ERRORS = (ConfigError, CheckpointError, TokenizerError, LabelledDataError, DataError, ValueError,
                FileNotFoundError)
 

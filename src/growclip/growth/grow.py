@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-
 from growclip.growth.base import GrowthOp
 from growclip.growth.parse import parse_op
 from growclip.growth.pim import inherit_with_momentum
@@ -43,10 +41,8 @@ def grow_state(state: GrowthState, ops: Sequence[GrowthOp | str], momentum: floa
     return inherit_with_momentum(state, create_model(state.config, seed), momentum)
 
 
-def grow(model: CLIP, ops: Sequence[GrowthOp | str], momentum: float = 1.0, seed: int = 0,
-         optimizer: torch.optim.Optimizer | None = None) -> tuple[CLIP, GrowthState]:
-    """-> (the grown model, in the mode `model` was in; its GrowthState, whose moments
-    `state.load_moments(new_optimizer, new_model)` carries into a new optimizer)."""
-    state = grow_state(GrowthState.capture(model, optimizer), ops, momentum, seed)
-    grown = state.build_model().to(next(model.parameters()).device)
-    return grown.train(model.training), state
+def grow(model: CLIP, ops: Sequence[GrowthOp | str], momentum: float = 1.0, seed: int = 0) -> CLIP:
+    """The grown model (weights only, in `model`'s mode and on its device). To carry an optimizer's
+    moments as well, use `grow_state(GrowthState.capture(model, optimizer), ...)`."""
+    state = grow_state(GrowthState.capture(model), ops, momentum, seed)
+    return state.build_model().to(next(model.parameters()).device).train(model.training)

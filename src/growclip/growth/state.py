@@ -47,7 +47,12 @@ class GrowthState:
         return model
 
     def load_moments(self, optimizer: torch.optim.Optimizer, model: CLIP) -> None:
-        load_optimizer_tensors(optimizer, model, join_moments(self.moments))
+        load_optimizer_tensors(optimizer, model, self.join_moments())
+
+    def join_moments(self) -> dict[str, torch.Tensor]:
+        """The moments in the checkpoint layout, {"optimizer.exp_avg.<name>": t}."""
+        return {f"{OPTIMIZER_PREFIX}.{stat}.{name}": t for name, stats in self.moments.items()
+                for stat, t in stats.items()}
 
 
 def split_moments(tensors: dict[str, torch.Tensor]) -> Moments:
@@ -58,7 +63,3 @@ def split_moments(tensors: dict[str, torch.Tensor]) -> Moments:
             stat, name = key[len(OPTIMIZER_PREFIX) + 1 :].split(".", 1)
             moments.setdefault(name, {})[stat] = value
     return moments
-
-
-def join_moments(moments: Moments) -> dict[str, torch.Tensor]:
-    return {f"{OPTIMIZER_PREFIX}.{stat}.{name}": t for name, stats in moments.items() for stat, t in stats.items()}

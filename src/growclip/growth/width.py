@@ -69,12 +69,10 @@ class Width(GrowthOp):
         return replace(config, width=self.to, heads=heads)
 
     def exact(self, config: ModelConfig) -> bool:
+        """Exact when every old feature, unit and channel gets the same number of copies."""
         new = self.grown_config(config)
-        whole = [n % o == 0 for o, n in ((config.width, new.width), (config.mlp_hidden, new.mlp_hidden))]
-        if config.stem == "conv":
-            pairs = zip(conv_stem_channels(config.width, config.patch_size), conv_stem_channels(new.width, new.patch_size))
-            whole += [n % o == 0 and n // o == new.width // config.width for o, n in pairs]
-        return all(whole) and new.mlp_hidden // config.mlp_hidden == new.width // config.width
+        factor = new.width / config.width
+        return all(bool((dim_map.copies == factor).all()) for dim_map in width_maps(config, new).values())
 
     def apply(self, state: GrowthState, fresh: CLIP) -> GrowthState:
         new = self.grown_config(state.config)
