@@ -1,0 +1,188 @@
+"""Growth operators: function preservation, moments, PIM, symmetry breaking, the CLI."""
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import ARCHITECTURES, tiny_config
+from growclip.cli import main
+from growclip.growth import GrowthError, GrowthState, grow, grow_state, grown_config, is_exact, parse_op
+from growclip.growth.width import width_maps
+from growclip.model import create_model
+from growclip.train.loss import clip_loss
+from growclip.train.optim import make_optimizer
+
+EXACT = [["width=64"], ["width=96,heads=scale"], ["mlp_ratio=3"], ["embed_dim=24"], ["vision_layers+1"],
+         ["vision_layers+2,at=0"], ["text_layers+1,at=0"], ["shared_layers+2"], ["shared_layers+1,at=0"],
+         ["width=64", "shared_layers+2", "mlp_ratio=4", "embed_dim=32"]]
+NOT_EXACT = [["width=48"], ["heads=4"], ["share"], ["vision_layers+1,init=copy"], ["share,merge=text", "heads=8"]]
+
+
+def inputs(config, batch=6):
+    generator = torch.Generator().manual_seed(1)
+    images = torch.randn(batch, 3, config.image_size, config.image_size, generator=generator)
+    tokens = torch.randint(3, config.vocab_size, (batch, config.context_length), generator=generator)
+    tokens[:, -3:] = 0
+    return images, tokens
+
+
+def trained(config, steps=3):
+    """A model and optimizer with a few steps behind them, so moments and weights are not at init."""
+    model = create_model(config, seed=2)
+    optimizer = make_optimizer(model, 1e-2, 0.1)
+    for step in range(steps):
+        optimizer.zero_grad()
+        clip_loss(*model(*inputs(config, 8 + step))).backward()
+        optimizer.step()
+    return model, optimizer
+
+
+@pytest.mark.parametrize("ops", EXACT, ids=" + ".join)
+def test_exact_operators_preserve_embeddings_and_loss(architecture, ops):
+    model = trained(architecture)[0].eval()
+    assert is_exact(architecture, ops)
+    grown = grow(model, ops)
+    assert grown.config == grown_config(architecture, ops) and not grown.training
+    images, tokens = inputs(architecture)
+    with torch.no_grad():
+        before, after = model(images, tokens), grown(images, tokens)
+    width = after[0].shape[1]  # embed_dim growth appends zero dimensions
+    for old, new in zip(before[:2], after[:2]):
+        torch.testing.assert_close(F.pad(old, (0, width - old.shape[1])), new, atol=1e-5, rtol=0)
+    torch.testing.assert_close(clip_loss(*before), clip_loss(*after), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("ops", NOT_EXACT, ids=" + ".join)
+def test_other_operators_say_so_and_still_build_the_grown_model(ops):
+    config = tiny_config(vision_layers=2, text_layers=2, shared_layers=1, parallel_branch=True)
+    assert not is_exact(config, ops)
+    grown = grow(trained(config)[0], ops)
+    assert grown.config == grown_config(config, ops)
+    assert torch.isfinite(clip_loss(*grown(*inputs(config)))).all()
+
+
+def test_share_keeps_each_modality_its_layernorms_and_averages_the_rest():
+    config = tiny_config(vision_layers=2, text_layers=2, shared_layers=1)
+    model = trained(config)[0]
+    old = model.state_dict()
+    new = grow(model, ["share"]).state_dict()
+    assert torch.equal(new["shared_blocks.0.ln_1.image.weight"], old["vision_blocks.1.ln_1.image.weight"])
+    assert torch.equal(new["shared_blocks.0.ln_2.text.bias"], old["text_blocks.1.ln_2.text.bias"])
+    expected = (old["vision_blocks.1.mlp.fc1.weight"] + old["text_blocks.1.mlp.fc1.weight"]) / 2
+    torch.testing.assert_close(new["shared_blocks.0.mlp.fc1.weight"], expected)
+    assert torch.equal(new["shared_blocks.1.attn.qkv.weight"], old["shared_blocks.0.attn.qkv.weight"])
+
+
+def test_width_moments_follow_the_gradients_of_the_copies():
+    config = tiny_config(vision_layers=1, text_layers=1, shared_layers=0)
+    model, optimizer = trained(config)
+    state = GrowthState.capture(model, optimizer)
+    grown = grow_state(state, ["width=64"])
+    name = "text_blocks.0.mlp.fc1.weight"  # rows: hidden units (2 copies each), columns: residual (read)
+    old, new = state.moments[name], grown.moments[name]
+    maps = width_maps(config, grown.config)
+    rows, columns = maps["hidden"].index, maps["residual"].index
+    assert sorted(rows.tolist()) == sorted(2 * list(range(config.mlp_hidden)))
+    torch.testing.assert_close(new["exp_avg"], old["exp_avg"][rows][:, columns] / 2)
+    torch.testing.assert_close(new["exp_avg_sq"], old["exp_avg_sq"][rows][:, columns] / 4)
+    assert grown.step == state.step == 3 and int(new["step"]) == 3
+    name = "text_blocks.0.attn.qkv.weight"  # query rows are scaled by 1/sqrt(2), so their gradient by sqrt(2)
+    queries = maps["qkv"].index[:64]
+    expected = state.moments[name]["exp_avg"][queries][:, columns] / 2 * 2**0.5
+    torch.testing.assert_close(grown.moments[name]["exp_avg"][:64], expected)
+
+
+@pytest.mark.parametrize("arch", ["clip-branch", "shared"])
+def test_identity_inserted_blocks_leave_the_old_parameters_update_unchanged(arch):
+    """One AdamW step after inserting identity blocks (zero moments, step count kept): every old
+    parameter moves exactly as it would have without growth."""
+    config = tiny_config(**ARCHITECTURES[arch])
+    model, optimizer = trained(config)
+    state = GrowthState.capture(model, optimizer)
+    grown_state = grow_state(state, ["vision_layers+1", "shared_layers+1", "text_layers+1"])
+    grown = grown_state.build_model()
+    grown_optimizer = make_optimizer(grown, 1e-2, 0.1)
+    grown_state.load_moments(grown_optimizer, grown)
+    batch = inputs(config, 10)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    for net, opt in ((model, optimizer), (grown, grown_optimizer)):
+        opt.zero_grad()
+        clip_loss(*net(*batch)).backward()
+        opt.step()
+    new_params = dict(grown.named_parameters())
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(new_params[name] - before[name], p.detach() - before[name], atol=1e-7, rtol=0)
+    inserted = new_params["text_blocks.1.mlp.fc2.weight"]
+    assert inserted.abs().sum() > 0  # the new block started at zero and is now learning
+    assert int(grown_optimizer.state[inserted]["step"]) == 4
+
+
+def test_pim_interpolates_between_inheritance_and_a_fresh_model():
+    config = tiny_config(vision_layers=1, text_layers=1, shared_layers=1)
+    model, optimizer = trained(config)
+    state = GrowthState.capture(model, optimizer)
+    ops = ["width=64", "shared_layers+1"]
+    inherited, fresh, half = (grow_state(state, ops, m, seed=5) for m in (1.0, 0.0, 0.5))
+    fresh_init = create_model(inherited.config, seed=5).state_dict()
+    for name, weight in inherited.weights.items():
+        assert torch.equal(fresh.weights[name], fresh_init[name]), name
+        if weight.is_floating_point():
+            torch.testing.assert_close(half.weights[name], (weight + fresh_init[name]) / 2)
+    name = "shared_blocks.0.attn.qkv.weight"
+    assert not fresh.moments[name]["exp_avg"].any()
+    torch.testing.assert_close(half.moments[name]["exp_avg_sq"], inherited.moments[name]["exp_avg_sq"] / 4)
+
+
+def test_duplicated_units_stay_symmetric_with_full_inheritance_and_diverge_with_pim():
+    config = tiny_config(vision_layers=1, text_layers=1, shared_layers=0)
+    model, optimizer = trained(config)
+    spread = {}
+    for momentum in (1.0, 0.5):
+        state = grow_state(GrowthState.capture(model, optimizer), ["width=64"], momentum)
+        grown = state.build_model()
+        grown_optimizer = make_optimizer(grown, 1e-2, 0.1)
+        state.load_moments(grown_optimizer, grown)
+        for step in range(10):
+            grown_optimizer.zero_grad()
+            clip_loss(*grown(*inputs(config, 8 + step))).backward()
+            grown_optimizer.step()
+        rows = grown.text_blocks[0].mlp.fc1.weight.detach()  # hidden unit i and its copy i + hidden
+        spread[momentum] = (rows[: config.mlp_hidden] - rows[config.mlp_hidden :]).norm() / rows.norm()
+    assert spread[1.0] < 1e-5 < 1e-2 < spread[0.5]
+
+
+def test_operator_spelling_and_errors():
+    assert parse_op("shared_layers+2,at=0,init=copy").spec() == "shared_layers+2,at=0,init=copy"
+    assert parse_op("width=256,heads=scale").spec() == "width=256,heads=scale"
+    for spec, message in (("depth+1", "unknown growth operator"), ("width+1", "NAME=VALUE"),
+                          ("vision_layers=3", "NAME\\+COUNT"), ("width=64,at=1", "unknown option"),
+                          ("mlp_ratio=abc", "could not convert")):
+        with pytest.raises(GrowthError, match=message):
+            parse_op(spec)
+    config = tiny_config()
+    with pytest.raises(GrowthError, match="width grows only"):
+        grown_config(config, ["width=16"])
+    with pytest.raises(GrowthError, match="insert position 5 is outside 0..1"):
+        grown_config(config, ["text_layers+1,at=5"])
+
+
+def test_grow_cli_writes_a_checkpoint_that_eval_and_resume_accept(tmp_path, capsys):
+    config = tiny_config(vision_layers=1, text_layers=1, shared_layers=0, image_size=32, patch_size=8,
+                         vocab_size=600, context_length=32)
+    (tmp_path / "model.json").write_text(json.dumps(config.to_dict()))
+    common = ["--batch-size", "8", "--stage-sizes", "64,64,64,64", "--eval-images-per-class", "4",
+              "--retrieval-images", "16", "--no-progress"]
+    assert main(["train", "--model", str(tmp_path / "model.json"), "--samples", "32",
+                 "--output", str(tmp_path / "run"), *common]) == 0
+    grown = tmp_path / "grown" / "step_00000004"
+    assert main(["grow", "--checkpoint", str(tmp_path / "run"), "--op", "width=64", "--op", "shared_layers+1",
+                 "--momentum", "0.9", "--output", str(grown)]) == 0
+    out = capsys.readouterr().out
+    assert "shared_layers=1" in out and "exact, PIM m=0.9" in out
+    state = json.loads((grown / "state.json").read_text())
+    assert state["growth"][0]["ops"] == ["width=64", "shared_layers+1"] and state["step"] == 4
+    assert main(["eval", "--checkpoint", str(grown), "--images-per-class", "4", "--retrieval-images", "16"]) == 0
+    assert main(["train", "--resume", str(grown), "--samples", "48", "--output", str(tmp_path / "on"), *common]) == 0
+    assert json.loads((tmp_path / "on" / "checkpoints" / "step_00000006" / "config.json").read_text())["width"] == 64
