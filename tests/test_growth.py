@@ -164,7 +164,7 @@ def test_operator_spelling_and_errors():
     config = tiny_config()
     with pytest.raises(GrowthError, match="width grows only"):
         grown_config(config, ["width=16"])
-    with pytest.raises(GrowthError, match="insert position 5 is outside 0..1"):
+    with pytest.raises(GrowthError, match=r"insert position 5 is outside 0\.\.1"):
         grown_config(config, ["text_layers+1,at=5"])
 
 
