@@ -36,9 +36,11 @@ def grow_state(state: GrowthState, ops: Sequence[GrowthOp | str], momentum: floa
                ) -> GrowthState:
     """Apply `ops` in order, then PIM with `momentum`. `seed` draws the fresh initialisations
     (brand-new units, and what PIM mixes in), so growth is deterministic."""
+    if not 0 <= momentum <= 1:
+        raise ValueError(f"PIM momentum must be in [0, 1], got {momentum}")
     for op in _ops(ops):
         state = op.apply(state, create_model(op.grown_config(state.config), seed))
-    return inherit_with_momentum(state, create_model(state.config, seed), momentum)
+    return state if momentum == 1 else inherit_with_momentum(state, create_model(state.config, seed), momentum)
 
 
 def grow(model: CLIP, ops: Sequence[GrowthOp | str], momentum: float = 1.0, seed: int = 0) -> CLIP:
