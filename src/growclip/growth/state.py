@@ -29,14 +29,11 @@ class GrowthState:
 
     @classmethod
     def capture(cls, model: CLIP, optimizer: torch.optim.Optimizer | None = None) -> GrowthState:
-        weights = {name: t.detach().clone() for name, t in model.state_dict().items()}
-        moments = split_moments(optimizer_tensors(optimizer, model)) if optimizer is not None else {}
-        step = max((int(m["step"]) for m in moments.values() if "step" in m), default=0)
-        return cls(model.config, weights, moments, step)
+        return cls.from_tensors(model, optimizer_tensors(optimizer, model) if optimizer is not None else {})
 
     @classmethod
     def from_tensors(cls, model: CLIP, trainer: dict[str, torch.Tensor]) -> GrowthState:
-        """From a model and its checkpoint's `trainer.safetensors` tensors."""
+        """From a model and its optimizer tensors in the checkpoint layout (`trainer.safetensors`)."""
         moments = split_moments(trainer)
         step = max((int(m["step"]) for m in moments.values() if "step" in m), default=0)
         return cls(model.config, {n: t.detach().clone() for n, t in model.state_dict().items()}, moments, step)
