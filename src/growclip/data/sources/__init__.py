@@ -21,7 +21,7 @@ from growclip.data.pairs import DataError, ImageTransform, Pair, Skip, add_count
 from growclip.data.sources.base import IndexedSource
 from growclip.data.sources.corpus import CorpusSource
 from growclip.data.sources.folder import FolderSource
-from growclip.data.sources.shards import ShardSource
+from growclip.data.sources.shards import ShardSource, sample_key
 from growclip.data.sources.table import TableSource
 
 
@@ -57,9 +57,15 @@ def open_source(spec: str, options: ReaderOptions = ReaderOptions()) -> IndexedS
 
 
 class PairSources:
-    """Several sources read as one: indexed records pooled into one global index, plus shards."""
+    """Several sources read as one: indexed records pooled into one global index, plus shards.
 
-    def __init__(self, sources: list[IndexedSource | ShardSource]) -> None:
+    `excluded` records (global indices, or `url#key` of shard samples) never reach training: a
+    held-out split, or the part of old data a replay leaves out. `shards` keeps only some shard URLs.
+    """
+
+    def __init__(self, sources: list[IndexedSource | ShardSource], excluded: frozenset[int | str] = frozenset(),
+                 shards: frozenset[str] | None = None) -> None:
+        self.sources, self.excluded, self.shards = sources, excluded, shards
         self.indexed = [s for s in sources if isinstance(s, IndexedSource)]
         self.sharded = [s for s in sources if isinstance(s, ShardSource)]
         self._offsets = np.cumsum([0] + [len(s) for s in self.indexed]).tolist()
@@ -78,23 +84,46 @@ class PairSources:
             add_counts(total, source.skipped)
         return total
 
+    def _urls(self, source: ShardSource) -> list[str]:
+        return [url for url in source.urls if self.shards is None or url in self.shards]
+
     def count(self) -> int | None:
         """Records in one epoch; None when a shard's size cannot be read without streaming it."""
-        shard_counts = [s.count() for s in self.sharded]
-        return None if None in shard_counts else self._offsets[-1] + sum(shard_counts)
+        shard_counts = [ShardSource.count_urls(self._urls(s)) for s in self.sharded]
+        if None in shard_counts:
+            return None
+        return self._offsets[-1] + sum(shard_counts) - len(self.excluded)
 
     def epoch_parts(self, seed: int, epoch: int, block: int) -> list[Part]:
         rng = np.random.default_rng([seed, epoch])
         order = rng.permutation(self._offsets[-1])
+        if self.excluded:
+            order = order[~np.isin(order, [i for i in self.excluded if isinstance(i, int)])]
         parts = [Part(indices=order[start : start + block]) for start in range(0, len(order), block)]
-        parts += [Part(shard_source=i, url=url) for i, source in enumerate(self.sharded) for url in source.urls]
+        parts += [Part(shard_source=i, url=url) for i, source in enumerate(self.sharded) for url in self._urls(source)]
         return [parts[i] for i in rng.permutation(len(parts))]
 
     def records(self, part: Part) -> Iterator[Any]:
-        """A part's raw records: global indices, or a shard's samples in order."""
+        """A part's raw records: global indices, or a shard's samples in order (excluded ones left out)."""
         if part.indices is not None:
             return iter(part.indices.tolist())
-        return self.sharded[part.shard_source].records(part.url)
+        samples = self.sharded[part.shard_source].records(part.url)
+        if not self.excluded:
+            return samples
+        return (s for s in samples if isinstance(s, Skip) or sample_key(s) not in self.excluded)
+
+    def without(self, excluded: set[int | str]) -> PairSources:
+        return PairSources(self.sources, self.excluded | frozenset(excluded), self.shards)
+
+    def sample(self, fraction: float, seed: int) -> PairSources:
+        """About `fraction` of the records, drawn with `seed`: indices one by one, shards whole."""
+        if fraction >= 1:
+            return self
+        rng = np.random.default_rng(seed)
+        dropped = np.flatnonzero(rng.random(self._offsets[-1]) >= fraction).tolist()
+        urls = [url for source in self.sharded for url in self._urls(source)]
+        kept = frozenset(url for url in urls if rng.random() < fraction)
+        return PairSources(self.sources, self.excluded | frozenset(dropped), kept)
 
     def load(self, part: Part, record: Any, transform: ImageTransform, rng: np.random.Generator) -> Pair | Skip:
         if isinstance(record, Skip):
@@ -110,7 +139,7 @@ class PairSources:
             part = Part(indices=np.arange(len(source)) + self._offsets[which])
             yield from ((part, index) for index in part.indices.tolist())
         for which, source in enumerate(self.sharded):
-            for url in source.urls:
+            for url in self._urls(source):
                 part = Part(shard_source=which, url=url)
                 yield from ((part, record) for record in self.records(part))
 
@@ -118,6 +147,17 @@ class PairSources:
         """Captions for training a tokenizer, taken evenly from every source."""
         sources = self.indexed + self.sharded
         return [c for source in sources for c in source.captions(limit // len(sources))]
+
+
+def join_sources(parts: list[PairSources]) -> PairSources:
+    """Several opened sets of sources as one (a cumulative stream); exclusions must be disjoint."""
+    sources, excluded, shards, offset = [], set(), set(), 0
+    for part in parts:
+        sources += part.sources
+        excluded |= {i + offset if isinstance(i, int) else i for i in part.excluded}
+        shards |= set(part.shards) if part.shards is not None else {u for s in part.sharded for u in s.urls}
+        offset += part._offsets[-1]
+    return PairSources(sources, frozenset(excluded), frozenset(shards))
 
 
 def open_sources(spec: str, options: ReaderOptions = ReaderOptions()) -> PairSources:
@@ -135,6 +175,8 @@ __all__ = [
     "ReaderOptions",
     "ShardSource",
     "TableSource",
+    "join_sources",
     "open_source",
     "open_sources",
+    "sample_key",
 ]

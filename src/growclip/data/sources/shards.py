@@ -16,6 +16,11 @@ from growclip.data.pairs import DataError, ImageTransform, Pair, Skip, clean_cap
 IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
 
 
+def sample_key(sample: dict[str, Any]) -> str:
+    """Names a shard sample across shards: `url#key`."""
+    return f"{sample['__url__']}#{sample['__key__']}"
+
+
 def _is_local(url: str) -> bool:
     return "://" not in url and not url.startswith("pipe:")
 
@@ -59,14 +64,18 @@ class ShardSource:
         if isinstance(caption, Skip):
             return caption
         image = decode_image(sample[image_key], transform, rng)
-        return image if isinstance(image, Skip) else Pair(image, caption, f"{sample['__url__']}#{sample['__key__']}")
+        return image if isinstance(image, Skip) else Pair(image, caption, sample_key(sample))
 
     def count(self) -> int | None:
+        return self.count_urls(self.urls)
+
+    @staticmethod
+    def count_urls(urls: list[str]) -> int | None:
         """Samples with an image, from the tar headers alone; None if a shard is not a local file."""
-        if not all(_is_local(url) for url in self.urls):
+        if not all(_is_local(url) for url in urls):
             return None
         total = 0
-        for url in self.urls:
+        for url in urls:
             keys = set()
             try:
                 with tarfile.open(url) as tar:
