@@ -84,6 +84,11 @@ class PairSources:
             add_counts(total, source.skipped)
         return total
 
+    @property
+    def indexed_count(self) -> int:
+        """Records of the indexed sources (exclusions not subtracted): the global index space."""
+        return self._offsets[-1]
+
     def _urls(self, source: ShardSource) -> list[str]:
         return [url for url in source.urls if self.shards is None or url in self.shards]
 
@@ -134,10 +139,10 @@ class PairSources:
         return self.indexed[which].load(record - self._offsets[which], transform, rng)
 
     def all_records(self) -> Iterator[tuple[Part, Any]]:
-        """Every record once, in source order (evaluation sets)."""
+        """Every record once, in source order, exclusions respected (evaluation sets)."""
         for which, source in enumerate(self.indexed):
             part = Part(indices=np.arange(len(source)) + self._offsets[which])
-            yield from ((part, index) for index in part.indices.tolist())
+            yield from ((part, index) for index in part.indices.tolist() if index not in self.excluded)
         for which, source in enumerate(self.sharded):
             for url in self._urls(source):
                 part = Part(shard_source=which, url=url)
@@ -156,7 +161,7 @@ def join_sources(parts: list[PairSources]) -> PairSources:
         sources += part.sources
         excluded |= {i + offset if isinstance(i, int) else i for i in part.excluded}
         shards |= set(part.shards) if part.shards is not None else {u for s in part.sharded for u in s.urls}
-        offset += part._offsets[-1]
+        offset += part.indexed_count
     return PairSources(sources, frozenset(excluded), frozenset(shards))
 
 
