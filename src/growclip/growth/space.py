@@ -1,0 +1,62 @@
+"""The dynamic growth space: children of the current model one or two operators away, within a
+parameter budget that grows with the data seen, plus "do not grow".
+
+Default budget rule: at most `params_per_pair` (20) parameters per training pair seen so far.
+CLIP-style models on the embedded corpus stop gaining from size well below that ratio only
+when trained far longer than a stream step allows (see the capacity table in the README:
+`clip-small`, 1.77 M, pays over `clip-tiny` at 100k-200k pairs), and the rule keeps early steps,
+with little data, from buying capacity they cannot train.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+from growclip.growth.base import GrowthError
+from growclip.growth.grow import grown_config
+from growclip.model.config import ModelConfig
+from growclip.model.cost import model_cost
+
+PARAMS_PER_PAIR = 20.0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    ops: tuple[str, ...] = ()  # () = do not grow
+    momentum: float = 1.0
+
+    @property
+    def label(self) -> str:
+        return "keep" if not self.ops else f"{' '.join(self.ops)} m={self.momentum:g}"
+
+
+def single_ops(config: ModelConfig) -> list[str]:
+    """One step along each dimension: double width, MLP ratio +2, one block per tower, one shared
+    block, sharing the top blocks (when a tower keeps one), twice the heads (head dim >= 32)."""
+    ops = [f"width={2 * config.width}", f"mlp_ratio={config.mlp_ratio + 2:g}", "vision_layers+1", "text_layers+1",
+           "shared_layers+1"]
+    if config.vision_layers > 1 and config.text_layers > 1:
+        ops.append("share")
+    if config.width % (2 * config.heads) == 0 and config.head_dim >= 64:
+        ops.append(f"heads={2 * config.heads}")
+    return ops
+
+
+def growth_space(config: ModelConfig, max_params: float, momenta: tuple[float, ...] = (0.9,)) -> list[Candidate]:
+    """"keep", then every single operator and every pair with width growth that fits the budget."""
+    singles = single_ops(config)
+    chains = [(op,) for op in singles] + [pair for pair in combinations(singles, 2) if pair[0].startswith("width")]
+    candidates = [Candidate()]
+    for ops in chains:
+        try:
+            params = model_cost(grown_config(config, ops)).params
+        except GrowthError:
+            continue
+        if params <= max_params:
+            candidates += [Candidate(ops, momentum) for momentum in momenta]
+    return candidates
+
+
+def params_budget(pairs_seen: int, params_per_pair: float = PARAMS_PER_PAIR) -> float:
+    return params_per_pair * pairs_seen
