@@ -19,6 +19,14 @@ def int_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def float_list(text: str) -> tuple[float, ...]:
+    """'1,0.9' -> (1.0, 0.9)."""
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
 def float_pair(text: str) -> tuple[float, float]:
     """'0.9,1.0' -> (0.9, 1.0)."""
     try:

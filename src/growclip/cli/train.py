@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from growclip.cli.options import float_pair, int_list, merged_settings, separator
+from growclip.cli.options import float_list, float_pair, int_list, merged_settings, separator
 from growclip.train import TrainConfig
 from growclip.train import train as run_training
+from growclip.train.growing import train_stream
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -48,6 +49,29 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--stages", type=int_list, help="embedded-corpus stages to train on, e.g. 0,1 (default all)")
     add("--stage-sizes", dest="stage_sizes", type=int_list, help="pairs per corpus stage, e.g. 4000,8000,...")
     add("--corpus-seed", dest="corpus_seed", type=int, help="seed of the embedded corpus (default 0)")
+    stream = parser.add_argument_group("growing run on a stream of chunks (growclip.train.growing)")
+    stream.add_argument("--chunks", nargs="+", type=str,
+                        help="chunks in order: sources (as --train-data) or corpus:K; 'corpus' = all 4 corpus stages")
+    stream.add_argument("--watch", help="a folder where chunks appear during the run; a file END ends the stream")
+    stream.add_argument("--growth", choices=("auto", "fixed", "schedule", "scratch"),
+                        help="auto: search (default); fixed: never grow; schedule: --grow-schedule; "
+                             "scratch: search, then retrain the chosen architecture from zero")
+    stream.add_argument("--grow-schedule", dest="grow_schedule", nargs="+", type=str,
+                        help="K:OP items, e.g. 1:width=128 2:shared_layers+2 (growth=schedule)")
+    stream.add_argument("--momentum", type=float, help="PIM m of scheduled growth (default 0.9)")
+    stream.add_argument("--search-momenta", dest="search_momenta", type=float_list,
+                        help="PIM m values the search tries, e.g. 1,0.9 (default 0.9)")
+    stream.add_argument("--replay", type=float,
+                        help="train on the new chunk plus REPLAY x its size of old pairs (default: all data so far)")
+    stream.add_argument("--chunk-samples", dest="chunk_samples", type=int,
+                        help="training pairs per chunk (default: --epochs x the new chunk's size)")
+    stream.add_argument("--params-per-pair", dest="params_per_pair", type=float,
+                        help="growth budget: parameters per training pair seen (default 20)")
+    stream.add_argument("--search-fraction", dest="search_fraction", type=float,
+                        help="search budget as a fraction of a chunk's training (default 0.2)")
+    stream.add_argument("--cost-weight", dest="cost_weight", type=float,
+                        help="score penalty per doubling of training FLOPs (default 0.05)")
+    stream.add_argument("--heldout", type=int, help="held-out pairs per chunk for scoring (default 256)")
     add("--log-every", dest="log_every", type=int, help="steps between metric lines (default 10)")
     add("--save-every", dest="save_every", type=int, help="steps between checkpoints (always one at the end)")
     add("--keep-checkpoints", dest="keep_checkpoints", type=int, help="newest checkpoints kept (default 3, 0 = all)")
@@ -65,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
 
         print("\n".join(list_presets()))
         return 0
-    result = run_training(TrainConfig.from_dict(merged_settings(args, check=TrainConfig.check_settings)))
+    config = TrainConfig.from_dict(merged_settings(args, check=TrainConfig.check_settings))
+    if config.chunks or config.watch:
+        train_stream(config)
+        return 0
+    result = run_training(config)
     print(f"checkpoint: {result.checkpoint}")
     return 0

@@ -36,9 +36,15 @@ def checkpoint_name(step: int) -> str:
     return f"step_{step:08d}"
 
 
+def checkpoint_path(run: str | Path, step: int) -> Path:
+    return Path(run) / CHECKPOINTS / checkpoint_name(step)
+
+
 def save_checkpoint(directory: str | Path, model: CLIP, tokenizer: Tokenizer, state: dict[str, Any],
-                    trainer: dict[str, torch.Tensor] | None = None) -> Path:
-    """`trainer`: the tensors of the training state (see `train.state`), for a resumable checkpoint."""
+                    trainer: dict[str, torch.Tensor] | None = None,
+                    extra: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
+    """`trainer`: the tensors of the training state (see `train.state`), for a resumable checkpoint;
+    `extra`: more safetensors files by name (a growth search's contenders)."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = directory.with_name(f".{directory.name}.tmp{os.getpid()}")
@@ -49,8 +55,9 @@ def save_checkpoint(directory: str | Path, model: CLIP, tokenizer: Tokenizer, st
     model.config.to_json(staging / CONFIG)
     tokenizer.save(staging / TOKENIZER)
     (staging / STATE).write_text(json.dumps(state, indent=2) + "\n")
-    if trainer is not None:
-        save_file({name: t.detach().cpu().contiguous() for name, t in trainer.items()}, staging / TRAINER)
+    files = {TRAINER: trainer} if trainer is not None else {}
+    for name, tensors in (files | (extra or {})).items():
+        save_file({key: t.detach().cpu().contiguous() for key, t in tensors.items()}, staging / name)
     for path in staging.iterdir():
         with path.open("rb") as handle:
             os.fsync(handle.fileno())
@@ -132,3 +139,10 @@ def load_trainer_tensors(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{directory}: no {TRAINER}, so no optimizer or RNG state to resume from "
                               f"(it can still be evaluated)")
     return _read_tensors(directory / TRAINER)
+
+
+def load_extra_tensors(path: str | Path, name: str) -> dict[str, torch.Tensor]:
+    directory = resolve_checkpoint(path)
+    if not (directory / name).is_file():
+        raise CheckpointError(f"{directory}: {name} is missing")
+    return _read_tensors(directory / name)

@@ -8,11 +8,13 @@ from typing import Any
 from growclip.data.corpus import DEFAULT_STAGE_SIZES
 
 PRECISIONS = ("fp32", "bf16")
-TUPLE_FIELDS = ("stages", "stage_sizes", "crop_scale")  # lists in YAML/JSON
+GROWTH_POLICIES = ("auto", "fixed", "schedule", "scratch")
+TUPLE_FIELDS = ("stages", "stage_sizes", "crop_scale", "chunks", "grow_schedule", "search_momenta")  # lists
 _ALLOWED_TYPES = {  # the annotation strings used below -> what a value may be
     "str": (str,), "str | None": (str, type(None)), "int": (int,), "int | None": (int, type(None)),
     "float": (int, float), "float | None": (int, float, type(None)), "bool": (bool,),
     "tuple[int, ...]": (tuple,), "tuple[int, ...] | None": (tuple, type(None)), "tuple[float, float]": (tuple,),
+    "tuple[str, ...] | None": (tuple, type(None)), "tuple[str, ...]": (tuple,), "tuple[float, ...]": (tuple,),
 }
 
 
@@ -46,6 +48,19 @@ class TrainConfig:
     tokenizer: str | None = None  # a tokenizer.json to use instead of training one on the captions
     crop_scale: tuple[float, float] = (0.9, 1.0)  # random-resized-crop area range for files (not the corpus)
     stages: tuple[int, ...] | None = None  # embedded-corpus stages to train on; None = all
+    # A growing run on a stream of chunks (set `chunks` or `watch`; see train.growing)
+    chunks: tuple[str, ...] | None = None  # chunk specs in order: sources, or "corpus:K"
+    watch: str | None = None  # a folder that receives chunks while the run goes on
+    growth: str = "auto"  # auto (search) | fixed | schedule | scratch
+    grow_schedule: tuple[str, ...] = ()  # "K:OP" items: grow by OP before chunk K (growth=schedule)
+    momentum: float = 0.9  # PIM m for scheduled growth
+    search_momenta: tuple[float, ...] = (0.9,)  # the m values the search tries
+    replay: float | None = None  # None: cumulative data; r: the new chunk plus r x its size of old pairs
+    chunk_samples: int | None = None  # training pairs per chunk; default: epochs x the new chunk's size
+    params_per_pair: float = 20.0  # growth budget: parameters per training pair seen
+    search_fraction: float = 0.2  # proxy training budget, as a fraction of the chunk's training
+    cost_weight: float = 0.05  # score penalty per doubling of training FLOPs per pair
+    heldout: int = 256  # held-out pairs per chunk for scoring
     stage_sizes: tuple[int, ...] = DEFAULT_STAGE_SIZES
     corpus_seed: int = 0
     batch_size: int = 128
@@ -87,8 +102,14 @@ class TrainConfig:
             raise ValueError(f"report_to must be 'tensorboard' or empty, got {self.report_to!r}")
         if not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
             raise ValueError(f"crop_scale must be two fractions 0 < min <= max <= 1, got {self.crop_scale}")
-        if self.val_data and not self.train_data:
-            raise ValueError("val_data needs train_data (the embedded corpus has its own retrieval split)")
+        if self.growth not in GROWTH_POLICIES:
+            raise ValueError(f"growth must be one of {GROWTH_POLICIES}, got {self.growth!r}")
+        if self.chunks and self.watch:
+            raise ValueError("give either chunks or watch, not both")
+        if not 0 <= self.momentum <= 1 or not all(0 <= m <= 1 for m in self.search_momenta):
+            raise ValueError("PIM momenta must be in [0, 1]")
+        if self.val_data and not (self.train_data or self.chunks or self.watch):
+            raise ValueError("val_data needs train_data or a stream (the embedded corpus has its own retrieval split)")
         if self.samples is not None and self.samples < self.batch_size * self.accum_freq:
             raise ValueError(f"samples ({self.samples}) is less than one optimizer step "
                              f"(batch_size x accum_freq = {self.batch_size * self.accum_freq})")

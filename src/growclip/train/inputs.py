@@ -33,30 +33,45 @@ def build_inputs(config: TrainConfig, model_config: ModelConfig, tokenizer: Toke
     """The embedded corpus and its evaluation sets unless `train_data` is given. A tokenizer is trained
     on the training captions unless one is passed (resume) or named (`config.tokenizer`)."""
     image_size = model_config.image_size
-    tasks: list[ZeroShotTask] = []
-    retrievals: list[RetrievalSet] = []
-    val_skipped: Counter = Counter()
+    corpus = None
     if config.train_data:
-        options = ReaderOptions(config.csv_separator, config.csv_img_key, config.csv_caption_key)
-        sources = open_sources(config.train_data, options)
-        if config.val_data:
-            retrieval, val_skipped = read_retrieval_set(open_sources(config.val_data, options), image_size)
-            retrievals.append(retrieval)
+        sources = open_sources(config.train_data, reader_options(config))
     else:
         corpus = EmbeddedCorpus(config.corpus_seed, image_size, config.stage_sizes)
         sources = PairSources([CorpusSource(corpus, config.stages)])
+    tasks, retrievals, val_skipped = evaluation_sets(config, image_size, corpus)
+    tokenizer = tokenizer or make_tokenizer(config, model_config, sources)
+    return RunInputs(sources, train_transform(config, image_size), tokenizer, tasks, retrievals, val_skipped)
+
+
+def reader_options(config: TrainConfig) -> ReaderOptions:
+    return ReaderOptions(config.csv_separator, config.csv_img_key, config.csv_caption_key)
+
+
+def train_transform(config: TrainConfig, image_size: int) -> RandomResizedCrop:
+    return RandomResizedCrop(image_size, config.crop_scale)
+
+
+def evaluation_sets(config: TrainConfig, image_size: int, corpus: EmbeddedCorpus | None
+                    ) -> tuple[list[ZeroShotTask], list[RetrievalSet], Counter]:
+    """The corpus's tasks and retrieval split when it is trained on; `val_data`, `zeroshot_data`."""
+    tasks: list[ZeroShotTask] = []
+    retrievals: list[RetrievalSet] = []
+    val_skipped: Counter = Counter()
+    if corpus is not None:
         tasks += corpus.zeroshot_tasks(config.eval_images_per_class)
         retrievals.append(corpus.retrieval_set(config.retrieval_images))
+    if config.val_data:
+        retrieval, val_skipped = read_retrieval_set(open_sources(config.val_data, reader_options(config)), image_size)
+        retrievals.append(retrieval)
     if config.zeroshot_data:
         templates = read_templates(config.templates) if config.templates else DEFAULT_TEMPLATES
         tasks.append(labelled_task(config.zeroshot_data, image_size, templates))
-    if tokenizer is None:
-        tokenizer = _tokenizer(config, model_config, sources)
-    transform = RandomResizedCrop(image_size, config.crop_scale)
-    return RunInputs(sources, transform, tokenizer, tasks, retrievals, val_skipped)
+    return tasks, retrievals, val_skipped
 
 
-def _tokenizer(config: TrainConfig, model_config: ModelConfig, sources: PairSources) -> Tokenizer:
+def make_tokenizer(config: TrainConfig, model_config: ModelConfig, sources: PairSources) -> Tokenizer:
+    """`config.tokenizer` if named (checked to fit the model), else BPE trained on the sources' captions."""
     if config.tokenizer:
         tokenizer = Tokenizer.load(config.tokenizer, model_config.context_length)
         if tokenizer.backend.get_vocab_size() > model_config.vocab_size:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,8 @@ from growclip.model.clip import CLIP
 from growclip.model.factory import create_model, load_config
 from growclip.runtime import resolve_device, seed_everything
 from growclip.train.checkpoint import (
-    CHECKPOINTS,
     CheckpointError,
-    checkpoint_name,
+    checkpoint_path,
     load_checkpoint,
     load_trainer_tensors,
     prune_checkpoints,
@@ -53,10 +53,6 @@ class TrainResult:
     skipped: dict[str, int]
 
 
-def checkpoint_path(output: Path, step: int) -> Path:
-    return output / CHECKPOINTS / checkpoint_name(step)
-
-
 def total_steps(config: TrainConfig, sources: PairSources) -> int:
     step_samples = config.batch_size * config.accum_freq
     if config.samples:
@@ -70,13 +66,19 @@ def total_steps(config: TrainConfig, sources: PairSources) -> int:
 class Trainer:
     """One run: model, optimizer, schedule, data stream and logs; steps, evaluates, saves, resumes."""
 
-    def __init__(self, config: TrainConfig, model: CLIP, inputs: RunInputs, steps: int, log: MetricsLog) -> None:
+    def __init__(self, config: TrainConfig, model: CLIP, inputs: RunInputs, steps: int, log: MetricsLog,
+                 base_step: int = 0, run_state: Callable[[], dict[str, Any]] | None = None,
+                 warmup: int | None = None) -> None:
+        """`base_step`: steps before this schedule in a longer run (a stream's earlier chunks), so that
+        logs and checkpoint names count globally; `run_state`: more JSON for every checkpoint;
+        `warmup`: warm-up steps of this schedule (default `config.warmup`)."""
         self.config, self.model, self.inputs, self.steps, self.log = config, model, inputs, steps, log
+        self.base_step, self.run_state = base_step, run_state
         self.output = Path(config.output)
         self.optimizer = make_optimizer(model, config.lr, config.wd, (config.beta1, config.beta2), config.eps)
-        self.scheduler = warmup_cosine(self.optimizer, config.warmup, steps)
+        self.scheduler = warmup_cosine(self.optimizer, config.warmup if warmup is None else warmup, steps)
         self.stream = TrainStream(inputs.sources, inputs.tokenizer, inputs.transform, config.batch_size,
-                                  config.seed, config.workers)
+                                  config.seed + base_step, config.workers)
         self.step_samples = config.batch_size * config.accum_freq
         self.step = 0
         self.position = self.stream.state_dict()  # the data position at the end of `self.step`
@@ -96,13 +98,20 @@ class Trainer:
         self.step = self.saved_step = state["step"]
         self.position = self.stream.state_dict()
 
+    @property
+    def global_step(self) -> int:
+        return self.base_step + self.step
+
+    def _where(self) -> dict[str, int]:
+        return {"step": self.global_step, "samples": self.global_step * self.step_samples}
+
     def save(self) -> Path:
         rng_json, rng_tensors = rng_state()
-        state = {"step": self.step, "samples": self.step * self.step_samples, "data": self.position,
-                 "schedule": schedule_state(self.optimizer, self.scheduler), "rng": rng_json,
-                 "train_config": self.config.to_dict()}
+        state = {"step": self.step, "global_step": self.global_step, "samples": self._where()["samples"],
+                 "data": self.position, "schedule": schedule_state(self.optimizer, self.scheduler), "rng": rng_json,
+                 "train_config": self.config.to_dict(), **(self.run_state() if self.run_state else {})}
         trainer = optimizer_tensors(self.optimizer, self.model) | rng_tensors
-        path = save_checkpoint(checkpoint_path(self.output, self.step), self.model,
+        path = save_checkpoint(checkpoint_path(self.output, self.global_step), self.model,
                                self.inputs.tokenizer, state, trainer)
         prune_checkpoints(self.output, self.config.keep_checkpoints)
         self.saved_step = self.step
@@ -112,7 +121,7 @@ class Trainer:
         """Logged under "eval"; the final record also carries the run's skip counts."""
         results = evaluate(self.model, self.inputs.tokenizer, self.inputs.tasks, self.inputs.retrievals,
                            self.config.precision)
-        record = {"step": self.step, "samples": self.step * self.step_samples, **results["summary"]}
+        record = {**self._where(), **results["summary"]}
         if final:
             record |= {"final": True, **self._skip_fields()}
         self.log.write(record, "eval")
@@ -157,12 +166,13 @@ class Trainer:
         progress.close()
 
     def _log_step(self, loss: float, lr: float, speed: float) -> None:
-        record = {"step": self.step, "samples": self.step * self.step_samples, "epoch": self.position["epoch"],
-                  "loss": loss, "lr": lr, "logit_scale": self.model.scale().item(), "samples_per_s": speed}
+        record = {**self._where(), "epoch": self.position["epoch"], "loss": loss, "lr": lr,
+                  "logit_scale": self.model.scale().item(), "samples_per_s": speed}
         self.log.write(record | self._skip_fields())
 
 
-def _resume_from(config: TrainConfig) -> Path | None:
+def resume_checkpoint(config: TrainConfig) -> Path | None:
+    """The checkpoint `--resume` names: None for a new run (also for `latest` with none yet)."""
     if not config.resume:
         return None
     if config.resume == "latest":
@@ -181,7 +191,7 @@ def train(config: TrainConfig) -> TrainResult:
     (output / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     seed_everything(config.seed)
     device = resolve_device(config.device)
-    checkpoint = _resume_from(config)
+    checkpoint = resume_checkpoint(config)
     if checkpoint is not None:
         model, tokenizer, state = load_checkpoint(checkpoint, device)
         inputs = build_inputs(config, model.config, tokenizer)

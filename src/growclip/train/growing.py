@@ -1,0 +1,357 @@
+"""A growing run: data arrives in chunks; before each chunk the model may grow, then it trains on.
+
+Every policy runs through this one loop, so comparisons differ only in the decision:
+  - auto: successive-halving search over the growth space (operators + PIM), scored on held-out
+    pairs of the new chunk and of the old ones (forgetting) with a cost penalty; the winner goes
+    on from its proxy training;
+  - fixed: never grows; schedule: grows by given operators before given chunks;
+  - scratch: searches like auto, then retrains the chosen architecture from zero on all data so far.
+The run checkpoints after every search round, during training (`--save-every`) and after every
+chunk; `--resume latest` continues from any of them and ends where an uninterrupted run ends.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+import torch
+
+from growclip.data.chunks import CORPUS_PREFIX, ChunkData, ChunkStream, open_chunk
+from growclip.data.corpus import NUM_STAGES, EmbeddedCorpus
+from growclip.data.evalsets import RetrievalSet
+from growclip.data.sources import PairSources, join_sources
+from growclip.data.stream import TrainStream
+from growclip.data.tokenizer import Tokenizer
+from growclip.data.transforms import normalize
+from growclip.eval.encode import encode_texts
+from growclip.eval.suite import evaluate
+from growclip.growth import GrowthState, grow_state, grown_config
+from growclip.growth.search import SuccessiveHalving
+from growclip.growth.space import Candidate, growth_space, params_budget
+from growclip.model.clip import CLIP
+from growclip.model.config import ModelConfig
+from growclip.model.cost import model_cost, train_flops_per_sample
+from growclip.model.factory import create_model, load_config
+from growclip.runtime import autocast, resolve_device, seed_everything
+from growclip.train.checkpoint import (
+    checkpoint_path,
+    load_checkpoint,
+    load_extra_tensors,
+    load_trainer_tensors,
+    prune_checkpoints,
+    save_checkpoint,
+)
+from growclip.train.config import TrainConfig
+from growclip.train.inputs import RunInputs, evaluation_sets, make_tokenizer, reader_options, train_transform
+from growclip.train.loop import Trainer, resume_checkpoint
+from growclip.train.loss import clip_loss
+from growclip.train.metrics import MetricsLog
+from growclip.train.optim import make_optimizer
+from growclip.train.state import rng_state, set_rng_state
+from growclip.train.step import train_step
+
+CORPUS_STREAM = tuple(f"{CORPUS_PREFIX}{stage}" for stage in range(NUM_STAGES))
+
+
+def chunk_specs(config: TrainConfig) -> tuple[str, ...]:
+    """`corpus` in the chunk list stands for every corpus stage, one chunk each."""
+    specs = config.chunks or ()
+    return tuple(s for spec in specs for s in (CORPUS_STREAM if spec == "corpus" else (spec,)))
+
+
+@torch.no_grad()
+def heldout_loss(model: CLIP, tokenizer: Tokenizer, heldout: RetrievalSet, precision: str, batch: int = 128) -> float:
+    """Mean contrastive loss over batches of held-out pairs (the last partial batch joins the previous)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    images = torch.from_numpy(heldout.images)
+    losses = []
+    starts = list(range(0, len(images) - batch + 1, batch)) or [0]
+    for index, start in enumerate(starts):
+        stop = len(images) if index == len(starts) - 1 else start + batch
+        with autocast(device, precision):
+            image_features = model.encode_image(normalize(images[start:stop]).to(device))
+        text_features = encode_texts(model, tokenizer, heldout.texts[start:stop], precision=precision).to(device)
+        losses.append(clip_loss(image_features.float(), text_features, model.scale()).item())
+    model.train(was_training)
+    return mean(losses)
+
+
+class GrowingRun:
+    def __init__(self, config: TrainConfig) -> None:
+        self.config, self.output = config, Path(config.output)
+        self.output.mkdir(parents=True, exist_ok=True)
+        (self.output / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        seed_everything(config.seed)
+        self.device = resolve_device(config.device)
+        self.stream = ChunkStream(chunk_specs(config), config.watch)
+        self.step_samples = config.batch_size * config.accum_freq
+        self.checkpoint = resume_checkpoint(config)
+        if self.checkpoint is not None:
+            model, self.tokenizer, self.saved = load_checkpoint(self.checkpoint)
+            self.current = GrowthState.from_tensors(model, load_trainer_tensors(self.checkpoint))
+            self.progress = self.saved["stream"]
+            set_rng_state(self.saved["rng"], load_trainer_tensors(self.checkpoint))
+        else:
+            self.current = GrowthState.capture(create_model(load_config(config.model), seed=config.seed))
+            self.saved, self.progress = {}, {"chunk": 0, "phase": "decide", "global_step": 0, "history": []}
+        image_size = self.current.config.image_size
+        self.corpus = EmbeddedCorpus(config.corpus_seed, image_size, config.stage_sizes)
+        self.chunks: list[ChunkData] = []
+        uses_corpus = any(s.startswith(CORPUS_PREFIX) for s in self.stream.known())
+        self.tasks, self.retrievals, _ = evaluation_sets(config, image_size, self.corpus if uses_corpus else None)
+        if self.checkpoint is None:
+            self.tokenizer = self._tokenizer(uses_corpus)
+
+    def _tokenizer(self, uses_corpus: bool) -> Tokenizer:
+        """The corpus's vocabulary for corpus streams; otherwise `--tokenizer` or the first chunk's captions."""
+        config, model_config = self.config, self.current.config
+        if uses_corpus and not config.tokenizer:
+            return Tokenizer.train(self.corpus.tokenizer_captions(), model_config.vocab_size,
+                                   model_config.context_length)
+        return make_tokenizer(config, model_config, self._chunk(0).sources)
+
+    # -- data ---------------------------------------------------------------------------------
+
+    def _chunk(self, index: int) -> ChunkData:
+        while len(self.chunks) <= index:
+            spec = self.stream.get(len(self.chunks))
+            self.chunks.append(open_chunk(spec, self.corpus, reader_options(self.config), self.config.heldout,
+                                          self.config.seed + len(self.chunks)))
+        return self.chunks[index]
+
+    def _records(self, index: int) -> int:
+        count = self._chunk(index).sources.count()
+        if count is None:
+            raise ValueError(f"{self._chunk(index).name}: size unknown (remote shards); give --chunk-samples")
+        return count
+
+    def _train_data(self, index: int) -> PairSources:
+        """Cumulative (every chunk so far), or the new chunk plus `replay` x its size of old pairs."""
+        new = self._chunk(index).sources
+        if index == 0:
+            return new
+        old = join_sources([self._chunk(i).sources for i in range(index)])
+        if self.config.replay is None:
+            return join_sources([old, new])
+        fraction = self.config.replay * self._records(index) / sum(self._records(i) for i in range(index))
+        return join_sources([new, old.sample(fraction, self.config.seed + index)])
+
+    def _chunk_steps(self, index: int) -> int:
+        samples = self.config.chunk_samples or self.config.epochs * self._records(index)
+        return max(1, samples // self.step_samples)
+
+    # -- decisions ----------------------------------------------------------------------------
+
+    def _decide(self, index: int) -> None:
+        config, progress = self.config, self.progress
+        before = self.current.config
+        if index == 0 or config.growth == "fixed":
+            decision = {"ops": [], "momentum": 1.0, "why": "first chunk" if index == 0 else "fixed policy"}
+        elif config.growth == "schedule":
+            ops = [item.split(":", 1)[1] for item in config.grow_schedule if int(item.split(":", 1)[0]) == index]
+            decision = {"ops": ops, "momentum": config.momentum, "why": "schedule"}
+            self.current = grow_state(self.current, ops, config.momentum, config.seed + index)
+        else:
+            decision = self._search(index)
+        if config.growth == "scratch" and index > 0:
+            self.current = GrowthState.capture(create_model(self.current.config, seed=config.seed + index))
+        decision |= {"chunk": index, "from": asdict(before), "to": asdict(self.current.config)}
+        progress.update(phase="train", decision=decision)
+        progress.pop("search", None)
+        self.log.write({**self._where(), "chunk": index, "decision": _label(decision), "why": decision["why"],
+                        "params": model_cost(self.current.config).params,
+                        "search_fraction": decision.get("search_fraction", 0.0)}, "growth")
+
+    def _search(self, index: int) -> dict[str, Any]:
+        config = self.config
+        pairs_seen = sum(self._records(i) for i in range(index + 1))
+        candidates = growth_space(self.current.config, params_budget(pairs_seen, config.params_per_pair),
+                                  tuple(config.search_momenta))
+        if len(candidates) == 1:
+            return {"ops": [], "momentum": 1.0, "why": f"nothing else fits {config.params_per_pair:g} params/pair",
+                    "search_fraction": 0.0, "candidates": []}
+        if "search" in self.progress:  # resumed in the middle of a search
+            search = SuccessiveHalving.from_state(self.progress["search"])
+            states = self._load_contenders(search)
+        else:
+            search = SuccessiveHalving(candidates, self._first_steps(index, candidates))
+            states = {i: grow_state(self.current, c.ops, c.momentum, config.seed + index)
+                      for i, c in enumerate(candidates)}
+        while not search.done:
+            search.run_round(lambda i, contender, steps: self._proxy(index, search.round, i, states, steps))
+            self._save_search(index, search, states)
+        winner = search.contenders.index(search.winner)
+        search_flops = sum(r["steps"] * self.step_samples * r["train_flops"] for c in search.contenders
+                           for r in c.rounds)
+        train_flops = self._chunk_steps(index) * self.step_samples * train_flops_per_sample(states[winner].config)
+        self.current = states[winner]
+        candidate = search.winner.candidate
+        return {"ops": list(candidate.ops), "momentum": candidate.momentum, "search_fraction":
+                search_flops / (search_flops + train_flops), "why": _why(search),
+                "candidates": [{"label": c.candidate.label, "rounds": c.rounds, "alive": c.alive}
+                               for c in search.contenders]}
+
+    def _first_steps(self, index: int, candidates: list[Candidate]) -> int:
+        """Proxy steps of the first round, so the whole search costs about `search_fraction` of the
+        chunk's training (successive halving spends about the same in every round)."""
+        rounds = math.ceil(math.log2(len(candidates)))
+        units = sum(math.ceil(len(candidates) / 2**r) * 2**r for r in range(rounds))
+        base = train_flops_per_sample(self.current.config)
+        ratio = mean(train_flops_per_sample(_grown(self.current.config, c)) / base for c in candidates)
+        return max(4, int(self.config.search_fraction * self._chunk_steps(index) / (units * ratio)))
+
+    def _proxy(self, index: int, round_: int, which: int, states: dict[int, GrowthState], steps: int
+               ) -> dict[str, float]:
+        """Train contender `which` `steps` more steps on this round's batches (the same for every
+        contender), at the peak learning rate; score it on held-out new and old pairs."""
+        config = self.config
+        model = states[which].build_model().to(self.device).train()
+        optimizer = make_optimizer(model, config.lr, config.wd, (config.beta1, config.beta2), config.eps)
+        states[which].load_moments(optimizer, model)
+        constant = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+        stream = TrainStream(self._train_data(index), self.tokenizer, train_transform(config, model.config.image_size),
+                             config.batch_size, config.seed * 1000 + index * 10 + round_, config.workers)
+        batches = iter(stream)
+        for _ in range(steps):
+            train_step(model, [next(batches) for _ in range(config.accum_freq)], optimizer, constant,
+                       config.precision, config.grad_clip_norm)
+        states[which] = GrowthState.capture(model, optimizer)
+        new, old = self._heldout_losses(model, index)
+        cost = train_flops_per_sample(model.config) / train_flops_per_sample(self.current.config)
+        score = (new if old is None else (new + old) / 2) + config.cost_weight * math.log2(cost)
+        return {"new_loss": new, "old_loss": old if old is not None else float("nan"), "cost": cost,
+                "train_flops": train_flops_per_sample(model.config), "score": score}
+
+    def _heldout_losses(self, model: CLIP, index: int) -> tuple[float, float | None]:
+        precision = self.config.precision
+        new = heldout_loss(model, self.tokenizer, self._chunk(index).heldout, precision)
+        old = [heldout_loss(model, self.tokenizer, self._chunk(i).heldout, precision) for i in range(index)]
+        return new, mean(old) if old else None
+
+    # -- checkpoints --------------------------------------------------------------------------
+
+    def _where(self) -> dict[str, int]:
+        step = self.progress["global_step"]
+        return {"step": step, "samples": step * self.step_samples}
+
+    def _save(self, extra: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
+        rng_json, rng_tensors = rng_state()
+        state = {"step": 0, "global_step": self.progress["global_step"], "samples": self._where()["samples"],
+                 "rng": rng_json, "stream": self.progress, "train_config": self.config.to_dict()}
+        path = save_checkpoint(checkpoint_path(self.output, self.progress["global_step"]),
+                               self.current.build_model(), self.tokenizer, state,
+                               self.current.join_moments() | rng_tensors, extra)
+        prune_checkpoints(self.output, self.config.keep_checkpoints)
+        return path
+
+    def _save_search(self, index: int, search: SuccessiveHalving, states: dict[int, GrowthState]) -> None:
+        alive = [i for i, c in enumerate(search.contenders) if c.alive]
+        self.progress.update(phase="decide", search=search.state_dict(),
+                             contender_configs={str(i): asdict(states[i].config) for i in alive})
+        self._save({f"contender_{i}.safetensors": {**{f"model.{k}": v for k, v in states[i].weights.items()},
+                                                   **states[i].join_moments()} for i in alive})
+
+    def _load_contenders(self, search: SuccessiveHalving) -> dict[int, GrowthState]:
+        states = {}
+        for key, config in self.progress["contender_configs"].items():
+            tensors = load_extra_tensors(self.checkpoint, f"contender_{key}.safetensors")
+            model = create_model(ModelConfig(**config))
+            model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+            states[int(key)] = GrowthState.from_tensors(model, tensors)
+        return states
+
+    # -- the run ------------------------------------------------------------------------------
+
+    def _train(self, index: int) -> CLIP:
+        config = self.config
+        data = self._train_data(index)
+        steps = self._chunk_steps(index)
+        if config.growth == "scratch":  # from zero on everything so far, as long as all chunks so far
+            steps = sum(self._chunk_steps(i) for i in range(index + 1))
+        inputs = RunInputs(data, train_transform(config, self.current.config.image_size), self.tokenizer,
+                           self.tasks, self.retrievals)
+        model = self.current.build_model().to(self.device).train()
+        trainer = Trainer(config, model, inputs, steps, self.log, base_step=self.progress["global_step"],
+                          run_state=lambda: {"stream": self.progress}, warmup=min(config.warmup, steps // 5))
+        if self.saved.get("step") and self.saved["stream"]["phase"] == "train":  # resumed mid-chunk
+            trainer.restore(self.checkpoint, self.saved)
+        else:
+            self.current.load_moments(trainer.optimizer, model)
+        self.saved = {}
+        trainer.run()
+        self.current = GrowthState.capture(model, trainer.optimizer)
+        self.progress["global_step"] += steps
+        return model
+
+    def _finish(self, index: int, model: CLIP) -> dict[str, Any]:
+        results = evaluate(model, self.tokenizer, self.tasks, self.retrievals, self.config.precision)
+        new, old = self._heldout_losses(model, index)
+        decision = self.progress["decision"]
+        cost = model_cost(model.config)
+        record = {**self._where(), "chunk": index, "name": self._chunk(index).name, "decision": _label(decision),
+                  "grew": bool(decision["ops"]), "params": cost.params, "gflops_per_pair": cost.forward_flops / 1e9,
+                  "search_fraction": decision.get("search_fraction", 0.0), "heldout_new_loss": new,
+                  "heldout_old_loss": old, **results["summary"]}
+        self.log.write(record, "chunk")
+        self.progress["history"].append({**record, "candidates": decision.get("candidates", [])})
+        self.progress.update(chunk=index + 1, phase="decide")
+        self.progress.pop("decision", None)
+        self._save()
+        print(_chunk_line(record))
+        return record
+
+    def run(self) -> list[dict[str, Any]]:
+        resume = self._where()["step"] if self.checkpoint is not None else None
+        with MetricsLog(self.output / "metrics.jsonl", self.config.report_to == "tensorboard", resume) as self.log:
+            if self.checkpoint is not None:
+                print(f"resumed from {self.checkpoint}: chunk {self.progress['chunk']}, {self.progress['phase']}",
+                      file=sys.stderr)
+            index = self.progress["chunk"]
+            while self.stream.get(index) is not None:
+                if self.progress["phase"] == "decide":
+                    self._decide(index)
+                self._finish(index, self._train(index))
+                index += 1
+        history = self.progress["history"]
+        (self.output / "stream.json").write_text(json.dumps(history, indent=2) + "\n")
+        return history
+
+
+def _grown(config: ModelConfig, candidate: Candidate) -> ModelConfig:
+    return grown_config(config, candidate.ops)
+
+
+def _label(decision: dict[str, Any]) -> str:
+    return "keep" if not decision["ops"] else f"{' '.join(decision['ops'])} (m={decision['momentum']:g})"
+
+
+def _why(search: SuccessiveHalving) -> str:
+    last = max(c.rounds[-1]["round"] for c in search.contenders)
+    finalists = sorted((c for c in search.contenders if c.rounds[-1]["round"] == last), key=lambda c: c.score)
+    runner = f", ahead of {finalists[1].candidate.label} ({finalists[1].score:.3f})" if len(finalists) > 1 else ""
+    return f"best score {finalists[0].score:.3f} after {search.round} rounds{runner}"
+
+
+def _chunk_line(record: dict[str, Any]) -> str:
+    scores = ""
+    if "zeroshot_mean_top1" in record:
+        scores += f" zero-shot {record['zeroshot_mean_top1']:.3f}"
+    if "image_to_text_R@1" in record:
+        scores += f" R@1 {record['image_to_text_R@1']:.3f}/{record['text_to_image_R@1']:.3f}"
+    old = record["heldout_old_loss"]
+    return (f"chunk {record['chunk']} {record['name']}: {record['decision']} -> {record['params'] / 1e6:.2f} M params,"
+            f"{scores}, held-out loss new {record['heldout_new_loss']:.3f}" + ("" if old is None else f" old {old:.3f}")
+            + f", search {record['search_fraction']:.0%} of the chunk's compute")
+
+
+def train_stream(config: TrainConfig) -> list[dict[str, Any]]:
+    """A growing run over `config.chunks` or `config.watch`; -> one record per chunk."""
+    return GrowingRun(config).run()
