@@ -34,8 +34,8 @@ def load_optimizer_tensors(optimizer: torch.optim.Optimizer, model: nn.Module,
             stat, name = key[len(OPTIMIZER_PREFIX) + 1 :].split(".", 1)
             moments.setdefault(name, {})[stat] = value
     for name, p in model.named_parameters():
-        if name in moments:
-            optimizer.state[p] = {stat: value.to(p.device) if stat != "step" else value
+        if name in moments:  # copies: the optimizer updates its state in place
+            optimizer.state[p] = {stat: value.to(p.device, copy=True) if stat != "step" else value.clone()
                                   for stat, value in moments[name].items()}
 
 

@@ -1,0 +1,123 @@
+"""Growing runs on chunk streams: decisions, determinism, resume mid-search, watched folders."""
+
+import json
+import threading
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import tiny_config
+from growclip.growth.search import SuccessiveHalving
+from growclip.growth.space import Candidate, growth_space
+from growclip.train import TrainConfig
+from growclip.train.checkpoint import checkpoints_of
+from growclip.train.growing import GrowingRun, train_stream
+
+MODEL = tiny_config(width=16, heads=1, mlp_ratio=1.0, vision_layers=1, text_layers=1, shared_layers=0,
+                    patch_size=8, embed_dim=16)
+
+
+def settings(tmp_path, **overrides) -> TrainConfig:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "model.json").write_text(json.dumps(MODEL.to_dict()))
+    base = dict(model=str(tmp_path / "model.json"), stage_sizes=(256, 512, 512, 512), batch_size=32, lr=3e-3,
+                warmup=4, heldout=32, eval_images_per_class=4, retrieval_images=32, progress=False,
+                search_fraction=0.5, output=str(tmp_path / "run"))
+    return TrainConfig.from_dict({**base, **overrides})
+
+
+def decisions(history):
+    return [record["decision"] for record in history]
+
+
+def test_growth_space_respects_the_budget_and_always_offers_keep():
+    config = tiny_config(vision_layers=2, text_layers=2, shared_layers=0)
+    assert growth_space(config, max_params=0) == [Candidate()]
+    space = growth_space(config, max_params=1e9, momenta=(1.0, 0.9))
+    labels = [c.label for c in space]
+    assert labels[0] == "keep" and "share m=0.9" in labels and "width=64 shared_layers+1 m=1" in labels
+    assert len(labels) == len(set(labels))
+
+
+def test_successive_halving_keeps_the_best_half_and_its_state_round_trips():
+    search = SuccessiveHalving([Candidate(), *(Candidate((f"width={w}",)) for w in (64, 96, 128, 160))], 2)
+    quality = [3.0, 1.0, 2.0, 0.5, 4.0]
+    search.run_round(lambda i, c, steps: {"score": quality[i] / steps})
+    assert [c.alive for c in search.contenders] == [False, True, True, True, False]
+    restored = SuccessiveHalving.from_state(json.loads(json.dumps(search.state_dict())))
+    while not restored.done:
+        restored.run_round(lambda i, c, steps: {"score": quality[i]})
+    assert restored.winner.candidate.ops == ("width=128",) and restored.round == 3
+
+
+def test_the_same_small_data_again_keeps_the_model(tmp_path):
+    """The budget grows with the pairs seen; the start model already fills what three passes of one
+    small chunk allow, so every decision is "keep" and no search is spent."""
+    same = train_stream(settings(tmp_path, chunks=("corpus:0", "corpus:0", "corpus:0"), params_per_pair=5.0))
+    assert decisions(same) == ["keep"] * 3
+    assert all(record["search_fraction"] == 0 for record in same)
+
+
+def test_scheduled_growth_runs_through_the_same_loop(tmp_path):
+    history = train_stream(settings(tmp_path, chunks=("corpus:0", "corpus:1"), growth="schedule",
+                                    grow_schedule=("1:width=32", "1:shared_layers+1")))
+    assert decisions(history) == ["keep", "width=32 shared_layers+1 (m=0.9)"]
+    assert history[1]["params"] > history[0]["params"]
+
+
+def test_decisions_are_the_same_on_a_rerun(tmp_path):
+    first = train_stream(settings(tmp_path / "a", chunks=("corpus:0", "corpus:1"), params_per_pair=60.0))
+    second = train_stream(settings(tmp_path / "b", chunks=("corpus:0", "corpus:1"), params_per_pair=60.0))
+    assert decisions(first) == decisions(second)
+    assert first[1]["candidates"] == second[1]["candidates"] and first[1]["candidates"]
+
+
+def test_resume_in_the_middle_of_a_search_ends_as_an_uninterrupted_run(tmp_path, monkeypatch):
+    config = dict(chunks=("corpus:0", "corpus:1"), params_per_pair=60.0, keep_checkpoints=0)
+    whole = train_stream(settings(tmp_path / "whole", **config))
+    original = SuccessiveHalving.run_round
+    calls = []
+
+    def interrupted(self, train_and_score):
+        calls.append(self.round)
+        if len(calls) == 2:  # after the first round was trained, scored and checkpointed
+            raise KeyboardInterrupt
+        return original(self, train_and_score)
+
+    monkeypatch.setattr(SuccessiveHalving, "run_round", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_stream(settings(tmp_path / "cut", **config))
+    monkeypatch.setattr(SuccessiveHalving, "run_round", original)
+    resumed = train_stream(settings(tmp_path / "cut", resume="latest", **config))
+    assert decisions(resumed) == decisions(whole)
+    last = [checkpoints_of(tmp_path / name / "run")[-1] for name in ("whole", "cut")]
+    assert last[0].name == last[1].name
+    a, b = (load_file(path / "model.safetensors") for path in last)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_watched_folder_picks_up_a_chunk_written_while_the_run_goes_on(tmp_path):
+    from datafiles import write_images, write_table
+
+    watch = tmp_path / "incoming"
+    for index in (0, 1):
+        rows = write_images(tmp_path / f"c{index}" / "images", 48, start=100 * index)
+        write_table(tmp_path / f"c{index}" / "pairs.tsv", [(f"images/{n}", c) for n, c in rows])
+    watch.mkdir()
+    (watch / "00.tsv").write_bytes((tmp_path / "c0" / "pairs.tsv").read_bytes().replace(b"images/", b"../c0/images/"))
+    run = GrowingRun(settings(tmp_path, watch=str(watch), growth="fixed", heldout=8, batch_size=16))
+    run.stream.poll_seconds = 0.05
+    thread = threading.Thread(target=run.run)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "run").glob("checkpoints/step_*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (watch / ".01.tsv").write_bytes((tmp_path / "c1" / "pairs.tsv").read_bytes().replace(b"images/", b"../c1/images/"))
+    (watch / ".01.tsv").rename(watch / "01.tsv")  # a new chunk arrives mid-run, complete
+    (watch / "END").touch()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    history = json.loads((tmp_path / "run" / "stream.json").read_text())
+    assert [record["name"] for record in history] == [str(watch / "00.tsv"), str(watch / "01.tsv")]
