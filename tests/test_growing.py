@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import tiny_config
+from growclip.cli import main
 from growclip.growth.search import SuccessiveHalving
 from growclip.growth.space import Candidate, growth_space
 from growclip.train import TrainConfig
@@ -65,6 +66,10 @@ def test_scheduled_growth_runs_through_the_same_loop(tmp_path):
                                     grow_schedule=("1:width=32", "1:shared_layers+1")))
     assert decisions(history) == ["keep", "width=32 shared_layers+1 (m=0.9)"]
     assert history[1]["params"] > history[0]["params"]
+    assert main(["report", str(tmp_path / "run")]) == 0
+    report = (tmp_path / "run" / "report" / "report.md").read_text()
+    assert "## Stream" in report and "width=32 shared_layers+1 (m=0.9)" in report
+    assert (tmp_path / "run" / "report" / "size.png").stat().st_size > 0
 
 
 def test_decisions_are_the_same_on_a_rerun(tmp_path):

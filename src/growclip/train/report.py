@@ -20,14 +20,17 @@ EVAL_CURVES = {"zeroshot_mean_top1": "zero-shot mean top-1", "image_to_text_R@1"
 
 
 def _plot(path: Path, title: str, ylabel: str, curves: dict[str, tuple[Sequence[float], Sequence[float]]],
-          log_y: bool = False) -> Path:
+          log_y: bool = False, events: Sequence[float] = ()) -> Path:
+    """`events`: samples at which the model grew, drawn as dashed lines."""
     figure, axes = plt.subplots(figsize=(6, 3.5), dpi=100)
     for label, (xs, ys) in curves.items():
         axes.plot(xs, ys, label=label, marker="o" if len(xs) < 20 else None)
+    for index, samples in enumerate(events):
+        axes.axvline(samples, color="gray", linestyle="--", linewidth=1, label="growth" if index == 0 else None)
     axes.set(title=title, xlabel="samples seen", ylabel=ylabel)
     if log_y:
         axes.set_yscale("log")
-    if len(curves) > 1:
+    if len(curves) > 1 or events:
         axes.legend()
     axes.grid(alpha=0.3)
     figure.tight_layout()
@@ -57,11 +60,28 @@ def _summary(run: Path, records: list[dict], train: list[dict], evals: list[dict
         for r in evals:
             cells = [f"{r[k]:.3f}" if k in r else "-" for k in EVAL_CURVES]
             lines.append(f"| {r['step']} | {r['samples']} | " + " | ".join(cells) + " |")
+    chunks = [r for r in records if "heldout_new_loss" in r]
+    if chunks:
+        lines += ["", "## Stream", "", "| chunk | data | decision | params | GFLOP/pair | zero-shot top-1 | "
+                  "R@1 I->T / T->I | held-out loss new / old | search share |",
+                  "|---|---|---|---:|---:|---:|---|---|---:|"]
+        lines += [_chunk_row(r) for r in chunks]
+        why = [f"- chunk {r['chunk']}: {r['decision']} ({r['why']})" for r in records if "why" in r]
+        lines += ["", "Decisions:", "", *why]
     lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
     config = run / "train_config.json"
     if config.is_file():
         lines += ["", "## Settings", "", "```json", json.dumps(json.loads(config.read_text()), indent=2), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _chunk_row(r: dict[str, Any]) -> str:
+    zeroshot = f"{r['zeroshot_mean_top1']:.3f}" if "zeroshot_mean_top1" in r else "-"
+    recall = f"{r['image_to_text_R@1']:.3f} / {r['text_to_image_R@1']:.3f}" if "image_to_text_R@1" in r else "-"
+    old = "-" if r["heldout_old_loss"] is None else f"{r['heldout_old_loss']:.3f}"
+    return (f"| {r['chunk']} | {r['name']} | {r['decision']} | {r['params'] / 1e6:.2f} M | "
+            f"{r['gflops_per_pair']:.3f} | {zeroshot} | {recall} | {r['heldout_new_loss']:.3f} / {old} | "
+            f"{r['search_fraction']:.0%} |")
 
 
 def write_report(run: str | Path, output: str | Path | None = None) -> list[Path]:
@@ -78,13 +98,19 @@ def write_report(run: str | Path, output: str | Path | None = None) -> list[Path
     folder = Path(output) if output else run / "report"
     folder.mkdir(parents=True, exist_ok=True)
     plots = []
+    events = [r["samples"] for r in records if "why" in r and r["decision"] != "keep"]
     if train:
         plots.append(_plot(folder / "loss.png", "training loss", "contrastive loss",
-                           {"loss": _series(train, "loss")}, log_y=True))
+                           {"loss": _series(train, "loss")}, log_y=True, events=events))
         plots.append(_plot(folder / "lr.png", "learning rate", "lr", {"lr": _series(train, "lr")}))
     if evals:
         curves = {label: _series(evals, key) for key, label in EVAL_CURVES.items() if any(key in r for r in evals)}
-        plots.append(_plot(folder / "eval.png", "evaluation", "accuracy / recall", curves))
+        plots.append(_plot(folder / "eval.png", "evaluation", "accuracy / recall", curves, events=events))
+    chunks = [r for r in records if "heldout_new_loss" in r]
+    if chunks:
+        plots.append(_plot(folder / "size.png", "model size", "parameters (M) / GFLOP per pair",
+                           {"parameters (M)": ([r["samples"] for r in chunks], [r["params"] / 1e6 for r in chunks]),
+                            "GFLOP per pair": _series(chunks, "gflops_per_pair")}, events=events))
     summary = folder / "report.md"
     summary.write_text(_summary(run, records, train, evals, plots), encoding="utf-8")
     return [*plots, summary]
