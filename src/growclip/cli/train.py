@@ -60,7 +60,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="K:OP items, e.g. 1:width=128 2:shared_layers+2 (growth=schedule)")
     stream.add_argument("--momentum", type=float, help="PIM m of scheduled growth (default 0.9)")
     stream.add_argument("--search-momenta", dest="search_momenta", type=float_list,
-                        help="PIM m values the search tries, e.g. 1,0.9 (default 0.9)")
+                        help="PIM m values the search tries, e.g. 1,0.9 (default 1)")
     stream.add_argument("--replay", type=float,
                         help="train on the new chunk plus REPLAY x its size of old pairs (default: all data so far)")
     stream.add_argument("--chunk-samples", dest="chunk_samples", type=int,

@@ -43,7 +43,7 @@ def single_ops(config: ModelConfig) -> list[str]:
     return ops
 
 
-def growth_space(config: ModelConfig, max_params: float, momenta: tuple[float, ...] = (0.9,)) -> list[Candidate]:
+def growth_space(config: ModelConfig, max_params: float, momenta: tuple[float, ...] = (1.0,)) -> list[Candidate]:
     """"keep", then every single operator and every pair with width growth that fits the budget."""
     singles = single_ops(config)
     chains = [(op,) for op in singles] + [pair for pair in combinations(singles, 2) if pair[0].startswith("width")]

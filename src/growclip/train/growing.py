@@ -96,9 +96,10 @@ class GrowingRun:
         self.checkpoint = resume_checkpoint(config)
         if self.checkpoint is not None:
             model, self.tokenizer, self.saved = load_checkpoint(self.checkpoint)
-            self.current = GrowthState.from_tensors(model, load_trainer_tensors(self.checkpoint))
+            tensors = load_trainer_tensors(self.checkpoint)
+            self.current = GrowthState.from_tensors(model, tensors)
             self.progress = self.saved["stream"]
-            set_rng_state(self.saved["rng"], load_trainer_tensors(self.checkpoint))
+            set_rng_state(self.saved["rng"], tensors)
         else:
             self.current = GrowthState.capture(create_model(load_config(config.model), seed=config.seed))
             self.saved, self.progress = {}, {"chunk": 0, "phase": "decide", "global_step": 0, "history": []}
