@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
+from growclip.growth.state import GrowthState
+from growclip.model.clip import CLIP
 from growclip.model.config import ModelConfig
 from growclip.model.stems import conv_stem_channels
 
@@ -126,15 +128,16 @@ def remap(old: torch.Tensor, axes: dict[int, tuple[str, str]], maps: dict[str, D
     return torch.where(zero_mask, torch.zeros((), dtype=out.dtype), out)
 
 
-def remap_state(weights: dict[str, torch.Tensor], moments: dict[str, dict[str, torch.Tensor]], old: ModelConfig,
-                maps: dict[str, DimMap], fresh: dict[str, torch.Tensor]) -> tuple[dict, dict]:
-    """Every weight and moment through `remap`; the optimizer step count is kept."""
-    new_weights, new_moments = {}, {}
-    for name, tensor in weights.items():
-        axes = param_axes(name, tensor.ndim, old)
-        new_weights[name] = remap(tensor, axes, maps, fresh[name]) if axes else tensor
-    for name, stats in moments.items():
-        axes = param_axes(name, weights[name].ndim, old)
-        new_moments[name] = {stat: remap(t, axes, maps, fresh[name], stat) if axes and stat != "step" else t
-                             for stat, t in stats.items()}
-    return new_weights, new_moments
+def remap_state(state: GrowthState, config: ModelConfig, maps: dict[str, DimMap], fresh: CLIP) -> GrowthState:
+    """Every weight and moment of `state` through `remap`, into the grown `config`; the optimizer
+    step count is kept."""
+    init = fresh.state_dict()
+    weights, moments = {}, {}
+    for name, tensor in state.weights.items():
+        axes = param_axes(name, tensor.ndim, state.config)
+        weights[name] = remap(tensor, axes, maps, init[name]) if axes else tensor
+    for name, stats in state.moments.items():
+        axes = param_axes(name, state.weights[name].ndim, state.config)
+        moments[name] = {stat: remap(t, axes, maps, init[name], stat) if axes and stat != "step" else t
+                         for stat, t in stats.items()}
+    return GrowthState(config, weights, moments, state.step)

@@ -32,9 +32,7 @@ class MlpRatio(GrowthOp):
 
     def apply(self, state: GrowthState, fresh: CLIP) -> GrowthState:
         new = self.grown_config(state.config)
-        maps = {"hidden": DimMap.extend(state.config.mlp_hidden, new.mlp_hidden)}
-        weights, moments = remap_state(state.weights, state.moments, state.config, maps, fresh.state_dict())
-        return GrowthState(new, weights, moments, state.step)
+        return remap_state(state, new, {"hidden": DimMap.extend(state.config.mlp_hidden, new.mlp_hidden)}, fresh)
 
     def spec(self) -> str:
         return f"mlp_ratio={self.to:g}"
@@ -59,8 +57,7 @@ class EmbedDim(GrowthOp):
     def apply(self, state: GrowthState, fresh: CLIP) -> GrowthState:
         new = self.grown_config(state.config)
         maps = {"embed": DimMap.extend(state.config.embed_dim, new.embed_dim, fresh_out=False)}
-        weights, moments = remap_state(state.weights, state.moments, state.config, maps, fresh.state_dict())
-        return GrowthState(new, weights, moments, state.step)
+        return remap_state(state, new, maps, fresh)
 
     def spec(self) -> str:
         return f"embed_dim={self.to}"

@@ -76,9 +76,7 @@ class Width(GrowthOp):
 
     def apply(self, state: GrowthState, fresh: CLIP) -> GrowthState:
         new = self.grown_config(state.config)
-        weights, moments = remap_state(state.weights, state.moments, state.config, width_maps(state.config, new),
-                                       fresh.state_dict())
-        return GrowthState(new, weights, moments, state.step)
+        return remap_state(state, new, width_maps(state.config, new), fresh)
 
     def spec(self) -> str:
         return f"width={self.to}" + (",heads=scale" if self.heads == "scale" else "")
