@@ -126,3 +126,19 @@ def test_a_watched_folder_picks_up_a_chunk_written_while_the_run_goes_on(tmp_pat
     assert not thread.is_alive()
     history = json.loads((tmp_path / "run" / "stream.json").read_text())
     assert [record["name"] for record in history] == [str(watch / "00.tsv"), str(watch / "01.tsv")]
+
+
+def test_replay_mixes_the_new_chunk_with_a_sample_of_the_old_ones(tmp_path):
+    run = GrowingRun(settings(tmp_path, chunks=("corpus:0", "corpus:1", "corpus:2"), replay=0.5, growth="fixed"))
+    new, old = run._chunk(2).sources.count(), run._chunk(0).sources.count() + run._chunk(1).sources.count()
+    mixed = run._train_data(2).count()
+    assert new < mixed < new + old and abs(mixed - 1.5 * new) < 0.1 * new
+    cumulative = GrowingRun(settings(tmp_path / "c", chunks=("corpus:0", "corpus:1", "corpus:2"), growth="fixed"))
+    assert cumulative._train_data(2).count() == new + old
+
+
+def test_scratch_retrains_the_chosen_architecture_for_all_chunks_so_far(tmp_path):
+    history = train_stream(settings(tmp_path, chunks=("corpus:0", "corpus:1"), growth="scratch",
+                                    params_per_pair=60.0))
+    steps = [record["step"] for record in history]
+    assert steps[1] - steps[0] == steps[0] + 512 // 32  # chunk 1 retrains chunks 0 and 1 from zero
