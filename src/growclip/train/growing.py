@@ -106,6 +106,7 @@ class GrowingRun:
         image_size = self.current.config.image_size
         self.corpus = EmbeddedCorpus(config.corpus_seed, image_size, config.stage_sizes)
         self.chunks: list[ChunkData] = []
+        self.counts: dict[int, int] = {}
         uses_corpus = any(s.startswith(CORPUS_PREFIX) for s in self.stream.known())
         self.tasks, self.retrievals, _ = evaluation_sets(config, image_size, self.corpus if uses_corpus else None)
         if self.checkpoint is None:
@@ -129,10 +130,13 @@ class GrowingRun:
         return self.chunks[index]
 
     def _records(self, index: int) -> int:
-        count = self._chunk(index).sources.count()
-        if count is None:
-            raise ValueError(f"{self._chunk(index).name}: size unknown (remote shards); give --chunk-samples")
-        return count
+        """Training pairs in chunk `index`, counted once (shards are counted from their tar headers)."""
+        if index not in self.counts:
+            count = self._chunk(index).sources.count()
+            if count is None:
+                raise ValueError(f"{self._chunk(index).name}: size unknown (remote shards); give --chunk-samples")
+            self.counts[index] = count
+        return self.counts[index]
 
     def _train_data(self, index: int) -> PairSources:
         """Cumulative (every chunk so far), or the new chunk plus `replay` x its size of old pairs."""
@@ -206,7 +210,7 @@ class GrowingRun:
         rounds = math.ceil(math.log2(len(candidates)))
         units = sum(math.ceil(len(candidates) / 2**r) * 2**r for r in range(rounds))
         base = train_flops_per_sample(self.current.config)
-        ratio = mean(train_flops_per_sample(_grown(self.current.config, c)) / base for c in candidates)
+        ratio = mean(train_flops_per_sample(grown_config(self.current.config, c.ops)) / base for c in candidates)
         return max(4, int(self.config.search_fraction * self._chunk_steps(index) / (units * ratio)))
 
     def _proxy(self, index: int, round_: int, which: int, states: dict[int, GrowthState], steps: int
@@ -324,10 +328,6 @@ class GrowingRun:
         history = self.progress["history"]
         (self.output / "stream.json").write_text(json.dumps(history, indent=2) + "\n")
         return history
-
-
-def _grown(config: ModelConfig, candidate: Candidate) -> ModelConfig:
-    return grown_config(config, candidate.ops)
 
 
 def _label(decision: dict[str, Any]) -> str:
