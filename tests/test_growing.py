@@ -18,6 +18,8 @@ from growclip.train.growing import GrowingRun, train_stream
 
 MODEL = tiny_config(width=16, heads=1, mlp_ratio=1.0, vision_layers=1, text_layers=1, shared_layers=0,
                     patch_size=8, embed_dim=16)
+# long enough chunks, and a search budget, for four contenders and two successive-halving rounds
+SEARCHED = dict(epochs=8, search_fraction=1.0)
 
 
 def settings(tmp_path, **overrides) -> TrainConfig:
@@ -61,6 +63,19 @@ def test_the_same_small_data_again_keeps_the_model(tmp_path):
     assert all(record["search_fraction"] == 0 for record in same)
 
 
+def test_data_that_outgrows_the_model_makes_the_search_grow(tmp_path):
+    """A 16-wide model (32 px images, full captions, so it learns) is too small for a new chunk of
+    scenes: with no cost penalty, a bigger child learns it faster and "keep" loses the search."""
+    narrow = tiny_config(width=16, heads=1, mlp_ratio=1.0, vision_layers=1, text_layers=1, shared_layers=0,
+                         image_size=32, patch_size=8, context_length=32, vocab_size=1000, embed_dim=16)
+    (tmp_path / "narrow.json").write_text(json.dumps(narrow.to_dict()))
+    history = train_stream(settings(tmp_path, model=str(tmp_path / "narrow.json"), chunks=("corpus:0", "corpus:1"),
+                                    lr=2e-3, params_per_pair=1000.0, cost_weight=0.0, **SEARCHED))
+    keep = history[1]["candidates"][0]
+    assert keep["label"] == "keep" and not keep["alive"]
+    assert history[1]["grew"] and history[1]["params"] > history[0]["params"]
+
+
 def test_scheduled_growth_runs_through_the_same_loop(tmp_path):
     history = train_stream(settings(tmp_path, chunks=("corpus:0", "corpus:1"), growth="schedule",
                                     grow_schedule=("1:width=32", "1:shared_layers+1")))
@@ -73,14 +88,14 @@ def test_scheduled_growth_runs_through_the_same_loop(tmp_path):
 
 
 def test_decisions_are_the_same_on_a_rerun(tmp_path):
-    first = train_stream(settings(tmp_path / "a", chunks=("corpus:0", "corpus:1"), params_per_pair=60.0))
-    second = train_stream(settings(tmp_path / "b", chunks=("corpus:0", "corpus:1"), params_per_pair=60.0))
+    config = dict(chunks=("corpus:0", "corpus:1"), params_per_pair=60.0, **SEARCHED)
+    first, second = (train_stream(settings(tmp_path / name, **config)) for name in ("a", "b"))
     assert decisions(first) == decisions(second)
     assert first[1]["candidates"] == second[1]["candidates"] and first[1]["candidates"]
 
 
 def test_resume_in_the_middle_of_a_search_ends_as_an_uninterrupted_run(tmp_path, monkeypatch):
-    config = dict(chunks=("corpus:0", "corpus:1"), params_per_pair=60.0, keep_checkpoints=0)
+    config = dict(chunks=("corpus:0", "corpus:1"), params_per_pair=60.0, keep_checkpoints=0, **SEARCHED)
     whole = train_stream(settings(tmp_path / "whole", **config))
     original = SuccessiveHalving.run_round
     calls = []

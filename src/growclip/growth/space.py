@@ -16,7 +16,7 @@ from itertools import combinations
 from growclip.growth.base import GrowthError
 from growclip.growth.grow import grown_config
 from growclip.model.config import ModelConfig
-from growclip.model.cost import model_cost
+from growclip.model.cost import model_cost, train_flops_per_sample
 
 PARAMS_PER_PAIR = 20.0
 
@@ -44,18 +44,20 @@ def single_ops(config: ModelConfig) -> list[str]:
 
 
 def growth_space(config: ModelConfig, max_params: float, momenta: tuple[float, ...] = (1.0,)) -> list[Candidate]:
-    """"keep", then every single operator and every pair with width growth that fits the budget."""
+    """"keep", then every single operator and every pair with width growth that fits the budget,
+    cheapest (training FLOPs per pair) first, so a search that cannot afford them all drops the dearest."""
     singles = single_ops(config)
     chains = [(op,) for op in singles] + [pair for pair in combinations(singles, 2) if pair[0].startswith("width")]
-    candidates = [Candidate()]
+    priced = []
     for ops in chains:
         try:
-            params = model_cost(grown_config(config, ops)).params
+            grown = grown_config(config, ops)
         except GrowthError:
             continue
-        if params <= max_params:
-            candidates += [Candidate(ops, momentum) for momentum in momenta]
-    return candidates
+        if model_cost(grown).params <= max_params:
+            priced.append((train_flops_per_sample(grown), ops))
+    priced.sort(key=lambda item: item[0])
+    return [Candidate()] + [Candidate(ops, momentum) for _, ops in priced for momentum in momenta]
 
 
 def params_budget(pairs_seen: int, params_per_pair: float = PARAMS_PER_PAIR) -> float:

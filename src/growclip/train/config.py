@@ -108,6 +108,8 @@ class TrainConfig:
             raise ValueError("give either chunks or watch, not both")
         if not 0 <= self.momentum <= 1 or not all(0 <= m <= 1 for m in self.search_momenta):
             raise ValueError("PIM momenta must be in [0, 1]")
+        if self.search_fraction <= 0 or self.params_per_pair < 0:
+            raise ValueError("search_fraction must be positive and params_per_pair non-negative")
         if self.val_data and not (self.train_data or self.chunks or self.watch):
             raise ValueError("val_data needs train_data or a stream (the embedded corpus has its own retrieval split)")
         if self.samples is not None and self.samples < self.batch_size * self.accum_freq:

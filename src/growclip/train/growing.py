@@ -56,6 +56,7 @@ from growclip.train.optim import make_optimizer
 from growclip.train.state import rng_state, set_rng_state
 from growclip.train.step import train_step
 
+MIN_PROXY_STEPS = 8  # shorter proxies rank contenders by noise
 CORPUS_STREAM = tuple(f"{CORPUS_PREFIX}{stage}" for stage in range(NUM_STAGES))
 
 
@@ -169,6 +170,7 @@ class GrowingRun:
         if config.growth == "scratch" and index > 0:
             self.current = GrowthState.capture(create_model(self.current.config, seed=config.seed + index))
         decision |= {"chunk": index, "from": asdict(before), "to": asdict(self.current.config)}
+        progress["global_step"] += decision.get("proxy_steps", 0)  # the winner trained them
         progress.update(phase="train", decision=decision)
         progress.pop("search", None)
         self.log.write({**self._where(), "chunk": index, "decision": _label(decision), "why": decision["why"],
@@ -187,31 +189,45 @@ class GrowingRun:
             search = SuccessiveHalving.from_state(self.progress["search"])
             states = self._load_contenders(search)
         else:
-            search = SuccessiveHalving(candidates, self._first_steps(index, candidates))
-            states = {i: grow_state(self.current, c.ops, c.momentum, config.seed + index)
-                      for i, c in enumerate(candidates)}
+            search = SuccessiveHalving(*self._search_plan(index, candidates))
+            states = {i: grow_state(self.current, c.candidate.ops, c.candidate.momentum, config.seed + index)
+                      for i, c in enumerate(search.contenders)}
         while not search.done:
             search.run_round(lambda i, contender, steps: self._proxy(index, search.round, i, states, steps))
             self._save_search(index, search, states)
-        winner = search.contenders.index(search.winner)
-        search_flops = sum(r["steps"] * self.step_samples * r["train_flops"] for c in search.contenders
-                           for r in c.rounds)
-        train_flops = self._chunk_steps(index) * self.step_samples * train_flops_per_sample(states[winner].config)
-        self.current = states[winner]
-        candidate = search.winner.candidate
-        return {"ops": list(candidate.ops), "momentum": candidate.momentum, "search_fraction":
-                search_flops / (search_flops + train_flops), "why": _why(search),
+        self.current = states[search.contenders.index(search.winner)]
+        return self._search_record(index, search)
+
+    def _search_plan(self, index: int, candidates: list[Candidate]) -> tuple[list[Candidate], int]:
+        """The candidates the search can afford and the proxy steps of its first round.
+
+        Successive halving spends about the same in every round, so the whole search costs about
+        `search_fraction` of the chunk's training; when that cannot give every candidate
+        MIN_PROXY_STEPS, the most expensive candidates are left out (the space lists them last)."""
+        base = train_flops_per_sample(self.current.config)
+        budget = self.config.search_fraction * self._chunk_steps(index)  # in steps of the current model
+        while True:
+            rounds = math.ceil(math.log2(len(candidates)))
+            units = sum(math.ceil(len(candidates) / 2**r) * 2**r for r in range(rounds))
+            ratio = mean(train_flops_per_sample(grown_config(self.current.config, c.ops)) / base for c in candidates)
+            steps = int(budget / (units * ratio))
+            if steps >= MIN_PROXY_STEPS or len(candidates) == 2:
+                return candidates, max(MIN_PROXY_STEPS, steps)
+            candidates = candidates[:-1]
+
+    def _search_record(self, index: int, search: SuccessiveHalving) -> dict[str, Any]:
+        """The decision: the winner, why, and the search's overhead (every proxy step but the
+        winner's, which count as the chunk's training unless scratch retrains, plus the scoring)."""
+        winner = search.winner
+        proxy_steps = 0 if self.config.growth == "scratch" else sum(r["steps"] for r in winner.rounds)
+        spent = sum(r["steps"] * self.step_samples * r["train_flops"] + r["score_flops"]
+                    for c in search.contenders for r in c.rounds)
+        overhead = spent - proxy_steps * self.step_samples * winner.rounds[-1]["train_flops"]
+        train = self._chunk_steps(index) * self.step_samples * train_flops_per_sample(self.current.config)
+        return {"ops": list(winner.candidate.ops), "momentum": winner.candidate.momentum, "why": _why(search),
+                "proxy_steps": proxy_steps, "search_flops": overhead, "search_fraction": overhead / (overhead + train),
                 "candidates": [{"label": c.candidate.label, "rounds": c.rounds, "alive": c.alive}
                                for c in search.contenders]}
-
-    def _first_steps(self, index: int, candidates: list[Candidate]) -> int:
-        """Proxy steps of the first round, so the whole search costs about `search_fraction` of the
-        chunk's training (successive halving spends about the same in every round)."""
-        rounds = math.ceil(math.log2(len(candidates)))
-        units = sum(math.ceil(len(candidates) / 2**r) * 2**r for r in range(rounds))
-        base = train_flops_per_sample(self.current.config)
-        ratio = mean(train_flops_per_sample(grown_config(self.current.config, c.ops)) / base for c in candidates)
-        return max(4, int(self.config.search_fraction * self._chunk_steps(index) / (units * ratio)))
 
     def _proxy(self, index: int, round_: int, which: int, states: dict[int, GrowthState], steps: int
                ) -> dict[str, float]:
@@ -232,8 +248,10 @@ class GrowingRun:
         new, old = self._heldout_losses(model, index)
         cost = train_flops_per_sample(model.config) / train_flops_per_sample(self.current.config)
         score = (new if old is None else (new + old) / 2) + config.cost_weight * math.log2(cost)
+        scored_pairs = sum(len(self._chunk(i).heldout.texts) for i in range(index + 1))
         return {"new_loss": new, "old_loss": old if old is not None else float("nan"), "cost": cost,
-                "train_flops": train_flops_per_sample(model.config), "score": score}
+                "train_flops": train_flops_per_sample(model.config), "score": score,
+                "score_flops": scored_pairs * model_cost(model.config).forward_flops}
 
     def _heldout_losses(self, model: CLIP, index: int) -> tuple[float, float | None]:
         precision = self.config.precision
@@ -278,9 +296,7 @@ class GrowingRun:
     def _train(self, index: int) -> CLIP:
         config = self.config
         data = self._train_data(index)
-        steps = self._chunk_steps(index)
-        if config.growth == "scratch":  # from zero on everything so far, as long as all chunks so far
-            steps = sum(self._chunk_steps(i) for i in range(index + 1))
+        steps = self._train_steps(index)
         inputs = RunInputs(data, train_transform(config, self.current.config.image_size), self.tokenizer,
                            self.tasks, self.retrievals)
         model = self.current.build_model().to(self.device).train()
@@ -296,6 +312,23 @@ class GrowingRun:
         self.progress["global_step"] += steps
         return model
 
+    def _train_steps(self, index: int) -> int:
+        """The chunk's steps, less the winner's proxy steps (already trained); scratch retrains
+        from zero for as long as all chunks so far."""
+        if self.config.growth == "scratch":
+            return sum(self._chunk_steps(i) for i in range(index + 1))
+        return max(1, self._chunk_steps(index) - self.progress["decision"].get("proxy_steps", 0))
+
+    def _compute(self, index: int, model: CLIP) -> dict[str, float]:
+        """Training FLOPs of the chunk (the winner's proxy steps included) and of the search's overhead."""
+        decision = self.progress["decision"]
+        steps = self._train_steps(index) + decision.get("proxy_steps", 0)
+        train = steps * self.step_samples * train_flops_per_sample(model.config)
+        search = decision.get("search_flops", 0.0)
+        before = self.progress["history"][-1]["total_tflop"] if self.progress["history"] else 0.0
+        return {"train_tflop": train / 1e12, "search_tflop": search / 1e12,
+                "total_tflop": before + (train + search) / 1e12}
+
     def _finish(self, index: int, model: CLIP) -> dict[str, Any]:
         results = evaluate(model, self.tokenizer, self.tasks, self.retrievals, self.config.precision)
         new, old = self._heldout_losses(model, index)
@@ -304,7 +337,7 @@ class GrowingRun:
         record = {**self._where(), "chunk": index, "name": self._chunk(index).name, "decision": _label(decision),
                   "grew": bool(decision["ops"]), "params": cost.params, "gflops_per_pair": cost.forward_flops / 1e9,
                   "search_fraction": decision.get("search_fraction", 0.0), "heldout_new_loss": new,
-                  "heldout_old_loss": old, **results["summary"]}
+                  "heldout_old_loss": old, **self._compute(index, model), **results["summary"]}
         self.log.write(record, "chunk")
         self.progress["history"].append({**record, "candidates": decision.get("candidates", [])})
         self.progress.update(chunk=index + 1, phase="decide")
@@ -350,7 +383,7 @@ def _chunk_line(record: dict[str, Any]) -> str:
     old = record["heldout_old_loss"]
     return (f"chunk {record['chunk']} {record['name']}: {record['decision']} -> {record['params'] / 1e6:.2f} M params,"
             f"{scores}, held-out loss new {record['heldout_new_loss']:.3f}" + ("" if old is None else f" old {old:.3f}")
-            + f", search {record['search_fraction']:.0%} of the chunk's compute")
+            + f", search overhead {record['search_fraction']:.0%}, {record['total_tflop']:.1f} TFLOP so far")
 
 
 def train_stream(config: TrainConfig) -> list[dict[str, Any]]:
