@@ -84,7 +84,7 @@ def test_scheduled_growth_runs_through_the_same_loop(tmp_path):
     assert main(["report", str(tmp_path / "run")]) == 0
     report = (tmp_path / "run" / "report" / "report.md").read_text()
     assert "## Stream" in report and "width=32 shared_layers+1 (m=0.9)" in report
-    assert (tmp_path / "run" / "report" / "size.png").stat().st_size > 0
+    assert all((tmp_path / "run" / "report" / name).stat().st_size > 0 for name in ("size.png", "stream.png"))
 
 
 def test_decisions_are_the_same_on_a_rerun(tmp_path):

@@ -39,6 +39,27 @@ def _plot(path: Path, title: str, ylabel: str, curves: dict[str, tuple[Sequence[
     return path
 
 
+def _stream_plot(path: Path, panels: list[tuple[str, dict[str, tuple[Sequence[float], Sequence[float]]]]],
+                 events: Sequence[float]) -> Path:
+    """A growing run at a glance: one panel per (ylabel, curves), sharing the samples axis and the growth events."""
+    figure, grid = plt.subplots(len(panels), 1, figsize=(7, 2.6 * len(panels)), dpi=100, sharex=True, squeeze=False)
+    axes = grid[:, 0]
+    for ax, (ylabel, curves) in zip(axes, panels):
+        for label, (xs, ys) in curves.items():
+            ax.plot(xs, ys, label=label, marker="o" if len(xs) < 20 else None)
+        for index, samples in enumerate(events):
+            ax.axvline(samples, color="gray", linestyle="--", linewidth=1, label="growth" if index == 0 else None)
+        ax.set(ylabel=ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_title("growing run: loss, accuracy and model size against samples seen")
+    axes[-1].set_xlabel("samples seen")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
 def _series(records: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
     points = [(r["samples"], r[key]) for r in records if key in r]
     return [x for x, _ in points], [y for _, y in points]
@@ -63,8 +84,8 @@ def _summary(run: Path, records: list[dict], train: list[dict], evals: list[dict
     chunks = [r for r in records if "heldout_new_loss" in r]
     if chunks:
         lines += ["", "## Stream", "", "| chunk | data | decision | params | GFLOP/pair | zero-shot top-1 | "
-                  "R@1 I->T / T->I | held-out loss new / old | search share |",
-                  "|---|---|---|---:|---:|---:|---|---|---:|"]
+                  "R@1 I->T / T->I | held-out loss new / old | search overhead | TFLOP so far |",
+                  "|---|---|---|---:|---:|---:|---|---|---:|---:|"]
         lines += [_chunk_row(r) for r in chunks]
         why = [f"- chunk {r['chunk']}: {r['decision']} ({r['why']})" for r in records if "why" in r]
         lines += ["", "Decisions:", "", *why]
@@ -81,7 +102,7 @@ def _chunk_row(r: dict[str, Any]) -> str:
     old = "-" if r["heldout_old_loss"] is None else f"{r['heldout_old_loss']:.3f}"
     return (f"| {r['chunk']} | {r['name']} | {r['decision']} | {r['params'] / 1e6:.2f} M | "
             f"{r['gflops_per_pair']:.3f} | {zeroshot} | {recall} | {r['heldout_new_loss']:.3f} / {old} | "
-            f"{r['search_fraction']:.0%} |")
+            f"{r['search_fraction']:.0%} | {r.get('total_tflop', float('nan')):.1f} |")
 
 
 def write_report(run: str | Path, output: str | Path | None = None) -> list[Path]:
@@ -108,9 +129,13 @@ def write_report(run: str | Path, output: str | Path | None = None) -> list[Path
         plots.append(_plot(folder / "eval.png", "evaluation", "accuracy / recall", curves, events=events))
     chunks = [r for r in records if "heldout_new_loss" in r]
     if chunks:
-        plots.append(_plot(folder / "size.png", "model size", "parameters (M) / GFLOP per pair",
-                           {"parameters (M)": ([r["samples"] for r in chunks], [r["params"] / 1e6 for r in chunks]),
-                            "GFLOP per pair": _series(chunks, "gflops_per_pair")}, events=events))
+        size = {"parameters (M)": ([r["samples"] for r in chunks], [r["params"] / 1e6 for r in chunks]),
+                "GFLOP per pair": _series(chunks, "gflops_per_pair")}
+        plots.append(_plot(folder / "size.png", "model size", "parameters (M) / GFLOP per pair", size, events=events))
+        accuracy = {label: _series(chunks, key) for key, label in EVAL_CURVES.items() if any(key in r for r in chunks)}
+        panels = [("training loss", {"loss": _series(train, "loss")}), ("accuracy / recall", accuracy),
+                  ("size", size)]
+        plots.insert(0, _stream_plot(folder / "stream.png", [p for p in panels if p[1]], events))
     summary = folder / "report.md"
     summary.write_text(_summary(run, records, train, evals, plots), encoding="utf-8")
     return [*plots, summary]
