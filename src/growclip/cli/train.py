@@ -35,7 +35,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                       help="random-resized-crop area range for image files, e.g. 0.9,1.0 (default)")
     add("--batch-size", dest="batch_size", type=int, help="pairs per micro-batch (default 128)")
     add("--accum-freq", dest="accum_freq", type=int, help="micro-batches per optimizer step (exact loss)")
-    add("--epochs", type=int, help="passes over the training data (default 1)")
+    add("--epochs", type=float, help="passes over the training data, e.g. 2.5 (default 1)")
     add("--samples", type=int, help="total training pairs; overrides --epochs")
     add("--lr", type=float, help="peak learning rate (default 1e-3)")
     add("--wd", type=float, help="AdamW weight decay on linear/conv weights (default 0.1)")

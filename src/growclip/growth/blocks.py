@@ -39,8 +39,9 @@ class Origin:
 
 
 def rebuild(state: GrowthState, config: ModelConfig, fresh: CLIP, origin_of: Callable[[str], Origin]) -> GrowthState:
-    """Assemble the grown state tensor by tensor; brand-new parameters get zero moments."""
-    parameters = {name for name, _ in fresh.named_parameters()}
+    """Assemble the grown state tensor by tensor. Brand-new parameters get no moments: the optimizer
+    starts them afresh (step 0, bias-corrected), as for a new model; zero moments under the
+    inherited step count would make their first updates several times the learning rate."""
     weights, moments = {}, {}
     for name, init in fresh.state_dict().items():
         origin = origin_of(name)
@@ -51,9 +52,6 @@ def rebuild(state: GrowthState, config: ModelConfig, fresh: CLIP, origin_of: Cal
                 moments[name] = {s: _mean([state.moments[n][s] for n in origin.names]) for s in stats}
         else:
             weights[name] = torch.zeros_like(init) if origin.zero else init.clone()
-            if state.moments and name in parameters:
-                moments[name] = {"step": torch.tensor(float(state.step)), "exp_avg": torch.zeros_like(init),
-                                 "exp_avg_sq": torch.zeros_like(init)}
     return GrowthState(config, weights, moments, state.step)
 
 

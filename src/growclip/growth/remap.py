@@ -122,10 +122,15 @@ def remap(old: torch.Tensor, axes: dict[int, tuple[str, str]], maps: dict[str, D
             zero_mask = zero_mask | brand_new
     out = out * factor.to(out.dtype)
     if power == 0:
-        out = torch.where(fresh_mask, fresh, out)
-    else:
-        zero_mask = zero_mask | fresh_mask  # brand-new parameters start with no history
-    return torch.where(zero_mask, torch.zeros((), dtype=out.dtype), out)
+        return torch.where(zero_mask, torch.zeros((), dtype=out.dtype), torch.where(fresh_mask, fresh, out))
+    return torch.where(zero_mask | fresh_mask, _new_moment(old, power), out)
+
+
+def _new_moment(old: torch.Tensor, power: int) -> torch.Tensor:
+    """Brand-new positions share their tensor's step count, which has no Adam bias correction left:
+    with zero moments their first updates would reach several times the learning rate. They start
+    with no first moment and the tensor's mean second moment instead, so their updates ramp up."""
+    return torch.zeros((), dtype=old.dtype) if power == 1 else old.mean()
 
 
 def remap_state(state: GrowthState, config: ModelConfig, maps: dict[str, DimMap], fresh: CLIP) -> GrowthState:

@@ -19,7 +19,7 @@ class GrowthState:
     """Growth works on named tensors, not modules, so every operator is a pure function of names.
 
     `weights` is the full state dict (buffers too); `moments` may be empty (no optimizer yet);
-    `step` is the optimizer step count, which brand-new parameters take over.
+    `step` is the optimizer step count; brand-new parameters have no moments (they start afresh).
     """
 
     config: ModelConfig

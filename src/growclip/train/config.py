@@ -65,7 +65,7 @@ class TrainConfig:
     corpus_seed: int = 0
     batch_size: int = 128
     accum_freq: int = 1  # micro-batches per optimizer step; the loss sees all of them (exact)
-    epochs: int = 1
+    epochs: float = 1.0  # passes over the data; fractions allowed (equal-compute comparisons)
     samples: int | None = None  # total training pairs; overrides epochs when set
     lr: float = 1e-3
     wd: float = 0.1
@@ -93,7 +93,9 @@ class TrainConfig:
         self._check_types()
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        for name in ("batch_size", "accum_freq", "epochs", "log_every", "save_every", "eval_every"):
+        if self.epochs <= 0:
+            raise ValueError(f"epochs must be positive, got {self.epochs}")
+        for name in ("batch_size", "accum_freq", "log_every", "save_every", "eval_every"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.keep_checkpoints < 0:

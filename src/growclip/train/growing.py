@@ -151,7 +151,7 @@ class GrowingRun:
         return join_sources([new, old.sample(fraction, self.config.seed + index)])
 
     def _chunk_steps(self, index: int) -> int:
-        samples = self.config.chunk_samples or self.config.epochs * self._records(index)
+        samples = self.config.chunk_samples or int(self.config.epochs * self._records(index))
         return max(1, samples // self.step_samples)
 
     # -- decisions ----------------------------------------------------------------------------

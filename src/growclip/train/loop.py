@@ -60,7 +60,7 @@ def total_steps(config: TrainConfig, sources: PairSources) -> int:
     records = sources.count()
     if records is None:
         raise DataError("the number of samples in remote shards is unknown: give --samples")
-    return max(1, records * config.epochs // step_samples)
+    return max(1, int(records * config.epochs) // step_samples)
 
 
 class Trainer:
