@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import asdict
 
 from growclip.growth import GrowthState, grow_state, is_exact, parse_op
 from growclip.model import model_cost
@@ -33,11 +32,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def _describe(config: ModelConfig) -> str:
     cost = model_cost(config)
-    fields = ", ".join(f"{k}={v}" for k, v in asdict(config).items() if k in _GROWN)
-    return f"{fields}: {cost.params / 1e6:.2f} M params, {cost.forward_flops / 1e9:.3f} GFLOP per pair"
-
-
-_GROWN = ("width", "heads", "mlp_ratio", "vision_layers", "text_layers", "shared_layers", "embed_dim")
+    return f"{config.describe()}: {cost.params / 1e6:.2f} M params, {cost.forward_flops / 1e9:.3f} GFLOP per pair"
 
 
 def run(args: argparse.Namespace) -> int:

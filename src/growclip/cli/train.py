@@ -7,7 +7,8 @@ import argparse
 from growclip.cli.options import float_list, float_pair, int_list, merged_settings, separator
 from growclip.train import TrainConfig
 from growclip.train import train as run_training
-from growclip.train.growing import train_stream
+from growclip.train.checkpoint import checkpoints_of
+from growclip.train.growing import format_stream, train_stream
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -60,7 +61,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="K:OP items, e.g. 1:width=128 2:shared_layers+2 (growth=schedule)")
     stream.add_argument("--momentum", type=float, help="PIM m of scheduled growth (default 0.9)")
     stream.add_argument("--search-momenta", dest="search_momenta", type=float_list,
-                        help="PIM m values the search tries, e.g. 1,0.9 (default 1)")
+                        help="PIM m values the search tries, e.g. 1,0.9 (default 0.9)")
     stream.add_argument("--replay", type=float,
                         help="train on the new chunk plus REPLAY x its size of old pairs (default: all data so far)")
     stream.add_argument("--chunk-samples", dest="chunk_samples", type=int,
@@ -91,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     config = TrainConfig.from_dict(merged_settings(args, check=TrainConfig.check_settings))
     if config.chunks or config.watch:
-        train_stream(config)
+        print(format_stream(train_stream(config)))
+        print(f"checkpoint: {checkpoints_of(config.output)[-1]}")
         return 0
     result = run_training(config)
     print(f"checkpoint: {result.checkpoint}")

@@ -14,6 +14,9 @@ class ConfigError(ValueError):
     """A model config that cannot describe a valid model; the message says which field and why."""
 
 
+GROWABLE = ("width", "heads", "mlp_ratio", "vision_layers", "text_layers", "shared_layers", "embed_dim")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Every field is a growth dimension or a fixed input/output size.
@@ -87,6 +90,10 @@ class ModelConfig:
                 f">= 2, got {self.patch_size}")
         if self.vision_layers + self.shared_layers == 0 or self.text_layers + self.shared_layers == 0:
             raise ConfigError("each modality needs at least one transformer block")
+
+    def describe(self) -> str:
+        """The growable dimensions, as the growth operators name them."""
+        return ", ".join(f"{name}={getattr(self, name):g}" for name in GROWABLE)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -54,7 +54,7 @@ class TrainConfig:
     growth: str = "auto"  # auto (search) | fixed | schedule | scratch
     grow_schedule: tuple[str, ...] = ()  # "K:OP" items: grow by OP before chunk K (growth=schedule)
     momentum: float = 0.9  # PIM m for scheduled growth
-    search_momenta: tuple[float, ...] = (1.0,)  # the m values the search tries
+    search_momenta: tuple[float, ...] = (0.9,)  # the m values the search tries
     replay: float | None = None  # None: cumulative data; r: the new chunk plus r x its size of old pairs
     chunk_samples: int | None = None  # training pairs per chunk; default: epochs x the new chunk's size
     params_per_pair: float = 20.0  # growth budget: parameters per training pair seen

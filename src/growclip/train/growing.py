@@ -334,7 +334,8 @@ class GrowingRun:
         new, old = self._heldout_losses(model, index)
         decision = self.progress["decision"]
         cost = model_cost(model.config)
-        record = {**self._where(), "chunk": index, "name": self._chunk(index).name, "decision": _label(decision),
+        record = {**self._where(), "chunk": index, "name": self._chunk(index).name, "pairs": self._records(index),
+                  "architecture": asdict(model.config), "decision": _label(decision),
                   "grew": bool(decision["ops"]), "params": cost.params, "gflops_per_pair": cost.forward_flops / 1e9,
                   "search_fraction": decision.get("search_fraction", 0.0), "heldout_new_loss": new,
                   "heldout_old_loss": old, **self._compute(index, model), **results["summary"]}
@@ -381,9 +382,23 @@ def _chunk_line(record: dict[str, Any]) -> str:
     if "image_to_text_R@1" in record:
         scores += f" R@1 {record['image_to_text_R@1']:.3f}/{record['text_to_image_R@1']:.3f}"
     old = record["heldout_old_loss"]
-    return (f"chunk {record['chunk']} {record['name']}: {record['decision']} -> {record['params'] / 1e6:.2f} M params,"
+    return (f"chunk {record['chunk']} {record['name']}: {record['decision']} -> "
+            f"{ModelConfig(**record['architecture']).describe()}: {record['params'] / 1e6:.3f} M params,"
             f"{scores}, held-out loss new {record['heldout_new_loss']:.3f}" + ("" if old is None else f" old {old:.3f}")
             + f", search overhead {record['search_fraction']:.0%}, {record['total_tflop']:.1f} TFLOP so far")
+
+
+def format_stream(history: list[dict[str, Any]]) -> str:
+    """The run in a table, one row per chunk: what was decided, the architecture, its scores, the compute."""
+    lines = [f"{'chunk':<16} {'decision':<26} {'params':>8} {'zero-shot':>9} {'R@1 I->T/T->I':>13} "
+             f"{'TFLOP':>6} {'search':>6}  architecture"]
+    for r in history:
+        recall = f"{r['image_to_text_R@1']:.3f}/{r['text_to_image_R@1']:.3f}" if "image_to_text_R@1" in r else "-"
+        zeroshot = f"{r['zeroshot_mean_top1']:.3f}" if "zeroshot_mean_top1" in r else "-"
+        lines.append(f"{r['name']:<16} {r['decision']:<26} {r['params'] / 1e6:>6.3f} M {zeroshot:>9} {recall:>13} "
+                     f"{r['total_tflop']:>6.1f} {r['search_fraction']:>6.0%}  "
+                     f"{ModelConfig(**r['architecture']).describe()}")
+    return "\n".join(lines)
 
 
 def train_stream(config: TrainConfig) -> list[dict[str, Any]]:
