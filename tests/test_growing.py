@@ -55,6 +55,16 @@ def test_successive_halving_keeps_the_best_half_and_its_state_round_trips():
     assert restored.winner.candidate.ops == ("width=128",) and restored.round == 3
 
 
+def test_the_search_fits_its_budget_by_leaving_out_the_dearest_candidates(tmp_path):
+    space = growth_space(MODEL, max_params=1e9)
+    tight = GrowingRun(settings(tmp_path / "tight", chunks=("corpus:0", "corpus:1"), search_fraction=0.01))
+    kept, steps = tight._search_plan(1, space)
+    assert kept == space[:2] and steps == 8  # "keep" and the cheapest child, at the 8-step floor
+    ample = GrowingRun(settings(tmp_path / "ample", chunks=("corpus:0", "corpus:1"), search_fraction=1.0, epochs=400))
+    kept, steps = ample._search_plan(1, space)
+    assert kept == space and steps > 8
+
+
 def test_the_same_small_data_again_keeps_the_model(tmp_path):
     """The budget grows with the pairs seen; the start model already fills what three passes of one
     small chunk allow, so every decision is "keep" and no search is spent."""

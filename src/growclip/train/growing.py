@@ -174,7 +174,7 @@ class GrowingRun:
         progress.update(phase="train", decision=decision)
         progress.pop("search", None)
         self.log.write({**self._where(), "chunk": index, "decision": _label(decision), "why": decision["why"],
-                        "params": model_cost(self.current.config).params,
+                        "left_out": decision.get("left_out", []), "params": model_cost(self.current.config).params,
                         "search_fraction": decision.get("search_fraction", 0.0)}, "growth")
 
     def _search(self, index: int) -> dict[str, Any]:
@@ -196,7 +196,8 @@ class GrowingRun:
             search.run_round(lambda i, contender, steps: self._proxy(index, search.round, i, states, steps))
             self._save_search(index, search, states)
         self.current = states[search.contenders.index(search.winner)]
-        return self._search_record(index, search)
+        searched = {c.candidate for c in search.contenders}
+        return self._search_record(index, search) | {"left_out": [c.label for c in candidates if c not in searched]}
 
     def _search_plan(self, index: int, candidates: list[Candidate]) -> tuple[list[Candidate], int]:
         """The candidates the search can afford and the proxy steps of its first round.

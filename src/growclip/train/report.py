@@ -87,7 +87,9 @@ def _summary(run: Path, records: list[dict], train: list[dict], evals: list[dict
                   "R@1 I->T / T->I | held-out loss new / old | search overhead | TFLOP so far |",
                   "|---|---|---|---:|---:|---:|---|---|---:|---:|"]
         lines += [_chunk_row(r) for r in chunks]
-        why = [f"- chunk {r['chunk']}: {r['decision']} ({r['why']})" for r in records if "why" in r]
+        why = [f"- chunk {r['chunk']}: {r['decision']} ({r['why']})"
+               + (f"; not tried within the search budget: {', '.join(r['left_out'])}" if r.get("left_out") else "")
+               for r in records if "why" in r]
         lines += ["", "Decisions:", "", *why]
     lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
     config = run / "train_config.json"
