@@ -66,10 +66,10 @@ def main() -> None:
     tflop = auto[-1]["total_tflop"]
     pairs_per_epoch = sum(r["pairs"] for r in auto)
     final = ModelConfig(**auto[-1]["architecture"])
+    final_file = auto_dir / "final_architecture.json"
+    final_file.write_text(json.dumps(final.to_dict()))
     for name, config, model in (("fixed start", load_config(args.model), args.model),
-                                ("fixed final", final, str(auto_dir / "final_architecture.json"))):
-        if name == "fixed final":
-            Path(model).write_text(json.dumps(final.to_dict()))
+                                ("fixed final", final, str(final_file))):
         epochs = equal_compute_epochs(config, tflop, pairs_per_epoch)
         history, seconds = run(name.replace(" ", "_"), {**base, "model": model, "growth": "fixed", "epochs": epochs},
                                output)

@@ -119,6 +119,24 @@ def test_identity_inserted_blocks_leave_the_old_parameters_update_unchanged(arch
     assert int(grown_optimizer.state[inserted]["step"]) == 1  # its Adam state started afresh
 
 
+def test_new_units_start_with_no_first_moment_and_the_mean_second_moment():
+    """New MLP units share their tensor's step count (no bias correction left), so zero moments
+    would give them outsized first updates; they take the tensor's mean second moment instead."""
+    config = tiny_config(vision_layers=1, text_layers=1, shared_layers=0)
+    model, optimizer = trained(config)
+    state = GrowthState.capture(model, optimizer)
+    grown = grow_state(state, ["mlp_ratio=4"])
+    hidden = config.mlp_hidden
+    grown_hidden = grown.config.mlp_hidden
+    for name, dim in (("text_blocks.0.mlp.fc1.weight", 0), ("text_blocks.0.mlp.fc2.weight", 1)):  # units on dim
+        old, new = state.moments[name], grown.moments[name]
+        for stat in ("exp_avg", "exp_avg_sq"):
+            assert torch.equal(new[stat].narrow(dim, 0, hidden), old[stat])
+        assert torch.all(new["exp_avg"].narrow(dim, hidden, grown_hidden - hidden) == 0)
+        added = new["exp_avg_sq"].narrow(dim, hidden, grown_hidden - hidden)
+        torch.testing.assert_close(added, torch.full_like(added, old["exp_avg_sq"].mean().item()))
+
+
 def test_pim_interpolates_between_inheritance_and_a_fresh_model():
     config = tiny_config(vision_layers=1, text_layers=1, shared_layers=1)
     model, optimizer = trained(config)

@@ -247,11 +247,12 @@ class GrowingRun:
                        config.precision, config.grad_clip_norm)
         states[which] = GrowthState.capture(model, optimizer)
         new, old = self._heldout_losses(model, index)
-        cost = train_flops_per_sample(model.config) / train_flops_per_sample(self.current.config)
+        flops = train_flops_per_sample(model.config)
+        cost = flops / train_flops_per_sample(self.current.config)
         score = (new if old is None else (new + old) / 2) + config.cost_weight * math.log2(cost)
         scored_pairs = sum(len(self._chunk(i).heldout.texts) for i in range(index + 1))
         return {"new_loss": new, "old_loss": old if old is not None else float("nan"), "cost": cost,
-                "train_flops": train_flops_per_sample(model.config), "score": score,
+                "train_flops": flops, "score": score,
                 "score_flops": scored_pairs * model_cost(model.config).forward_flops}
 
     def _heldout_losses(self, model: CLIP, index: int) -> tuple[float, float | None]:
@@ -376,12 +377,17 @@ def _why(search: SuccessiveHalving) -> str:
     return f"best score {finalists[0].score:.3f} after {search.round} rounds{runner}"
 
 
+def _scores(record: dict[str, Any]) -> tuple[str | None, str | None]:
+    """Zero-shot mean top-1 and R@1 both ways, as text; None where the run has no such evaluation."""
+    zeroshot = f"{record['zeroshot_mean_top1']:.3f}" if "zeroshot_mean_top1" in record else None
+    recall = (f"{record['image_to_text_R@1']:.3f}/{record['text_to_image_R@1']:.3f}"
+              if "image_to_text_R@1" in record else None)
+    return zeroshot, recall
+
+
 def _chunk_line(record: dict[str, Any]) -> str:
-    scores = ""
-    if "zeroshot_mean_top1" in record:
-        scores += f" zero-shot {record['zeroshot_mean_top1']:.3f}"
-    if "image_to_text_R@1" in record:
-        scores += f" R@1 {record['image_to_text_R@1']:.3f}/{record['text_to_image_R@1']:.3f}"
+    zeroshot, recall = _scores(record)
+    scores = (f" zero-shot {zeroshot}" if zeroshot else "") + (f" R@1 {recall}" if recall else "")
     old = record["heldout_old_loss"]
     return (f"chunk {record['chunk']} {record['name']}: {record['decision']} -> "
             f"{ModelConfig(**record['architecture']).describe()}: {record['params'] / 1e6:.3f} M params,"
@@ -394,8 +400,7 @@ def format_stream(history: list[dict[str, Any]]) -> str:
     lines = [f"{'chunk':<16} {'decision':<26} {'params':>8} {'zero-shot':>9} {'R@1 I->T/T->I':>13} "
              f"{'TFLOP':>6} {'search':>6}  architecture"]
     for r in history:
-        recall = f"{r['image_to_text_R@1']:.3f}/{r['text_to_image_R@1']:.3f}" if "image_to_text_R@1" in r else "-"
-        zeroshot = f"{r['zeroshot_mean_top1']:.3f}" if "zeroshot_mean_top1" in r else "-"
+        zeroshot, recall = (score or "-" for score in _scores(r))
         lines.append(f"{r['name']:<16} {r['decision']:<26} {r['params'] / 1e6:>6.3f} M {zeroshot:>9} {recall:>13} "
                      f"{r['total_tflop']:>6.1f} {r['search_fraction']:>6.0%}  "
                      f"{ModelConfig(**r['architecture']).describe()}")

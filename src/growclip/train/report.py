@@ -19,45 +19,48 @@ EVAL_CURVES = {"zeroshot_mean_top1": "zero-shot mean top-1", "image_to_text_R@1"
                "text_to_image_R@1": "text->image R@1"}
 
 
-def _plot(path: Path, title: str, ylabel: str, curves: dict[str, tuple[Sequence[float], Sequence[float]]],
-          log_y: bool = False, events: Sequence[float] = ()) -> Path:
+Curves = dict[str, tuple[Sequence[float], Sequence[float]]]
+
+
+def _draw(axes: plt.Axes, curves: Curves, events: Sequence[float]) -> None:
     """`events`: samples at which the model grew, drawn as dashed lines."""
-    figure, axes = plt.subplots(figsize=(6, 3.5), dpi=100)
     for label, (xs, ys) in curves.items():
         axes.plot(xs, ys, label=label, marker="o" if len(xs) < 20 else None)
     for index, samples in enumerate(events):
         axes.axvline(samples, color="gray", linestyle="--", linewidth=1, label="growth" if index == 0 else None)
+    axes.grid(alpha=0.3)
+
+
+def _save(figure: plt.Figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def _plot(path: Path, title: str, ylabel: str, curves: Curves, log_y: bool = False,
+          events: Sequence[float] = ()) -> Path:
+    figure, axes = plt.subplots(figsize=(6, 3.5), dpi=100)
+    _draw(axes, curves, events)
     axes.set(title=title, xlabel="samples seen", ylabel=ylabel)
     if log_y:
         axes.set_yscale("log")
     if len(curves) > 1 or events:
         axes.legend()
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return _save(figure, path)
 
 
-def _stream_plot(path: Path, panels: list[tuple[str, dict[str, tuple[Sequence[float], Sequence[float]]]]],
-                 events: Sequence[float]) -> Path:
+def _stream_plot(path: Path, panels: list[tuple[str, Curves]], events: Sequence[float]) -> Path:
     """A growing run at a glance: one panel per (ylabel, curves), sharing the samples axis and the growth events."""
     figure, grid = plt.subplots(len(panels), 1, figsize=(7, 2.6 * len(panels)), dpi=100, sharex=True, squeeze=False)
     axes = grid[:, 0]
     for ax, (ylabel, curves) in zip(axes, panels):
-        for label, (xs, ys) in curves.items():
-            ax.plot(xs, ys, label=label, marker="o" if len(xs) < 20 else None)
-        for index, samples in enumerate(events):
-            ax.axvline(samples, color="gray", linestyle="--", linewidth=1, label="growth" if index == 0 else None)
+        _draw(ax, curves, events)
         ax.set(ylabel=ylabel)
-        ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[0].set_title("growing run: loss, accuracy and model size against samples seen")
     axes[-1].set_xlabel("samples seen")
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return _save(figure, path)
 
 
 def _series(records: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
