@@ -180,3 +180,30 @@ def test_same_seed_same_weights_and_global_rng_untouched():
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(pa, pb), name
     assert not all(torch.equal(pa, pc) for pa, pc in zip(a.parameters(), c.parameters()))
+
+
+def test_initial_weights_follow_clips_width_scaled_scheme():
+    """clip-small (width 128, 4 + 4 layers): the documented std per layer kind, biases zero."""
+    model = create_model("clip-small", seed=3)
+    width, depth = 128, 4
+    expected = {
+        "attn.qkv.weight": width**-0.5,
+        "attn.proj.weight": width**-0.5 / (2 * depth) ** 0.5,
+        "mlp.fc1.weight": (2 * width) ** -0.5,
+        "mlp.fc2.weight": width**-0.5 / (2 * depth) ** 0.5,
+        "head.proj.weight": width**-0.5,
+        "token_embedding.weight": 0.02,
+        "text_embed.positional_embedding": 0.01,
+        "vision_embed.positional_embedding": width**-0.5,
+        "class_embedding": width**-0.5,
+    }
+    seen = set()
+    for name, param in model.named_parameters():
+        kind = next((k for k in expected if name.endswith(k)), None)
+        if kind is not None:
+            seen.add(kind)
+            assert param.std().item() == pytest.approx(expected[kind], rel=0.12), name
+            assert param.mean().abs().item() < 3 * expected[kind] / param.numel() ** 0.5, name
+        elif name.endswith("bias") and "blocks" in name:
+            assert torch.count_nonzero(param) == 0, name
+    assert seen == set(expected)

@@ -7,13 +7,10 @@ import json
 from pathlib import Path
 
 from growclip.cli.options import separator
-from growclip.data.corpus import EmbeddedCorpus
-from growclip.data.evalsets import RetrievalSet
-from growclip.data.labelled import DEFAULT_TEMPLATES, labelled_task, read_templates
 from growclip.data.pairs import format_skipped
-from growclip.data.sources import ReaderOptions, open_sources
-from growclip.data.valset import read_retrieval_set
+from growclip.data.sources import ReaderOptions
 from growclip.eval import evaluate, format_results
+from growclip.eval.sets import EvalSetsConfig, evaluation_sets
 from growclip.runtime import resolve_device
 from growclip.train.checkpoint import load_checkpoint, resolve_checkpoint
 
@@ -38,30 +35,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--output", help="JSON results file (default: eval.json in the checkpoint folder)")
 
 
-def _retrieval_set(args: argparse.Namespace, image_size: int) -> RetrievalSet:
-    options = ReaderOptions(args.csv_separator, args.csv_img_key, args.csv_caption_key)
-    retrieval, skipped = read_retrieval_set(open_sources(args.val_data, options), image_size)
-    print(f"{args.val_data}: {len(retrieval.images)} images, {len(retrieval.texts)} captions; "
-          f"{format_skipped(skipped)}")
-    return retrieval
-
-
 def run(args: argparse.Namespace) -> int:
     checkpoint = resolve_checkpoint(args.checkpoint)
     model, tokenizer, _ = load_checkpoint(checkpoint, resolve_device(args.device))
-    image_size = model.config.image_size
-    if args.zeroshot_data or args.val_data:
-        templates = read_templates(args.templates) if args.templates else DEFAULT_TEMPLATES
-        tasks = [labelled_task(args.zeroshot_data, image_size, templates)] if args.zeroshot_data else []
-        retrievals = [_retrieval_set(args, image_size)] if args.val_data else []
-    else:
-        corpus = EmbeddedCorpus(args.corpus_seed, image_size)
-        tasks = corpus.zeroshot_tasks(args.images_per_class)
-        if args.templates:
-            templates = read_templates(args.templates)
-            for task in tasks:
-                task.templates = templates
-        retrievals = [corpus.retrieval_set(args.retrieval_images)]
+    sets = EvalSetsConfig(args.zeroshot_data, args.val_data, args.templates,
+                          ReaderOptions(args.csv_separator, args.csv_img_key, args.csv_caption_key),
+                          args.corpus_seed, args.images_per_class, args.retrieval_images)
+    tasks, retrievals, skipped = evaluation_sets(sets, model.config.image_size)
+    for retrieval in retrievals if args.val_data else ():
+        print(f"{args.val_data}: {len(retrieval.images)} images, {len(retrieval.texts)} captions; "
+              f"{format_skipped(skipped)}")
     results = evaluate(model, tokenizer, tasks, retrievals, args.precision)
     print(format_results(results))
     output = Path(args.output) if args.output else checkpoint / "eval.json"
