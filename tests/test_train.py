@@ -1,4 +1,6 @@
 import json
+import math
+import warnings
 from itertools import pairwise
 
 import pytest
@@ -9,6 +11,7 @@ from growclip.data.corpus import EmbeddedCorpus
 from growclip.data.loader import PairCollate
 from growclip.data.tokenizer import Tokenizer
 from growclip.model import create_model
+from growclip.runtime import warn_if_slow_precision
 from growclip.train import CheckpointError, TrainConfig, load_checkpoint, save_checkpoint, train
 from growclip.train.loss import clip_loss
 from growclip.train.optim import make_optimizer, param_groups, warmup_cosine
@@ -179,3 +182,26 @@ def test_interrupted_training_saves_what_it_trained(tmp_path, monkeypatch):
     assert state["step"] == 3 and state["samples"] == 48
     untrained = create_model(model.config, seed=0)  # the run's seed: saved weights moved away from it
     assert not torch.equal(model.text_head.proj.weight, untrained.text_head.proj.weight)
+
+
+def test_clip_small_leaves_chance_loss_within_60_steps(tmp_path):
+    """A real preset on the corpus, with settings that learn: the loss must fall well below chance,
+    ln(batch), within 60 steps (the old N(0, 0.02) initialisation sat at chance for ~100)."""
+    batch, steps = 32, 60
+    config = TrainConfig(model="clip-small", stages=(0,), stage_sizes=(batch * steps, 1, 1, 1), samples=batch * steps,
+                         batch_size=batch, lr=1e-3, warmup=10, output=str(tmp_path), progress=False,
+                         eval_images_per_class=1, retrieval_images=8)
+    losses = train(config).losses
+    chance = math.log(batch)
+    assert losses[0] == pytest.approx(chance, abs=0.3)
+    assert sum(losses[-10:]) / 10 < 0.7 * chance
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_without_native_bf16_warns(monkeypatch, native):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warn_if_slow_precision(torch.device("cpu"), "bf16")
+        warn_if_slow_precision(torch.device("cpu"), "fp32")
+    assert [str(w.message)[:32] for w in caught] == ([] if native else ["this CPU has no native bf16 matm"])

@@ -38,7 +38,7 @@ from growclip.model.clip import CLIP
 from growclip.model.config import ModelConfig
 from growclip.model.cost import model_cost, train_flops_per_sample
 from growclip.model.factory import create_model, load_config
-from growclip.runtime import autocast, resolve_device, seed_everything
+from growclip.runtime import autocast, resolve_device, seed_everything, warn_if_slow_precision
 from growclip.train.checkpoint import (
     checkpoint_path,
     load_checkpoint,
@@ -92,6 +92,7 @@ class GrowingRun:
         (self.output / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
         seed_everything(config.seed)
         self.device = resolve_device(config.device)
+        warn_if_slow_precision(self.device, config.precision)
         self.stream = ChunkStream(chunk_specs(config), config.watch)
         self.step_samples = config.batch_size * config.accum_freq
         self.checkpoint = resume_checkpoint(config)

@@ -18,7 +18,7 @@ from growclip.data.stream import TrainStream
 from growclip.eval.suite import evaluate, format_results
 from growclip.model.clip import CLIP
 from growclip.model.factory import create_model, load_config
-from growclip.runtime import resolve_device, seed_everything
+from growclip.runtime import resolve_device, seed_everything, warn_if_slow_precision
 from growclip.train.checkpoint import (
     CheckpointError,
     checkpoint_path,
@@ -191,6 +191,7 @@ def train(config: TrainConfig) -> TrainResult:
     (output / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     seed_everything(config.seed)
     device = resolve_device(config.device)
+    warn_if_slow_precision(device, config.precision)
     checkpoint = resume_checkpoint(config)
     if checkpoint is not None:
         model, tokenizer, state = load_checkpoint(checkpoint, device)

@@ -1,0 +1,102 @@
+"""Architectures side by side on the embedded corpus: the same pairs (or the same training compute),
+batch, schedule and seeds; medians over the seeds. Capacity (clip-tiny < clip-small < clip-base?)
+and MS-CLIP's parts (shared encoder, conv stem, parallel branch, each on and off) are both this.
+
+    python benchmarks/compare_models.py --models clip-tiny clip-small clip-base --seeds 0 1 2
+    python benchmarks/compare_models.py --equal-compute --models clip-small shared-small msclip-small \\
+        msclip-small:parallel_branch=false msclip-small:stem=patch
+
+A model is a preset or config .json, optionally with `:field=value,...` overrides. With
+`--equal-compute` every model trains for the training FLOPs that the first one (or `--budget-model`)
+spends on `--samples` pairs. Prints Markdown tables (medians, then every run) and writes them with JSON to --output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from growclip.model import ModelConfig, load_config, model_cost, train_flops_per_sample
+from growclip.train import TrainConfig, train
+
+SUMMARY = ("zeroshot_mean_top1", "image_to_text_R@1", "text_to_image_R@1")
+
+
+def parse_model(spec: str) -> ModelConfig:
+    """`name[:field=value,...]`; values are read as JSON where they parse (numbers, true/false)."""
+    name, _, overrides = spec.partition(":")
+    fields = {}
+    for item in filter(None, overrides.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            fields[key] = json.loads(value)
+        except json.JSONDecodeError:
+            fields[key] = value
+    return load_config(name, **fields)
+
+
+def run_one(spec: str, config: ModelConfig, samples: int, seed: int, args: argparse.Namespace) -> dict:
+    out = Path(args.output) / f"{spec.replace(':', '_').replace('=', '-').replace(',', '_')}-seed{seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    config.to_json(out / "model.json")
+    start = time.perf_counter()
+    result = train(TrainConfig(model=str(out / "model.json"), samples=samples, lr=args.lr, warmup=args.warmup,
+                               precision=args.precision, seed=seed, output=str(out), progress=False))
+    return {"seed": seed, "samples": samples, "minutes": (time.perf_counter() - start) / 60,
+            "tasks": {t: m["top1"] for t, m in result.eval["zeroshot"].items()},
+            **{k: result.eval["summary"][k] for k in SUMMARY}}
+
+
+def table(rows: list[tuple[str, ModelConfig, dict]]) -> str:
+    tasks = list(rows[0][2]["tasks"])
+    lines = ["| model | params | pairs | " + " | ".join(tasks) + " | **mean top-1** | I->T R@1 | T->I R@1 | minutes |",
+             "|---" * (len(tasks) + 7) + "|"]
+    for label, config, row in rows:
+        cells = " | ".join(f"{row['tasks'][t]:.3f}" for t in tasks)
+        lines.append(f"| {label} | {model_cost(config).params / 1e6:.2f} M | {row['samples']:,} | {cells} | "
+                     f"**{row['zeroshot_mean_top1']:.3f}** | {row['image_to_text_R@1']:.3f} | "
+                     f"{row['text_to_image_R@1']:.3f} | {row['minutes']:.1f} |")
+    return "\n".join(lines)
+
+
+def median(runs: list[dict]) -> dict:
+    keys = (*SUMMARY, "minutes", "samples")
+    return {**{k: statistics.median(r[k] for r in runs) for k in keys},
+            "tasks": {t: statistics.median(r["tasks"][t] for r in runs) for t in runs[0]["tasks"]}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["clip-tiny", "clip-small", "clip-base"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--samples", type=int, default=30_000, help="training pairs (of the first model)")
+    parser.add_argument("--equal-compute", action="store_true", help="same training FLOPs for every model")
+    parser.add_argument("--budget-model", help="whose --samples set the compute budget (default: the first model)")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--output", default="runs/compare")
+    args = parser.parse_args()
+    configs = {spec: parse_model(spec) for spec in args.models}
+    budget = args.samples * train_flops_per_sample(parse_model(args.budget_model or args.models[0]))
+    runs: dict[str, list[dict]] = {}
+    for spec, config in configs.items():
+        samples = budget // train_flops_per_sample(config) if args.equal_compute else args.samples
+        runs[spec] = [run_one(spec, config, samples, seed, args) for seed in args.seeds]
+        print(f"{spec}: mean top-1 " + " ".join(f"{r['zeroshot_mean_top1']:.3f}" for r in runs[spec]), flush=True)
+    basis = "equal training compute" if args.equal_compute else "equal pairs"
+    header = (f"corpus, all stages, {basis}, batch 128, lr {args.lr}, warm-up {args.warmup}, {args.precision}, "
+              f"seeds {' '.join(map(str, args.seeds))}")
+    medians = table([(f"`{s}` (median)", configs[s], median(r)) for s, r in runs.items()])
+    every = table([(f"`{s}` seed {r['seed']}", configs[s], r) for s, rs in runs.items() for r in rs])
+    report = f"{header}\n\n{medians}\n\nEvery run:\n\n{every}\n"
+    print("\n" + report)
+    Path(args.output, "compare.md").write_text(report)
+    Path(args.output, "compare.json").write_text(json.dumps({"settings": vars(args), "runs": runs}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
