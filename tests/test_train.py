@@ -184,16 +184,17 @@ def test_interrupted_training_saves_what_it_trained(tmp_path, monkeypatch):
     assert not torch.equal(model.text_head.proj.weight, untrained.text_head.proj.weight)
 
 
-def test_clip_small_leaves_chance_loss_within_60_steps(tmp_path):
-    """A real preset on the corpus, with settings that learn: the loss must fall well below chance,
-    ln(batch), within 60 steps (the old N(0, 0.02) initialisation sat at chance for ~100)."""
-    batch, steps = 32, 60
-    config = TrainConfig(model="clip-small", stages=(0,), stage_sizes=(batch * steps, 1, 1, 1), samples=batch * steps,
+def test_clip_tiny_leaves_chance_loss_within_60_steps(tmp_path):
+    """A real preset on all four corpus stages, with settings that learn: within 60 steps at batch 128
+    the loss must fall below 0.7 x chance, ln(batch). Measured: 0.57 x chance with CLIP's
+    initialisation, 0.79 x with the old N(0, 0.02) one, which sat near chance for ~100 steps."""
+    batch, steps = 128, 60
+    config = TrainConfig(model="clip-tiny", stage_sizes=(1000, 1000, 2000, 4000), samples=batch * steps,
                          batch_size=batch, lr=1e-3, warmup=10, output=str(tmp_path), progress=False,
                          eval_images_per_class=1, retrieval_images=8)
     losses = train(config).losses
     chance = math.log(batch)
-    assert losses[0] == pytest.approx(chance, abs=0.3)
+    assert losses[0] > 0.9 * chance
     assert sum(losses[-10:]) / 10 < 0.7 * chance
 
 
