@@ -26,6 +26,7 @@ import time
 import tomllib
 from pathlib import Path
 
+from growclip.data.sources.table import default_separator
 from growclip.model import ModelConfig, load_config
 from growclip.train.metrics import read_metrics
 
@@ -120,12 +121,12 @@ def absolute_table(source: Path, target: Path, separator: str, img_key: str) -> 
 
 def prepare_data(args: argparse.Namespace, out: Path) -> tuple[Path, str]:
     """-> (training table with absolute paths, its separator)."""
-    table = out / "train.tsv"
     if args.train_data:
         source = Path(args.train_data)
-        separator = args.csv_separator or ("," if source.suffix == ".csv" else "\t")
-        absolute_table(source, table.with_suffix(source.suffix), separator, args.csv_img_key)
-        return table.with_suffix(source.suffix), separator
+        separator, table = args.csv_separator or default_separator(source), out / f"train{source.suffix}"
+        absolute_table(source, table, separator, args.csv_img_key)
+        return table, separator
+    table = out / "train.tsv"
     data = out / "data"
     if not (data / "stage0.tsv").exists():
         growclip = [sys.executable, "-m", "growclip", "data", "--output", str(data),
