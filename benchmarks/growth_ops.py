@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from growclip.growth import GrowthState, grow_state, is_exact, parse_op
 from growclip.model import PAD_ID, create_model, load_config, model_cost
-from growclip.train.loss import clip_loss
+from growclip.model.loss import clip_loss
 from growclip.train.optim import make_optimizer
 
 GROWTHS = [["width=512"], ["width=512,heads=scale"], ["width=384"], ["heads=8"], ["mlp_ratio=8"],

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from conftest import tiny_config
 from growclip.cli import main
-from growclip.growth.search import SuccessiveHalving
+from growclip.growth.search import MIN_PROXY_STEPS, SuccessiveHalving, plan_search
 from growclip.growth.space import Candidate, growth_space
 from growclip.train import TrainConfig
 from growclip.train.checkpoint import checkpoints_of
@@ -55,14 +55,12 @@ def test_successive_halving_keeps_the_best_half_and_its_state_round_trips():
     assert restored.winner.candidate.ops == ("width=128",) and restored.round == 3
 
 
-def test_the_search_fits_its_budget_by_leaving_out_the_dearest_candidates(tmp_path):
+def test_the_search_fits_its_budget_by_leaving_out_the_dearest_candidates():
     space = growth_space(MODEL, max_params=1e9)
-    tight = GrowingRun(settings(tmp_path / "tight", chunks=("corpus:0", "corpus:1"), search_fraction=0.01))
-    kept, steps = tight._search_plan(1, space)
-    assert kept == space[:2] and steps == 8  # "keep" and the cheapest child, at the 8-step floor
-    ample = GrowingRun(settings(tmp_path / "ample", chunks=("corpus:0", "corpus:1"), search_fraction=1.0, epochs=400))
-    kept, steps = ample._search_plan(1, space)
-    assert kept == space and steps > 8
+    kept, steps = plan_search(MODEL, space, budget_steps=0.16)
+    assert kept == space[:2] and steps == MIN_PROXY_STEPS  # "keep" and the cheapest child, at the floor
+    kept, steps = plan_search(MODEL, space, budget_steps=6400)
+    assert kept == space and steps > MIN_PROXY_STEPS
 
 
 def test_the_same_small_data_again_keeps_the_model(tmp_path):
@@ -138,7 +136,7 @@ def test_a_watched_folder_picks_up_a_chunk_written_while_the_run_goes_on(tmp_pat
     watch.mkdir()
     (watch / "00.tsv").write_bytes((tmp_path / "c0" / "pairs.tsv").read_bytes().replace(b"images/", b"../c0/images/"))
     run = GrowingRun(settings(tmp_path, watch=str(watch), growth="fixed", heldout=8, batch_size=16))
-    run.stream.poll_seconds = 0.05
+    run.chunks.stream.poll_seconds = 0.05
     thread = threading.Thread(target=run.run)
     thread.start()
     deadline = time.monotonic() + 60
@@ -155,11 +153,11 @@ def test_a_watched_folder_picks_up_a_chunk_written_while_the_run_goes_on(tmp_pat
 
 def test_replay_mixes_the_new_chunk_with_a_sample_of_the_old_ones(tmp_path):
     run = GrowingRun(settings(tmp_path, chunks=("corpus:0", "corpus:1", "corpus:2"), replay=0.5, growth="fixed"))
-    new, old = run._chunk(2).sources.count(), run._chunk(0).sources.count() + run._chunk(1).sources.count()
-    mixed = run._train_data(2).count()
+    new, old = run.chunks.records(2), run.chunks.pairs_seen(1)
+    mixed = run.chunks.train_data(2).count()
     assert new < mixed < new + old and abs(mixed - 1.5 * new) < 0.1 * new
     cumulative = GrowingRun(settings(tmp_path / "c", chunks=("corpus:0", "corpus:1", "corpus:2"), growth="fixed"))
-    assert cumulative._train_data(2).count() == new + old
+    assert cumulative.chunks.train_data(2).count() == new + old
 
 
 def test_scratch_retrains_the_chosen_architecture_for_all_chunks_so_far(tmp_path):

@@ -11,7 +11,7 @@ from growclip.cli import main
 from growclip.growth import GrowthError, GrowthState, grow, grow_state, grown_config, is_exact, parse_op
 from growclip.growth.width import width_maps
 from growclip.model import create_model
-from growclip.train.loss import clip_loss
+from growclip.model.loss import clip_loss
 from growclip.train.optim import make_optimizer
 
 EXACT = [["width=64"], ["width=96,heads=scale"], ["mlp_ratio=3"], ["embed_dim=24"], ["vision_layers+1"],

@@ -11,9 +11,9 @@ from growclip.data.corpus import EmbeddedCorpus
 from growclip.data.loader import PairCollate
 from growclip.data.tokenizer import Tokenizer
 from growclip.model import create_model
+from growclip.model.loss import clip_loss
 from growclip.runtime import warn_if_slow_precision
 from growclip.train import CheckpointError, TrainConfig, load_checkpoint, save_checkpoint, train
-from growclip.train.loss import clip_loss
 from growclip.train.optim import make_optimizer, param_groups, warmup_cosine
 from growclip.train.step import train_step
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import math
 import random
+import time
 import warnings
 from contextlib import AbstractContextManager, nullcontext
 
@@ -14,6 +17,25 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+@functools.cache
+def peak_flops(device: torch.device, precision: str) -> float:
+    """FLOP/s of a large square matmul on `device` in `precision`, best of a few: the utilisation
+    logged beside samples/s is measured against it (a CPU's or GPU's practical peak, not its datasheet)."""
+    size = 1024
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    a, b = (torch.randn(size, size, generator=torch.Generator().manual_seed(0)).to(device, dtype) for _ in range(2))
+    best = math.inf
+    for _ in range(4):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
 
 
 def autocast(device: torch.device, precision: str) -> AbstractContextManager:
@@ -36,6 +58,17 @@ def warn_if_slow_precision(device: torch.device, precision: str) -> None:
     if not native:
         warnings.warn("this CPU has no native bf16 matmuls (no AVX512-BF16/AMX): bf16 runs one to two orders "
                       "of magnitude slower than fp32 here; use --precision fp32", stacklevel=2)
+
+
+def derived_rng(seed: int, *keys: int) -> np.random.Generator:
+    """A generator for one purpose (a corpus split, a chunk, a search round), independent of every
+    other purpose's: NumPy's SeedSequence of (seed, *keys)."""
+    return np.random.default_rng([seed, *keys])
+
+
+def derive_seed(seed: int, *keys: int) -> int:
+    """`derived_rng`'s rule as an integer seed, for torch and the data streams."""
+    return int(derived_rng(seed, *keys).integers(2**31))
 
 
 def seed_everything(seed: int) -> None:

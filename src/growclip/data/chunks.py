@@ -21,8 +21,9 @@ import numpy as np
 from growclip.data.corpus import EmbeddedCorpus
 from growclip.data.evalsets import RetrievalSet
 from growclip.data.pairs import DataError, Skip
-from growclip.data.sources import CorpusSource, PairSources, ReaderOptions, open_sources, sample_key
+from growclip.data.sources import CorpusSource, PairSources, ReaderOptions, join_sources, open_sources, sample_key
 from growclip.data.transforms import CenterCrop
+from growclip.runtime import derive_seed
 
 CORPUS_PREFIX = "corpus:"
 END_MARKER = "END"
@@ -68,6 +69,54 @@ class ChunkData:
     name: str
     sources: PairSources  # what training reads: the chunk less its held-out split
     heldout: RetrievalSet  # one caption per image
+
+
+class ArrivedChunks:
+    """The stream's chunks, opened as they are first needed, with their sizes and what each trains on.
+
+    `replay` None: a chunk trains on every chunk so far (cumulative); r: on itself plus r x its size
+    of pairs drawn from the older ones. Held-out splits and replay draws have their own seeds."""
+
+    def __init__(self, stream: ChunkStream, corpus: EmbeddedCorpus, options: ReaderOptions, heldout: int,
+                 seed: int, replay: float | None = None) -> None:
+        self.stream, self.corpus, self.options, self.heldout = stream, corpus, options, heldout
+        self.seed, self.replay = seed, replay
+        self.opened: list[ChunkData] = []
+        self.counts: dict[int, int] = {}
+
+    def __getitem__(self, index: int) -> ChunkData:
+        while len(self.opened) <= index:
+            spec = self.stream.get(len(self.opened))
+            self.opened.append(open_chunk(spec, self.corpus, self.options, self.heldout,
+                                          derive_seed(self.seed, len(self.opened))))
+        return self.opened[index]
+
+    def records(self, index: int) -> int:
+        """Training pairs of chunk `index`, counted once (shards from their tar headers)."""
+        if index not in self.counts:
+            count = self[index].sources.count()
+            if count is None:
+                raise DataError(f"{self[index].name}: size unknown (remote shards); give --chunk-samples")
+            self.counts[index] = count
+        return self.counts[index]
+
+    def pairs_seen(self, index: int) -> int:
+        """Training pairs of chunks 0..index."""
+        return sum(self.records(i) for i in range(index + 1))
+
+    def train_data(self, index: int) -> PairSources:
+        new = self[index].sources
+        if index == 0:
+            return new
+        old = join_sources([self[i].sources for i in range(index)])
+        if self.replay is None:
+            return join_sources([old, new])
+        fraction = self.replay * self.records(index) / self.pairs_seen(index - 1)
+        return join_sources([new, old.sample(fraction, derive_seed(self.seed, index, 1))])
+
+    def heldouts(self, index: int) -> list[RetrievalSet]:
+        """Held-out pairs of chunks 0..index, the newest last."""
+        return [self[i].heldout for i in range(index + 1)]
 
 
 def open_chunk(spec: str, corpus: EmbeddedCorpus, options: ReaderOptions | None = None, heldout: int = 256,

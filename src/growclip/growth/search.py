@@ -1,9 +1,10 @@
 """Successive halving over growth candidates: every contender trains on the same batches for a
 short proxy budget, the better half (by score) goes on with twice the budget, until one is left.
 
-The search only orders and prunes; training and scoring a contender are the caller's (see
-`train.growing`), so the same machinery serves every policy and its state is plain JSON that a
-checkpoint can carry between rounds.
+`SuccessiveHalving` only orders and prunes; training a contender is the caller's (see
+`growth.policy`), and its state is plain JSON that a checkpoint can carry between rounds. The
+planning (what the search can afford), the score and the decision record are public functions
+here so that each can be tested and read on its own.
 """
 
 from __future__ import annotations
@@ -11,9 +12,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from statistics import mean
 from typing import Any
 
+from growclip.growth.decision import Decision
+from growclip.growth.grow import grown_config
 from growclip.growth.space import Candidate
+from growclip.model.config import ModelConfig
+from growclip.model.cost import train_flops_per_sample
+
+MIN_PROXY_STEPS = 8  # shorter proxies rank contenders by noise
 
 
 @dataclass
@@ -77,3 +85,52 @@ class SuccessiveHalving:
         for contender, saved in zip(search.contenders, state["contenders"]):
             contender.rounds, contender.alive = saved["rounds"], saved["alive"]
         return search
+
+
+def plan_search(config: ModelConfig, candidates: list[Candidate], budget_steps: float
+                ) -> tuple[list[Candidate], int]:
+    """The candidates a search can afford and the proxy steps of its first round.
+
+    `budget_steps` is in training steps of the current model (`config`). Successive halving spends
+    about the same in every round, so the whole search costs about the budget; when that cannot
+    give every candidate MIN_PROXY_STEPS, the dearest candidates go (the space lists them last)."""
+    base = train_flops_per_sample(config)
+    while True:
+        rounds = math.ceil(math.log2(len(candidates)))
+        units = sum(math.ceil(len(candidates) / 2**r) * 2**r for r in range(rounds))
+        ratio = mean(train_flops_per_sample(grown_config(config, c.ops)) / base for c in candidates)
+        steps = int(budget_steps / (units * ratio))
+        if steps >= MIN_PROXY_STEPS or len(candidates) == 2:
+            return candidates, max(MIN_PROXY_STEPS, steps)
+        candidates = candidates[:-1]
+
+
+def proxy_score(new_loss: float, old_loss: float | None, cost: float, cost_weight: float) -> float:
+    """Lower is better: held-out loss on the new chunk (averaged with the old chunks', which measures
+    forgetting), plus `cost_weight` per doubling of training FLOPs per pair over the current model."""
+    loss = new_loss if old_loss is None else (new_loss + old_loss) / 2
+    return loss + cost_weight * math.log2(cost)
+
+
+def explain(search: SuccessiveHalving) -> str:
+    """One line: the winner's score, the rounds, and the runner-up of the last round."""
+    last = max(c.rounds[-1]["round"] for c in search.contenders)
+    finalists = sorted((c for c in search.contenders if c.rounds[-1]["round"] == last), key=lambda c: c.score)
+    runner = f", ahead of {finalists[1].candidate.label} ({finalists[1].score:.3f})" if len(finalists) > 1 else ""
+    return f"best score {finalists[0].score:.3f} after {search.round} rounds{runner}"
+
+
+def search_decision(chunk: int, search: SuccessiveHalving, step_samples: int, chunk_train_flops: float,
+                    retrain: bool) -> Decision:
+    """The finished search as a decision. Its overhead is every proxy step but the winner's (which
+    count as the chunk's training, unless the winner is retrained from zero) plus the scoring;
+    `chunk_train_flops` is the chunk's training compute on the chosen architecture."""
+    winner = search.winner
+    proxy_steps = 0 if retrain else sum(r["steps"] for r in winner.rounds)
+    spent = sum(r["steps"] * step_samples * r["train_flops"] + r["score_flops"]
+                for c in search.contenders for r in c.rounds)
+    overhead = spent - proxy_steps * step_samples * winner.rounds[-1]["train_flops"]
+    return Decision(chunk, winner.candidate.ops, winner.candidate.momentum, explain(search), proxy_steps,
+                    overhead, overhead / (overhead + chunk_train_flops),
+                    [{"label": c.candidate.label, "rounds": c.rounds, "alive": c.alive} for c in search.contenders],
+                    retrain=retrain)

@@ -1,16 +1,21 @@
-"""What growth transforms: an architecture, its weights, and the AdamW moments of those weights."""
+"""What growth transforms: an architecture, its weights, and the AdamW moments of those weights.
+
+Optimizer moments are keyed by parameter name ({"optimizer.exp_avg.<name>": t} in checkpoints),
+so that they can follow their tensors through growth.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 
 from growclip.model.clip import CLIP
 from growclip.model.config import ModelConfig
 from growclip.model.factory import create_model
-from growclip.train.state import OPTIMIZER_PREFIX, load_optimizer_tensors, optimizer_tensors
 
+OPTIMIZER_PREFIX = "optimizer"
 Moments = dict[str, dict[str, torch.Tensor]]  # parameter name -> {"exp_avg", "exp_avg_sq", "step"}
 
 
@@ -50,6 +55,24 @@ class GrowthState:
         """The moments in the checkpoint layout, {"optimizer.exp_avg.<name>": t}."""
         return {f"{OPTIMIZER_PREFIX}.{stat}.{name}": t for name, stats in self.moments.items()
                 for stat, t in stats.items()}
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer, model: nn.Module) -> dict[str, torch.Tensor]:
+    """{"optimizer.<stat>.<parameter name>": tensor}, e.g. optimizer.exp_avg.text_head.proj.weight."""
+    names = {id(p): name for name, p in model.named_parameters()}
+    return {f"{OPTIMIZER_PREFIX}.{stat}.{names[id(p)]}": value
+            for group in optimizer.param_groups for p in group["params"]
+            for stat, value in optimizer.state.get(p, {}).items()}
+
+
+def load_optimizer_tensors(optimizer: torch.optim.Optimizer, model: nn.Module,
+                           tensors: dict[str, torch.Tensor]) -> None:
+    """Parameters without saved moments (new ones) start with none, as if never stepped."""
+    moments = split_moments(tensors)
+    for name, p in model.named_parameters():
+        if name in moments:  # copies: the optimizer updates its state in place
+            optimizer.state[p] = {stat: value.to(p.device, copy=True) if stat != "step" else value.clone()
+                                  for stat, value in moments[name].items()}
 
 
 def split_moments(tensors: dict[str, torch.Tensor]) -> Moments:

@@ -1,21 +1,34 @@
-"""Training settings: a frozen dataclass the CLI fills in at the edge; the library never sees argv."""
+"""Training settings, declared once: type, default, choices and help of each in one field.
+
+The CLI builds its flags from these fields (`cli/train.py`), config files are checked against them,
+and the Python API takes the dataclass itself; the library never sees argv. Checks that need
+more than one setting run here, at the edge, before any work starts.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from growclip.data.corpus import DEFAULT_STAGE_SIZES
+from growclip.data.corpus import DEFAULT_STAGE_SIZES, NUM_STAGES
+from growclip.growth.policy import parse_schedule
 
 PRECISIONS = ("fp32", "bf16")
 GROWTH_POLICIES = ("auto", "fixed", "schedule", "scratch")
-TUPLE_FIELDS = ("stages", "stage_sizes", "crop_scale", "chunks", "grow_schedule", "search_momenta")  # lists
+# groups of the help text; "stream" settings only mean something in a growing run
+DATA, OPTIM, RUN, STREAM, EVAL = "data", "optimization", "run", "stream", "evaluation"
 _ALLOWED_TYPES = {  # the annotation strings used below -> what a value may be
     "str": (str,), "str | None": (str, type(None)), "int": (int,), "int | None": (int, type(None)),
     "float": (int, float), "float | None": (int, float, type(None)), "bool": (bool,),
     "tuple[int, ...]": (tuple,), "tuple[int, ...] | None": (tuple, type(None)), "tuple[float, float]": (tuple,),
     "tuple[str, ...] | None": (tuple, type(None)), "tuple[str, ...]": (tuple,), "tuple[float, ...]": (tuple,),
 }
+
+
+def setting(default: Any, help: str, group: str = RUN, choices: tuple[str, ...] | None = None,
+            flag: str | None = None) -> Any:
+    """A dataclass field carrying its help text, help group, choices and (if not the usual) flag."""
+    return field(default=default, metadata={"help": help, "group": group, "choices": choices, "flag": flag})
 
 
 def _check_type(name: str, annotation: str, value: Any) -> None:
@@ -37,92 +50,129 @@ def _number(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: str = "clip-small"  # preset name or path to a model config JSON
-    train_data: str | None = None  # sources joined by '::'; None = the embedded corpus
-    val_data: str | None = None  # held-out pairs for retrieval (with train_data)
-    zeroshot_data: str | None = None  # labelled images (class folders or path,label CSV) for zero-shot
-    templates: str | None = None  # prompt templates file for zeroshot_data
-    csv_separator: str | None = None  # None: comma for .csv, tab otherwise
-    csv_img_key: str = "filepath"
-    csv_caption_key: str = "title"
-    tokenizer: str | None = None  # a tokenizer.json to use instead of training one on the captions
-    crop_scale: tuple[float, float] = (0.9, 1.0)  # random-resized-crop area range for files (not the corpus)
-    stages: tuple[int, ...] | None = None  # embedded-corpus stages to train on; None = all
-    # A growing run on a stream of chunks (set `chunks` or `watch`; see train.growing)
-    chunks: tuple[str, ...] | None = None  # chunk specs in order: sources, or "corpus:K"
-    watch: str | None = None  # a folder that receives chunks while the run goes on
-    growth: str = "auto"  # auto (search) | fixed | schedule | scratch
-    grow_schedule: tuple[str, ...] = ()  # "K:OP" items: grow by OP before chunk K (growth=schedule)
-    momentum: float = 0.9  # PIM m for scheduled growth
-    search_momenta: tuple[float, ...] = (0.9,)  # the m values the search tries
-    replay: float | None = None  # None: cumulative data; r: the new chunk plus r x its size of old pairs
-    chunk_samples: int | None = None  # training pairs per chunk; default: epochs x the new chunk's size
-    params_per_pair: float = 20.0  # growth budget: parameters per training pair seen
-    search_fraction: float = 0.2  # proxy training budget, as a fraction of the chunk's training
-    cost_weight: float = 0.05  # score penalty per doubling of training FLOPs per pair
-    heldout: int = 256  # held-out pairs per chunk for scoring
-    stage_sizes: tuple[int, ...] = DEFAULT_STAGE_SIZES
-    corpus_seed: int = 0
-    batch_size: int = 128
-    accum_freq: int = 1  # micro-batches per optimizer step; the loss sees all of them (exact)
-    epochs: float = 1.0  # passes over the data; fractions allowed (equal-compute comparisons)
-    samples: int | None = None  # total training pairs; overrides epochs when set
-    lr: float = 1e-3
-    wd: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.98
-    eps: float = 1e-6
-    warmup: int = 100  # steps
-    grad_clip_norm: float | None = 1.0
-    precision: str = "fp32"
-    seed: int = 0
-    workers: int = 0
-    device: str = "auto"
-    output: str = "runs/growclip"
-    log_every: int = 10
-    save_every: int | None = None  # steps between checkpoints (one is always written at the end)
-    keep_checkpoints: int = 3  # newest checkpoints kept; 0 keeps all
-    resume: str | None = None  # "latest" (newest in output; a fresh start if none) or a checkpoint path
-    eval_every: int | None = None  # steps between evaluations (one always runs at the end)
-    report_to: str | None = None  # "tensorboard" adds TensorBoard scalars to the JSONL metrics
-    eval_images_per_class: int = 40
-    retrieval_images: int = 500
-    progress: bool = True
+    model: str = setting("clip-small", "preset name (see `growclip train --list-models`) or a model config .json")
+    # data (default: the embedded corpus)
+    train_data: str | None = setting(None, "sources joined by '::': .csv/.tsv tables, image folders with .txt "
+                                           "sidecars, webdataset shards like 'shards/{000..009}.tar'", DATA)
+    val_data: str | None = setting(None, "held-out pairs (same kinds) for retrieval evaluation", DATA)
+    zeroshot_data: str | None = setting(None, "labelled images for zero-shot evaluation: class folders, or a "
+                                              "table with the image column (--csv-img-key) and 'label'", DATA)
+    templates: str | None = setting(None, "zero-shot prompt templates, one per line with {} for the class", DATA)
+    csv_separator: str | None = setting(None, "column separator of tables (default: ',' for .csv, tab otherwise)",
+                                        DATA)
+    csv_img_key: str = setting("filepath", "image path column of tables", DATA)
+    csv_caption_key: str = setting("title", "caption column of tables", DATA)
+    csv_label_key: str = setting("label", "class column of a --zeroshot-data table", DATA)
+    tokenizer: str | None = setting(None, "a tokenizer.json to use (default: BPE trained on the captions)", DATA)
+    crop_scale: tuple[float, float] = setting((0.9, 1.0), "random-resized-crop area range for image files "
+                                                          "(not the corpus), e.g. 0.9,1.0", DATA)
+    stages: tuple[int, ...] | None = setting(None, "embedded-corpus stages to train on, e.g. 0,1 (default all)", DATA)
+    stage_sizes: tuple[int, ...] = setting(DEFAULT_STAGE_SIZES, "pairs per corpus stage, e.g. 4000,8000,...", DATA)
+    corpus_seed: int = setting(0, "seed of the embedded corpus", DATA)
+    # a growing run on a stream of chunks (train.growing)
+    chunks: tuple[str, ...] | None = setting(None, "chunks in order: sources (as --train-data) or corpus:K; "
+                                                   f"'corpus' = all {NUM_STAGES} corpus stages", STREAM)
+    watch: str | None = setting(None, "a folder where chunks appear during the run; a file END ends the stream",
+                                STREAM)
+    growth: str | None = setting(None, "with --chunks/--watch: auto = search (default); fixed = never grow; "
+                                       "schedule = --grow-schedule; scratch = search, then retrain the chosen "
+                                       "architecture from zero", STREAM, GROWTH_POLICIES)
+    grow_schedule: tuple[str, ...] = setting((), "K:OP items, e.g. 1:width=128 2:shared_layers+2 "
+                                                 "(--growth schedule)", STREAM)
+    momentum: float = setting(0.9, "PIM m of scheduled growth", STREAM)
+    search_momenta: tuple[float, ...] = setting((0.9,), "PIM m values the search tries, e.g. 1,0.9", STREAM)
+    replay: float | None = setting(None, "train on the new chunk plus REPLAY x its size of old pairs "
+                                         "(default: all data so far)", STREAM)
+    chunk_samples: int | None = setting(None, "training pairs per chunk (default: --epochs x the new chunk's size)",
+                                        STREAM)
+    params_per_pair: float = setting(20.0, "growth budget: parameters per training pair seen", STREAM)
+    search_fraction: float = setting(0.2, "search budget as a fraction of a chunk's training", STREAM)
+    cost_weight: float = setting(0.05, "score penalty per doubling of training FLOPs per pair", STREAM)
+    heldout: int = setting(256, "held-out pairs per chunk for scoring the search", STREAM)
+    # optimization
+    batch_size: int = setting(128, "pairs per micro-batch", OPTIM)
+    accum_freq: int = setting(1, "micro-batches per optimizer step (the loss sees all of them: exact)", OPTIM)
+    epochs: float = setting(1.0, "passes over the training data; fractions allowed", OPTIM)
+    samples: int | None = setting(None, "total training pairs; overrides --epochs", OPTIM)
+    lr: float = setting(1e-3, "peak learning rate", OPTIM)
+    wd: float = setting(0.1, "AdamW weight decay on linear/conv weights", OPTIM)
+    beta1: float = setting(0.9, "AdamW beta1", OPTIM)
+    beta2: float = setting(0.98, "AdamW beta2", OPTIM)
+    eps: float = setting(1e-6, "AdamW epsilon", OPTIM)
+    warmup: int = setting(100, "linear warm-up steps before the cosine decay", OPTIM)
+    grad_clip_norm: float | None = setting(1.0, "clip the global gradient norm", OPTIM)
+    precision: str = setting("fp32", "bf16 = autocast", OPTIM, PRECISIONS)
+    seed: int = setting(0, "seed for init, shuffling and everything derived", OPTIM)
+    # run
+    workers: int = setting(0, "DataLoader worker processes")
+    device: str = setting("auto", "auto, cpu, cuda, cuda:1, ...")
+    output: str = setting("runs/growclip", "run folder: metrics.jsonl, checkpoints/, eval.json")
+    log_every: int = setting(10, "steps between metric lines")
+    save_every: int | None = setting(None, "steps between checkpoints (one is always written at the end)")
+    keep_checkpoints: int = setting(3, "newest checkpoints kept; 0 keeps all")
+    resume: str | None = setting(None, "'latest' (newest checkpoint in --output, or a new run if none) "
+                                       "or a checkpoint path")
+    report_to: str | None = setting(None, "also log TensorBoard scalars", RUN, ("tensorboard",))
+    progress: bool = setting(True, "no tqdm progress bar", RUN, flag="--no-progress")
+    # evaluation
+    eval_every: int | None = setting(None, "steps between evaluations (one always runs at the end)", EVAL)
+    eval_images_per_class: int = setting(40, "corpus zero-shot images per class", EVAL)
+    retrieval_images: int = setting(500, "corpus retrieval images", EVAL)
 
     def __post_init__(self) -> None:
         self._check_types()
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.epochs <= 0:
-            raise ValueError(f"epochs must be positive, got {self.epochs}")
+        for name in ("precision", "growth", "report_to"):
+            choices = self.__dataclass_fields__[name].metadata["choices"]
+            if getattr(self, name) not in (*choices, None):
+                raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
+        self._check_numbers()
+        self._check_stream()
+        if self.val_data and not (self.train_data or self.is_stream):
+            raise ValueError("val_data needs train_data or a stream (the embedded corpus has its own retrieval split)")
+
+    def _check_numbers(self) -> None:
         for name in ("batch_size", "accum_freq", "log_every", "save_every", "eval_every"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.keep_checkpoints < 0:
-            raise ValueError(f"keep_checkpoints must be 0 (keep all) or more, got {self.keep_checkpoints}")
-        if self.report_to not in (None, "", "tensorboard"):
-            raise ValueError(f"report_to must be 'tensorboard' or empty, got {self.report_to!r}")
+        for name in ("epochs", "lr"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("warmup", "workers", "wd", "keep_checkpoints"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
         if not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
             raise ValueError(f"crop_scale must be two fractions 0 < min <= max <= 1, got {self.crop_scale}")
-        if self.growth not in GROWTH_POLICIES:
-            raise ValueError(f"growth must be one of {GROWTH_POLICIES}, got {self.growth!r}")
+        if self.samples is not None and self.samples < self.batch_size * self.accum_freq:
+            raise ValueError(f"samples ({self.samples}) is less than one optimizer step "
+                             f"(batch_size x accum_freq = {self.batch_size * self.accum_freq})")
+
+    def _check_stream(self) -> None:
+        """Stream settings without a stream would be silently ignored: refuse them instead."""
         if self.chunks and self.watch:
             raise ValueError("give either chunks or watch, not both")
+        if not self.is_stream:
+            given = [f.name for f in fields(self)
+                     if f.metadata["group"] == STREAM and getattr(self, f.name) != f.default]
+            if given:
+                flags = ", ".join("--" + name.replace("_", "-") for name in given)
+                raise ValueError(f"{flags} only apply to a growing run: add --chunks (e.g. --chunks corpus for the "
+                                 f"embedded corpus's {NUM_STAGES} stages, one chunk each) or --watch FOLDER")
+            return
+        if (self.growth == "schedule") != bool(self.grow_schedule):
+            raise ValueError("--growth schedule and --grow-schedule go together: give both or neither")
+        parse_schedule(self.grow_schedule)
         if not 0 <= self.momentum <= 1 or not all(0 <= m <= 1 for m in self.search_momenta):
             raise ValueError("PIM momenta must be in [0, 1]")
         if self.search_fraction <= 0 or self.params_per_pair < 0:
             raise ValueError("search_fraction must be positive and params_per_pair non-negative")
-        if self.val_data and not (self.train_data or self.chunks or self.watch):
-            raise ValueError("val_data needs train_data or a stream (the embedded corpus has its own retrieval split)")
-        if self.samples is not None and self.samples < self.batch_size * self.accum_freq:
-            raise ValueError(f"samples ({self.samples}) is less than one optimizer step "
-                             f"(batch_size x accum_freq = {self.batch_size * self.accum_freq})")
-        if self.lr <= 0 or self.warmup < 0 or self.workers < 0:
-            raise ValueError("lr must be positive, warmup and workers non-negative")
+
+    @property
+    def is_stream(self) -> bool:
+        return bool(self.chunks or self.watch)
 
     def _check_types(self) -> None:
-        for field in fields(self):
-            _check_type(field.name, field.type, getattr(self, field.name))
+        for field_ in fields(self):
+            _check_type(field_.name, field_.type, getattr(self, field_.name))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -134,7 +184,7 @@ class TrainConfig:
         unknown = sorted(set(data) - set(types))
         if unknown:
             raise ValueError(f"unknown training settings {unknown}; known settings are {sorted(types)}")
-        settings = {name: tuple(v) if name in TUPLE_FIELDS and isinstance(v, list | tuple) else
+        settings = {name: tuple(v) if types[name].startswith("tuple") and isinstance(v, list | tuple) else
                     _number(v) if types[name].startswith("float") else v for name, v in data.items()}
         for name, value in settings.items():
             _check_type(name, types[name], value)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import sys
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,10 +15,12 @@ from tqdm import tqdm
 from growclip.data.pairs import DataError, format_skipped
 from growclip.data.sources import PairSources
 from growclip.data.stream import TrainStream
-from growclip.eval.suite import evaluate, format_results
+from growclip.eval.suite import evaluate
+from growclip.growth.state import load_optimizer_tensors, optimizer_tensors
 from growclip.model.clip import CLIP
+from growclip.model.cost import train_flops_per_sample
 from growclip.model.factory import create_model, load_config
-from growclip.runtime import resolve_device, seed_everything, warn_if_slow_precision
+from growclip.runtime import peak_flops, resolve_device, seed_everything, warn_if_slow_precision
 from growclip.train.checkpoint import (
     CheckpointError,
     checkpoint_path,
@@ -31,16 +33,16 @@ from growclip.train.checkpoint import (
 from growclip.train.config import TrainConfig
 from growclip.train.inputs import RunInputs, build_inputs
 from growclip.train.metrics import MetricsLog
-from growclip.train.optim import make_optimizer, warmup_cosine
+from growclip.train.optim import constant_lr, make_optimizer, warmup_cosine
 from growclip.train.state import (
-    load_optimizer_tensors,
-    optimizer_tensors,
     rng_state,
     schedule_state,
     set_rng_state,
     set_schedule_state,
 )
 from growclip.train.step import train_step
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,19 +68,23 @@ def total_steps(config: TrainConfig, sources: PairSources) -> int:
 class Trainer:
     """One run: model, optimizer, schedule, data stream and logs; steps, evaluates, saves, resumes."""
 
-    def __init__(self, config: TrainConfig, model: CLIP, inputs: RunInputs, steps: int, log: MetricsLog,
+    def __init__(self, config: TrainConfig, model: CLIP, inputs: RunInputs, steps: int, log: MetricsLog | None,
                  base_step: int = 0, run_state: Callable[[], dict[str, Any]] | None = None,
-                 warmup: int | None = None) -> None:
+                 warmup: int | None = None, data_seed: int | None = None, proxy: bool = False) -> None:
         """`base_step`: steps before this schedule in a longer run (a stream's earlier chunks), so that
         logs and checkpoint names count globally; `run_state`: more JSON for every checkpoint;
-        `warmup`: warm-up steps of this schedule (default `config.warmup`)."""
+        `warmup`: warm-up steps of this schedule (default `config.warmup`); `data_seed`: the shuffle
+        (default `config.seed`); `proxy`: a growth search's short proxy training, at the peak
+        learning rate throughout, with no logs, evaluations or checkpoints (`log` may be None)."""
         self.config, self.model, self.inputs, self.steps, self.log = config, model, inputs, steps, log
-        self.base_step, self.run_state = base_step, run_state
+        self.base_step, self.run_state, self.proxy = base_step, run_state, proxy
         self.output = Path(config.output)
         self.optimizer = make_optimizer(model, config.lr, config.wd, (config.beta1, config.beta2), config.eps)
-        self.scheduler = warmup_cosine(self.optimizer, config.warmup if warmup is None else warmup, steps)
+        self.scheduler = (constant_lr(self.optimizer) if proxy else
+                          warmup_cosine(self.optimizer, config.warmup if warmup is None else warmup, steps))
         self.stream = TrainStream(inputs.sources, inputs.tokenizer, inputs.transform, config.batch_size,
-                                  config.seed + base_step, config.workers)
+                                  config.seed if data_seed is None else data_seed, config.workers)
+        self.flops_per_sample = train_flops_per_sample(model.config)
         self.step_samples = config.batch_size * config.accum_freq
         self.step = 0
         self.position = self.stream.state_dict()  # the data position at the end of `self.step`
@@ -124,7 +130,8 @@ class Trainer:
         record = {**self._where(), **results["summary"]}
         if final:
             record |= {"final": True, **self._skip_fields()}
-        self.log.write(record, "eval")
+        if self.log is not None:
+            self.log.write(record, "eval")
         return results
 
     def _skip_fields(self) -> dict[str, Any]:
@@ -134,16 +141,19 @@ class Trainer:
     def run(self) -> None:
         """Train to `steps`. Any exception (Ctrl-C included) first saves the last completed step."""
         try:
-            self._run()
+            self.train()
         except BaseException:
             if self.step > self.saved_step:
-                print(f"\nstopped: saved {self.save()}", file=sys.stderr)
+                logger.warning("stopped: saved %s", self.save())
             raise
 
-    def _run(self) -> None:
+    def train(self) -> None:
+        """Train to `steps`, saving only as `save_every` asks."""
         config = self.config
         batches = iter(self.stream)
-        progress = tqdm(initial=self.step, total=self.steps, disable=not config.progress, desc="train", unit="step")
+        report = not self.proxy
+        progress = tqdm(initial=self.step, total=self.steps, disable=not (config.progress and report), desc="train",
+                        unit="step")
         window_start, window_steps = time.perf_counter(), 0
         while self.step < self.steps:
             micro_batches = [next(batches) for _ in range(config.accum_freq)]
@@ -154,20 +164,23 @@ class Trainer:
             self.losses.append(loss)
             window_steps += 1
             progress.update()
-            if self.step % config.log_every == 0 or self.step == self.steps:
+            if report and (self.step % config.log_every == 0 or self.step == self.steps):
                 speed = window_steps * self.step_samples / (time.perf_counter() - window_start)
                 self._log_step(loss, lr, speed)
                 progress.set_postfix(loss=f"{loss:.3f}", samples_s=f"{speed:.0f}")
                 window_start, window_steps = time.perf_counter(), 0
-            if config.eval_every and self.step % config.eval_every == 0 and self.step < self.steps:
+            if report and config.eval_every and self.step % config.eval_every == 0 and self.step < self.steps:
                 self.evaluate()
-            if config.save_every and self.step % config.save_every == 0 and self.step < self.steps:
+            if report and config.save_every and self.step % config.save_every == 0 and self.step < self.steps:
                 self.save()
         progress.close()
 
     def _log_step(self, loss: float, lr: float, speed: float) -> None:
+        flops = speed * self.flops_per_sample
+        peak = peak_flops(next(self.model.parameters()).device, self.config.precision)
         record = {**self._where(), "epoch": self.position["epoch"], "loss": loss, "lr": lr,
-                  "logit_scale": self.model.scale().item(), "samples_per_s": speed}
+                  "logit_scale": self.model.scale().item(), "samples_per_s": speed, "tflops_per_s": flops / 1e12,
+                  "utilisation": flops / peak}
         self.log.write(record | self._skip_fields())
 
 
@@ -179,7 +192,7 @@ def resume_checkpoint(config: TrainConfig) -> Path | None:
         try:
             return resolve_checkpoint(config.output)
         except CheckpointError:
-            print(f"--resume latest: no checkpoint in {config.output} yet, starting a new run", file=sys.stderr)
+            logger.warning("--resume latest: no checkpoint in %s yet, starting a new run", config.output)
             return None
     return resolve_checkpoint(config.resume)
 
@@ -201,21 +214,19 @@ def train(config: TrainConfig) -> TrainResult:
         inputs = build_inputs(config, model_config)
         model, state = create_model(model_config, seed=config.seed).to(device), None
     if inputs.val_skipped:
-        print(f"validation data: {format_skipped(inputs.val_skipped)}")
+        logger.info("validation data: %s", format_skipped(inputs.val_skipped))
     steps = total_steps(config, inputs.sources)
     with MetricsLog(output / "metrics.jsonl", config.report_to == "tensorboard",
                     resume_step=state["step"] if state else None) as log:
         trainer = Trainer(config, model.train(), inputs, steps, log)
         if checkpoint is not None:
             trainer.restore(checkpoint, state)
-            print(f"resumed from {checkpoint} at step {trainer.step} of {steps}", file=sys.stderr)
+            logger.info("resumed from %s at step %d of %d", checkpoint, trainer.step, steps)
         trainer.run()
         path = trainer.save() if trainer.saved_step < trainer.step else checkpoint_path(output, trainer.step)
         results = trainer.evaluate(final=True)
         skipped = dict(trainer.stream.total_skipped)
     (output / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(format_results(results))
-    print(format_skipped(skipped))
     return TrainResult(path, trainer.step, trainer.step * trainer.step_samples, trainer.losses, results, skipped)
 
 

@@ -37,3 +37,8 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_ste
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def constant_lr(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+    """The base learning rate throughout (a growth search's short proxies: no warm-up to repeat)."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)

@@ -1,7 +1,7 @@
 """The resumable state of a run besides the model: optimizer moments, schedule, RNGs, data position.
 
 Tensors go to safetensors and everything else to JSON, so resuming never unpickles anything.
-Optimizer moments are keyed by parameter name, so they can follow their tensors through growth.
+Optimizer moments are keyed by parameter name (see `growth.state`), so they follow growth.
 """
 
 from __future__ import annotations
@@ -11,32 +11,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-OPTIMIZER_PREFIX = "optimizer"
 RNG_PREFIX = "rng"
-
-
-def optimizer_tensors(optimizer: torch.optim.Optimizer, model: nn.Module) -> dict[str, torch.Tensor]:
-    """{"optimizer.<stat>.<parameter name>": tensor}, e.g. optimizer.exp_avg.text_head.weight."""
-    names = {id(p): name for name, p in model.named_parameters()}
-    return {f"{OPTIMIZER_PREFIX}.{stat}.{names[id(p)]}": value
-            for group in optimizer.param_groups for p in group["params"]
-            for stat, value in optimizer.state.get(p, {}).items()}
-
-
-def load_optimizer_tensors(optimizer: torch.optim.Optimizer, model: nn.Module,
-                           tensors: dict[str, torch.Tensor]) -> None:
-    """Parameters without saved moments (new ones) start with none, as if never stepped."""
-    moments: dict[str, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith(OPTIMIZER_PREFIX + "."):
-            stat, name = key[len(OPTIMIZER_PREFIX) + 1 :].split(".", 1)
-            moments.setdefault(name, {})[stat] = value
-    for name, p in model.named_parameters():
-        if name in moments:  # copies: the optimizer updates its state in place
-            optimizer.state[p] = {stat: value.to(p.device, copy=True) if stat != "step" else value.clone()
-                                  for stat, value in moments[name].items()}
 
 
 def rng_state() -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

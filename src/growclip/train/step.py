@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from growclip.model.clip import CLIP
+from growclip.model.loss import clip_loss
 from growclip.runtime import autocast
-from growclip.train.loss import clip_loss
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # (B, 3, S, S) images, (B, L) tokens
 

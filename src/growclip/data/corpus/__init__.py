@@ -16,13 +16,14 @@ from growclip.data.corpus.render import render
 from growclip.data.corpus.scenes import caption, sample_scene
 from growclip.data.corpus.tasks import TASKS, CorpusTask
 from growclip.data.evalsets import RetrievalSet, ZeroShotTask
+from growclip.runtime import derived_rng
 
 DEFAULT_STAGE_SIZES = (8_000, 16_000, 32_000, 64_000)
 _SPLITS = {"train": 0, "val": 1, "zeroshot": 2}
 
 
 def _rng(seed: int, split: str, *keys: int) -> np.random.Generator:
-    return np.random.default_rng([seed, _SPLITS[split], *keys])
+    return derived_rng(seed, _SPLITS[split], *keys)
 
 
 class StageDataset(Dataset):
