@@ -1,4 +1,5 @@
 import json
+import time
 
 import pytest
 
@@ -59,12 +60,16 @@ def test_eval_cli_on_a_labelled_csv(trained_run, tmp_path):
     corpus = tmp_path / "corpus"
     main(["data", "--output", str(corpus), "--stages", "0", "--stage-sizes", "4,1,1,1", "--image-size", "16",
           "--retrieval-images", "0"])
-    (tmp_path / "labels.csv").write_text("path,label\n" + "".join(
-        f"corpus/stage0/{i:06d}.png,{'left' if i % 2 else 'right'}\n" for i in range(4)))
+    rows = [(f"corpus/stage0/{i:06d}.png", "left" if i % 2 else "right") for i in range(4)]
+    (tmp_path / "labels.csv").write_text("filepath,label\n" + "".join(f"{p},{c}\n" for p, c in rows))  # open_clip's
     assert main(["eval", "--checkpoint", str(trained_run), "--zeroshot-data", str(tmp_path / "labels.csv"),
                  "--output", str(tmp_path / "csv.json")]) == 0
     result = json.loads((tmp_path / "csv.json").read_text())["zeroshot"]["labels"]
     assert result["classes"] == 2 and result["images"] == 4 and "top5" not in result
+    (tmp_path / "mine.tsv").write_text("path\tclass\n" + "".join(f"{p}\t{c}\n" for p, c in rows))
+    assert main(["eval", "--checkpoint", str(trained_run), "--zeroshot-data", str(tmp_path / "mine.tsv"),
+                 "--csv-img-key", "path", "--csv-label-key", "class", "--output", str(tmp_path / "tsv.json")]) == 0
+    assert json.loads((tmp_path / "tsv.json").read_text())["zeroshot"]["mine"] == result
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -76,6 +81,25 @@ def test_cli_user_errors_are_one_clear_line(argv, message, capsys, tmp_path):
     assert main([*argv, "--output", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--growth", "auto"], "--growth only apply to a growing run: add --chunks"),
+    (["--replay", "0.5", "--search-fraction", "0.1"], "--replay, --search-fraction only apply to a growing run"),
+    (["--growth", "schedule", "--chunks", "corpus:0", "corpus:1", "--grow-schedule", "1:widht=64"],
+     "unknown growth operator 'widht=64'"),
+    (["--growth", "schedule", "--chunks", "corpus", "--grow-schedule", "0:width=512"], "K a chunk number from 1"),
+    (["--growth", "schedule", "--chunks", "corpus", "--grow-schedule", "2:width=512", "3:width=256"],
+     "grow schedule, chunk 3"),
+    (["--chunks", "corpus", "--grow-schedule", "1:width=256"], "go together"),
+])
+def test_growth_mistakes_fail_at_once_before_any_work(argv, message, capsys, tmp_path):
+    """New-user mistakes that used to train for minutes first (or silently never grow)."""
+    start = time.perf_counter()
+    assert main(["train", *argv, "--output", str(tmp_path / "x")]) == 2
+    assert time.perf_counter() - start < 1.0
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and not (tmp_path / "x").exists()
 
 
 def test_bad_templates_file_names_the_line(trained_run, tmp_path, capsys):

@@ -5,6 +5,7 @@ Flags become frozen configs here, at the edge."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the library's notes, on stderr
     try:
         return COMMANDS[args.command].run(args)
     except USER_ERRORS as err:

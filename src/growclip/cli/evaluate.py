@@ -19,14 +19,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("eval", help=__doc__, description=__doc__)
     add = parser.add_argument
     add("--checkpoint", required=True, help="a checkpoint folder, or a run folder (its newest checkpoint)")
-    add("--zeroshot-data", help="labelled images: a folder with one sub-folder per class, or a CSV with "
-                                "columns path,label; default: the embedded corpus's tasks and retrieval")
+    add("--zeroshot-data", help="labelled images: a folder with one sub-folder per class, or a table with the "
+                                "image column (--csv-img-key) and a label column (--csv-label-key); default: "
+                                "the embedded corpus's tasks and retrieval")
     add("--templates", help="prompt templates, one per line with {} for the class name")
     add("--val-data", help="image-text pairs for retrieval (tables, folders with .txt captions, shards; "
                            "'::' joins); with --zeroshot-data or alone, replaces the corpus's sets")
     add("--csv-separator", type=separator, help="table separator (default: ',' for .csv, tab otherwise)")
-    add("--csv-img-key", default="filepath", help="image path column of --val-data tables")
-    add("--csv-caption-key", default="title", help="caption column of --val-data tables")
+    add("--csv-img-key", default="filepath", help="image path column of tables (default filepath)")
+    add("--csv-caption-key", default="title", help="caption column of --val-data tables (default title)")
+    add("--csv-label-key", default="label", help="class column of a --zeroshot-data table (default label)")
     add("--corpus-seed", type=int, default=0, help="seed of the embedded corpus's evaluation sets")
     add("--images-per-class", type=int, default=40, help="corpus task images per class (default 40)")
     add("--retrieval-images", type=int, default=500, help="corpus retrieval images (default 500)")
@@ -38,9 +40,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     checkpoint = resolve_checkpoint(args.checkpoint)
     model, tokenizer, _ = load_checkpoint(checkpoint, resolve_device(args.device))
-    sets = EvalSetsConfig(args.zeroshot_data, args.val_data, args.templates,
-                          ReaderOptions(args.csv_separator, args.csv_img_key, args.csv_caption_key),
-                          args.corpus_seed, args.images_per_class, args.retrieval_images)
+    reader = ReaderOptions(args.csv_separator, args.csv_img_key, args.csv_caption_key, args.csv_label_key)
+    sets = EvalSetsConfig(args.zeroshot_data, args.val_data, args.templates, reader, None, args.corpus_seed,
+                          args.images_per_class, args.retrieval_images)
     tasks, retrievals, skipped = evaluation_sets(sets, model.config.image_size)
     for retrieval in retrievals if args.val_data else ():
         print(f"{args.val_data}: {len(retrieval.images)} images, {len(retrieval.texts)} captions; "

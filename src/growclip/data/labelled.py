@@ -1,4 +1,5 @@
-"""A user's labelled images for zero-shot evaluation: a folder of class folders, or a CSV of path,label."""
+"""A user's labelled images for zero-shot evaluation: a folder of class folders, or a table of image path
+and label read with the same options as training tables (open_clip's `filepath` column by default)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from PIL import UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from growclip.data.evalsets import ZeroShotTask
+from growclip.data.sources import ReaderOptions
+from growclip.data.sources.table import default_separator
 from growclip.data.transforms import load_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -52,24 +55,26 @@ def _from_folder(root: Path) -> tuple[list[Path], list[str]]:
     return paths, names
 
 
-def _from_csv(path: Path) -> tuple[list[Path], list[str]]:
+def _from_table(path: Path, options: ReaderOptions) -> tuple[list[Path], list[str]]:
+    image, label = options.csv_img_key, options.csv_label_key
     with path.open(newline="", encoding="utf-8", errors="replace") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
-            raise LabelledDataError(f"{path}: needs a header with columns 'path' and 'label', "
-                                    f"found {reader.fieldnames}")
-        rows = [(row["path"], row["label"]) for row in reader if row.get("path") and row.get("label")]
+        reader = csv.DictReader(handle, delimiter=options.csv_separator or default_separator(path))
+        if not reader.fieldnames or not {image, label} <= set(reader.fieldnames):
+            raise LabelledDataError(f"{path}: needs a header with columns {image!r} and {label!r}, found "
+                                    f"{reader.fieldnames} (name others with --csv-img-key / --csv-label-key, "
+                                    f"the separator with --csv-separator)")
+        rows = [(row[image], row[label]) for row in reader if row.get(image) and row.get(label)]
     return [path.parent / p for p, _ in rows], [label.strip() for _, label in rows]
 
 
-def labelled_task(source: str | Path, image_size: int, templates: tuple[str, ...] = DEFAULT_TEMPLATES
-                  ) -> ZeroShotTask:
+def labelled_task(source: str | Path, image_size: int, templates: tuple[str, ...] = DEFAULT_TEMPLATES,
+                  options: ReaderOptions | None = None) -> ZeroShotTask:
     """Class names are folder names or CSV labels, with underscores read as spaces."""
     source = Path(source)
     if source.is_dir():
         paths, names = _from_folder(source)
     elif source.is_file():
-        paths, names = _from_csv(source)
+        paths, names = _from_table(source, options or ReaderOptions())
     else:
         raise LabelledDataError(f"{source}: no such folder or CSV file")
     if not paths:

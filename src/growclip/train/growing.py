@@ -17,7 +17,6 @@ from typing import Any
 
 from growclip.data.chunks import CORPUS_PREFIX, ArrivedChunks, ChunkStream
 from growclip.data.corpus import NUM_STAGES, EmbeddedCorpus
-from growclip.data.tokenizer import Tokenizer
 from growclip.eval.heldout import new_and_old_loss
 from growclip.eval.suite import evaluate
 from growclip.growth.decision import Decision
@@ -37,19 +36,13 @@ from growclip.model.clip import CLIP
 from growclip.model.cost import model_cost, train_flops_per_sample
 from growclip.model.factory import create_model, load_config
 from growclip.runtime import derive_seed, resolve_device, seed_everything, warn_if_slow_precision
-from growclip.train.checkpoint import (
-    checkpoint_path,
-    load_checkpoint,
-    load_trainer_tensors,
-    prune_checkpoints,
-    save_checkpoint,
-)
+from growclip.train.checkpoint import load_checkpoint, load_trainer_tensors
 from growclip.train.config import TrainConfig
-from growclip.train.inputs import RunInputs, evaluation_sets, make_tokenizer, reader_options, train_transform
+from growclip.train.inputs import RunInputs, evaluation_sets, reader_options, stream_tokenizer, train_transform
 from growclip.train.loop import Trainer, resume_checkpoint
 from growclip.train.metrics import MetricsLog
-from growclip.train.run_state import Phase, StreamProgress, contender_file, contender_tensors, load_contenders
-from growclip.train.state import rng_state, set_rng_state
+from growclip.train.run_state import Phase, StreamProgress, chunk_compute, load_contenders, save_progress
+from growclip.train.state import set_rng_state
 
 logger = logging.getLogger(__name__)
 CORPUS_STREAM = tuple(f"{CORPUS_PREFIX}{stage}" for stage in range(NUM_STAGES))
@@ -100,12 +93,10 @@ class GrowingRun:
         uses_corpus = any(s.startswith(CORPUS_PREFIX) for s in stream.known())
         corpus = EmbeddedCorpus(config.corpus_seed, self.current.config.image_size, config.stage_sizes)
         self.chunks = ArrivedChunks(stream, corpus, reader_options(config), config.heldout, config.seed, config.replay)
-        self.tasks, self.retrievals, _ = evaluation_sets(config, corpus.image_size, corpus if uses_corpus else None)
+        self.tasks, self.retrievals, _ = evaluation_sets(config, corpus.image_size, uses_corpus)
         if self.checkpoint is None:
-            self.tokenizer = (Tokenizer.train(corpus.tokenizer_captions(), self.current.config.vocab_size,
-                                              self.current.config.context_length)
-                              if uses_corpus and not config.tokenizer else
-                              make_tokenizer(config, self.current.config, self.chunks[0].sources))
+            self.tokenizer = stream_tokenizer(config, self.current.config, corpus if uses_corpus else None,
+                                              lambda: self.chunks[0].sources)
 
     def run(self, on_chunk: Callable[[ChunkRecord], None] | None = None) -> list[ChunkRecord]:
         """Decide, train, evaluate, checkpoint, chunk after chunk; -> one record per chunk."""
@@ -184,38 +175,26 @@ class GrowingRun:
         results = evaluate(model, self.tokenizer, self.tasks, self.retrievals, self.config.precision)
         new, old = new_and_old_loss(model, self.tokenizer, self.chunks.heldouts(decision.chunk), self.config.precision)
         cost = model_cost(model.config)
-        train_flops = (self._train_steps(decision) + decision.proxy_steps) * self.step_samples * \
-            train_flops_per_sample(model.config)
-        total = (progress.history[-1]["total_tflop"] if progress.history else 0.0) + \
-            (train_flops + decision.search_flops) / 1e12
+        compute = chunk_compute(progress, self._train_steps(decision), self.step_samples,
+                                train_flops_per_sample(model.config))
         record = {**self._where(), "chunk": decision.chunk, "name": self.chunks[decision.chunk].name,
                   "pairs": self.chunks.records(decision.chunk), "architecture": asdict(model.config),
                   "decision": decision.label, "grew": decision.grew, "params": cost.params,
                   "gflops_per_pair": cost.forward_flops / 1e9, "search_fraction": decision.search_fraction,
-                  "heldout_new_loss": new, "heldout_old_loss": old, "train_tflop": train_flops / 1e12,
-                  "search_tflop": decision.search_flops / 1e12, "total_tflop": total, **results["summary"]}
+                  "heldout_new_loss": new, "heldout_old_loss": old, **compute, **results["summary"]}
         self.log.write(record, "chunk")
         progress.history.append({**record, "candidates": decision.candidates})
         progress.chunk, progress.phase, progress.decision = progress.chunk + 1, Phase.DECIDE, None
-        self._save()
+        save_progress(self.config, progress, self.current, self.tokenizer, self.step_samples)
         return record
 
     def _where(self) -> dict[str, int]:
         return {"step": self.progress.global_step, "samples": self.progress.global_step * self.step_samples}
 
-    def _save(self, extra: dict[str, dict] | None = None) -> Path:
-        rng_json, rng_tensors = rng_state()
-        state = {"step": 0, "global_step": self.progress.global_step, "samples": self._where()["samples"],
-                 "rng": rng_json, "stream": self.progress.state_dict(), "train_config": self.config.to_dict()}
-        path = save_checkpoint(checkpoint_path(self.output, self.progress.global_step), self.current.build_model(),
-                               self.tokenizer, state, self.current.join_moments() | rng_tensors, extra)
-        prune_checkpoints(self.output, self.config.keep_checkpoints)
-        return path
-
     def _save_search(self, search: SuccessiveHalving, contenders: Contenders) -> None:
-        alive = [i for i, c in enumerate(search.contenders) if c.alive]
-        self.progress.search, self.progress.contenders = search, {i: contenders[i].config for i in alive}
-        self._save({contender_file(i): contender_tensors(contenders[i]) for i in alive})
+        self.progress.search = search
+        self.progress.contenders = {i: contenders[i].config for i, c in enumerate(search.contenders) if c.alive}
+        save_progress(self.config, self.progress, self.current, self.tokenizer, self.step_samples, contenders)
 
 
 def train_stream(config: TrainConfig, on_chunk: Callable[[ChunkRecord], None] | None = None) -> list[ChunkRecord]:

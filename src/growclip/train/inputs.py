@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from growclip.data.corpus import EmbeddedCorpus
 from growclip.data.evalsets import RetrievalSet, ZeroShotTask
-from growclip.data.labelled import DEFAULT_TEMPLATES, labelled_task, read_templates
 from growclip.data.pairs import ImageTransform
 from growclip.data.sources import CorpusSource, PairSources, ReaderOptions, open_sources
 from growclip.data.tokenizer import Tokenizer, TokenizerError
 from growclip.data.transforms import RandomResizedCrop
-from growclip.data.valset import read_retrieval_set
+from growclip.eval.sets import EvalSetsConfig
+from growclip.eval.sets import evaluation_sets as eval_sets
 from growclip.model.config import ModelConfig
 from growclip.train.config import TrainConfig
 
@@ -39,35 +40,25 @@ def build_inputs(config: TrainConfig, model_config: ModelConfig, tokenizer: Toke
     else:
         corpus = EmbeddedCorpus(config.corpus_seed, image_size, config.stage_sizes)
         sources = PairSources([CorpusSource(corpus, config.stages)])
-    tasks, retrievals, val_skipped = evaluation_sets(config, image_size, corpus)
+    tasks, retrievals, val_skipped = evaluation_sets(config, image_size, corpus is not None)
     tokenizer = tokenizer or make_tokenizer(config, model_config, sources)
     return RunInputs(sources, train_transform(config, image_size), tokenizer, tasks, retrievals, val_skipped)
 
 
 def reader_options(config: TrainConfig) -> ReaderOptions:
-    return ReaderOptions(config.csv_separator, config.csv_img_key, config.csv_caption_key)
+    return ReaderOptions(config.csv_separator, config.csv_img_key, config.csv_caption_key, config.csv_label_key)
 
 
 def train_transform(config: TrainConfig, image_size: int) -> RandomResizedCrop:
     return RandomResizedCrop(image_size, config.crop_scale)
 
 
-def evaluation_sets(config: TrainConfig, image_size: int, corpus: EmbeddedCorpus | None
+def evaluation_sets(config: TrainConfig, image_size: int, corpus: bool
                     ) -> tuple[list[ZeroShotTask], list[RetrievalSet], Counter]:
-    """The corpus's tasks and retrieval split when it is trained on; `val_data`, `zeroshot_data`."""
-    tasks: list[ZeroShotTask] = []
-    retrievals: list[RetrievalSet] = []
-    val_skipped: Counter = Counter()
-    if corpus is not None:
-        tasks += corpus.zeroshot_tasks(config.eval_images_per_class)
-        retrievals.append(corpus.retrieval_set(config.retrieval_images))
-    if config.val_data:
-        retrieval, val_skipped = read_retrieval_set(open_sources(config.val_data, reader_options(config)), image_size)
-        retrievals.append(retrieval)
-    if config.zeroshot_data:
-        templates = read_templates(config.templates) if config.templates else DEFAULT_TEMPLATES
-        tasks.append(labelled_task(config.zeroshot_data, image_size, templates))
-    return tasks, retrievals, val_skipped
+    """The corpus's tasks and retrieval split when it is trained on (`corpus`); `val_data`, `zeroshot_data`."""
+    sets = EvalSetsConfig(config.zeroshot_data, config.val_data, config.templates, reader_options(config), corpus,
+                          config.corpus_seed, config.eval_images_per_class, config.retrieval_images)
+    return eval_sets(sets, image_size)
 
 
 def make_tokenizer(config: TrainConfig, model_config: ModelConfig, sources: PairSources) -> Tokenizer:
@@ -80,3 +71,12 @@ def make_tokenizer(config: TrainConfig, model_config: ModelConfig, sources: Pair
         return tokenizer
     return Tokenizer.train(sources.captions(TOKENIZER_CAPTIONS), model_config.vocab_size,
                            model_config.context_length)
+
+
+def stream_tokenizer(config: TrainConfig, model_config: ModelConfig, corpus: EmbeddedCorpus | None,
+                     first_chunk: Callable[[], PairSources]) -> Tokenizer:
+    """A growing run's tokenizer: the corpus's vocabulary for corpus streams (every stage's words
+    from the start), else `--tokenizer` or BPE on the first chunk's captions."""
+    if corpus is not None and not config.tokenizer:
+        return Tokenizer.train(corpus.tokenizer_captions(), model_config.vocab_size, model_config.context_length)
+    return make_tokenizer(config, model_config, first_chunk())

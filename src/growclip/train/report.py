@@ -7,10 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no display needed
-import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from growclip.data.pairs import format_skipped
 from growclip.train.metrics import read_metrics
@@ -22,7 +20,7 @@ EVAL_CURVES = {"zeroshot_mean_top1": "zero-shot mean top-1", "image_to_text_R@1"
 Curves = dict[str, tuple[Sequence[float], Sequence[float]]]
 
 
-def _draw(axes: plt.Axes, curves: Curves, events: Sequence[float]) -> None:
+def _draw(axes: Axes, curves: Curves, events: Sequence[float]) -> None:
     """`events`: samples at which the model grew, drawn as dashed lines."""
     for label, (xs, ys) in curves.items():
         axes.plot(xs, ys, label=label, marker="o" if len(xs) < 20 else None)
@@ -31,16 +29,17 @@ def _draw(axes: plt.Axes, curves: Curves, events: Sequence[float]) -> None:
     axes.grid(alpha=0.3)
 
 
-def _save(figure: plt.Figure, path: Path) -> Path:
+def _save(figure: Figure, path: Path) -> Path:
+    """Figures are built without pyplot, so no backend or global figure state is touched."""
     figure.tight_layout()
     figure.savefig(path)
-    plt.close(figure)
     return path
 
 
 def _plot(path: Path, title: str, ylabel: str, curves: Curves, log_y: bool = False,
           events: Sequence[float] = ()) -> Path:
-    figure, axes = plt.subplots(figsize=(6, 3.5), dpi=100)
+    figure = Figure(figsize=(6, 3.5), dpi=100)
+    axes = figure.subplots()
     _draw(axes, curves, events)
     axes.set(title=title, xlabel="samples seen", ylabel=ylabel)
     if log_y:
@@ -52,7 +51,8 @@ def _plot(path: Path, title: str, ylabel: str, curves: Curves, log_y: bool = Fal
 
 def _stream_plot(path: Path, panels: list[tuple[str, Curves]], events: Sequence[float]) -> Path:
     """A growing run at a glance: one panel per (ylabel, curves), sharing the samples axis and the growth events."""
-    figure, grid = plt.subplots(len(panels), 1, figsize=(7, 2.6 * len(panels)), dpi=100, sharex=True, squeeze=False)
+    figure = Figure(figsize=(7, 2.6 * len(panels)), dpi=100)
+    grid = figure.subplots(len(panels), 1, sharex=True, squeeze=False)
     axes = grid[:, 0]
     for ax, (ylabel, curves) in zip(axes, panels):
         _draw(ax, curves, events)

@@ -12,13 +12,16 @@ from typing import Any
 
 import torch
 
+from growclip.data.tokenizer import Tokenizer
 from growclip.growth.decision import Decision
 from growclip.growth.policy import Contenders
 from growclip.growth.search import SuccessiveHalving
 from growclip.growth.state import GrowthState
 from growclip.model.config import ModelConfig
 from growclip.model.factory import create_model
-from growclip.train.checkpoint import load_extra_tensors
+from growclip.train.checkpoint import checkpoint_path, load_extra_tensors, prune_checkpoints, save_checkpoint
+from growclip.train.config import TrainConfig
+from growclip.train.state import rng_state
 
 
 class Phase(StrEnum):
@@ -68,3 +71,29 @@ def load_contenders(checkpoint: Path, progress: StreamProgress) -> Contenders:
         model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
         contenders[index] = GrowthState.from_tensors(model, tensors)
     return contenders
+
+
+def save_progress(config: TrainConfig, progress: StreamProgress, state: GrowthState, tokenizer: Tokenizer,
+                  step_samples: int, contenders: Contenders | None = None) -> Path:
+    """A checkpoint between chunks or search rounds: the current model with its moments, the RNGs,
+    the progress, and the live contenders of an unfinished search."""
+    rng_json, rng_tensors = rng_state()
+    step = progress.global_step
+    info = {"step": 0, "global_step": step, "samples": step * step_samples, "rng": rng_json,
+            "stream": progress.state_dict(), "train_config": config.to_dict()}
+    extra = {contender_file(i): contender_tensors(contenders[i]) for i in progress.contenders} if contenders else None
+    path = save_checkpoint(checkpoint_path(config.output, step), state.build_model(), tokenizer, info,
+                           state.join_moments() | rng_tensors, extra)
+    prune_checkpoints(config.output, config.keep_checkpoints)
+    return path
+
+
+def chunk_compute(progress: StreamProgress, train_steps: int, step_samples: int, flops_per_sample: float
+                  ) -> dict[str, float]:
+    """TFLOP of the decided chunk's training (the winner's proxy steps included) and of its search's
+    overhead, and the run's total so far."""
+    decision = progress.decision
+    train = (train_steps + decision.proxy_steps) * step_samples * flops_per_sample
+    before = progress.history[-1]["total_tflop"] if progress.history else 0.0
+    return {"train_tflop": train / 1e12, "search_tflop": decision.search_flops / 1e12,
+            "total_tflop": before + (train + decision.search_flops) / 1e12}

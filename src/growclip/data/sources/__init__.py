@@ -32,6 +32,7 @@ class ReaderOptions:
     csv_separator: str | None = None
     csv_img_key: str = "filepath"
     csv_caption_key: str = "title"
+    csv_label_key: str = "label"  # labelled tables (zero-shot evaluation)
 
 
 @dataclass(frozen=True)
