@@ -3,6 +3,7 @@
 import json
 import threading
 import time
+from dataclasses import fields
 
 import pytest
 import torch
@@ -10,11 +11,13 @@ from safetensors.torch import load_file
 
 from conftest import tiny_config
 from growclip.cli import main
+from growclip.growth.decision import Decision
 from growclip.growth.search import MIN_PROXY_STEPS, SuccessiveHalving, plan_search
 from growclip.growth.space import Candidate, growth_space
 from growclip.train import TrainConfig
 from growclip.train.checkpoint import checkpoints_of
 from growclip.train.growing import GrowingRun, train_stream
+from growclip.train.run_state import Phase, StreamProgress
 
 MODEL = tiny_config(width=16, heads=1, mlp_ratio=1.0, vision_layers=1, text_layers=1, shared_layers=0,
                     patch_size=8, embed_dim=16)
@@ -165,3 +168,20 @@ def test_scratch_retrains_the_chosen_architecture_for_all_chunks_so_far(tmp_path
                                     params_per_pair=60.0))
     steps = [record["step"] for record in history]
     assert steps[1] - steps[0] == steps[0] + 512 // 32  # chunk 1 retrains chunks 0 and 1 from zero
+
+
+def test_stream_progress_survives_a_json_round_trip_field_by_field():
+    search = SuccessiveHalving([Candidate(), Candidate(("width=32",), 0.9)], 8)
+    search.run_round(lambda i, c, steps: {"score": float(i), "steps_seen": steps})
+    progress = StreamProgress(chunk=2, phase=Phase.TRAIN, global_step=77, history=[{"chunk": 0, "params": 5}],
+                              decision=Decision(2, ("width=32",), 0.9, "why", 16, 1e9, 0.1,
+                                                [{"label": "keep"}], ["share m=0.9"], retrain=True),
+                              search=search, contenders={1: MODEL})
+    restored = StreamProgress.from_state_dict(json.loads(json.dumps(progress.state_dict())))
+    for field in fields(StreamProgress):
+        value, back = getattr(progress, field.name), getattr(restored, field.name)
+        if field.name == "search":
+            assert back.state_dict() == value.state_dict()
+        else:
+            assert back == value, field.name
+    assert StreamProgress.from_state_dict(StreamProgress().state_dict()) == StreamProgress()

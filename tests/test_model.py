@@ -16,6 +16,7 @@ from growclip.model import (
     model_cost,
     train_flops_per_sample,
 )
+from growclip.model.axes import UndeclaredParameterError, parameter_axes
 
 
 def _inputs(config: ModelConfig, batch: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
@@ -207,3 +208,21 @@ def test_initial_weights_follow_clips_width_scaled_scheme():
         elif name.endswith("bias") and "blocks" in name:
             assert torch.count_nonzero(param) == 0, name
     assert seen == set(expected)
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_every_tensor_of_every_preset_declares_how_it_grows(name):
+    """A new layer without a `growth_axes` declaration (or one naming a tensor that is gone) fails here."""
+    config = load_config(name)
+    for variant in (config, dataclasses.replace(config, stem="conv"),
+                    dataclasses.replace(config, parallel_branch=True, branch_width=8)):
+        axes = parameter_axes(create_model(variant))
+        assert axes["logit_scale"] == {}
+        assert axes["text_head.proj.weight"] == {0: ("embed", "out"), 1: ("residual", "in")}
+
+
+def test_an_undeclared_parameter_is_refused():
+    model = create_model(tiny_config())
+    model.text_head.extra = torch.nn.Parameter(torch.zeros(3))
+    with pytest.raises(UndeclaredParameterError, match=r"text_head\.extra"):
+        parameter_axes(model)

@@ -20,16 +20,14 @@ import torch
 
 from growclip.growth.base import GrowthError, GrowthOp
 from growclip.growth.state import GrowthState
+from growclip.model.branch import BranchStage, LateralAdapter
 from growclip.model.clip import CLIP
 from growclip.model.config import ModelConfig
+from growclip.model.layers import Block
 
 BLOCK_LISTS = {"vision": "vision_blocks", "text": "text_blocks", "shared": "shared_blocks"}
 _INDEXED = re.compile(r"^(vision_blocks|text_blocks|shared_blocks|branch\.stages|branch\.adapters)\.(\d+)\.(.+)$")
-_SILENT = {  # what is zeroed so that a brand-new module is the identity
-    "blocks": ("attn.proj.weight", "attn.proj.bias", "mlp.fc2.weight", "mlp.fc2.bias"),
-    "branch.stages": ("pointwise.weight", "pointwise.bias"),
-    "branch.adapters": ("norm.weight",),
-}
+_SILENT = {"blocks": Block.SILENT, "branch.stages": BranchStage.SILENT, "branch.adapters": LateralAdapter.SILENT}
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,8 @@
 """Re-indexing tensors along the dimensions growth widens, for weights and AdamW moments alike.
 
-Every parameter dimension lives in a *space* (the residual width, the MLP hidden units, the
-qkv rows, a conv-stem stage's channels, the joint embedding) and is either an *out* dimension
-(it produces features of that space: rows of a linear, LayerNorm and embedding entries) or an
-*in* dimension (it reads them: the columns of a linear). A `DimMap` says, for each position of
-the grown space, which old position it copies (-1: a brand-new one).
+Which dimension of which tensor lives in which space (residual, hidden, qkv, a stem stage, the
+embedding), as *out* or *in*, the model's modules declare (`model.axes`). A `DimMap` says, for
+each position of a grown space, which old position it copies (-1: a brand-new one).
 
 Function preservation: a copied out position copies the weights; a copied in position divides
 them by the number of copies, so the sum over copies reads the old value. New out positions
@@ -16,15 +14,15 @@ second moment takes the square.
 
 from __future__ import annotations
 
-import re
+import functools
 from dataclasses import dataclass
 
 import torch
 
 from growclip.growth.state import GrowthState
+from growclip.model.axes import Axes, parameter_axes
 from growclip.model.clip import CLIP
 from growclip.model.config import ModelConfig
-from growclip.model.stems import conv_stem_channels
 
 
 @dataclass(frozen=True)
@@ -46,47 +44,12 @@ class DimMap:
         return DimMap(torch.cat([torch.arange(old), torch.full((new - old,), -1)]), fresh_out=fresh_out)
 
 
-_STEM_STAGE = re.compile(r"^vision_embed\.stem\.stages\.(\d+)\.(\w+)\.(weight|bias|running_mean|running_var)$")
-_RESIDUAL_OUT = re.compile(
-    r"(class_embedding|ln_\d\.\w+\.(weight|bias)|ln_pre\.(weight|bias)|_head\.ln\.(weight|bias)"
-    r"|attn\.proj\.bias|fc2\.bias|branch_pointwise\.(weight|bias)|grid_depthwise\.(weight|bias)"
-    r"|adapters\.\d+\.norm\.(weight|bias)|stem\.proj\.weight)$")
-_LINEARS = {  # name suffix -> {dim: (space, kind)}
-    "attn.qkv.weight": {0: ("qkv", "out"), 1: ("residual", "in")},
-    "attn.qkv.bias": {0: ("qkv", "out")},
-    "attn.proj.weight": {0: ("residual", "out"), 1: ("residual", "in")},
-    "mlp.fc1.weight": {0: ("hidden", "out"), 1: ("residual", "in")},
-    "mlp.fc1.bias": {0: ("hidden", "out")},
-    "mlp.fc2.weight": {0: ("residual", "out"), 1: ("hidden", "in")},
-    "head.proj.weight": {0: ("embed", "out"), 1: ("residual", "in")},
-}
-
-
-def stem_space(config: ModelConfig, stage: int) -> str:
-    """Channels of conv-stem stage `stage`; the last stage's are the residual width itself."""
-    return "residual" if stage == len(conv_stem_channels(config.width, config.patch_size)) - 1 else f"stem{stage}"
-
-
-def param_axes(name: str, ndim: int, config: ModelConfig) -> dict[int, tuple[str, str]]:
-    """{dim: (space, "out" | "in")} of one state-dict entry; empty for tensors growth never widens
-    (the logit scale, the parallel branch's own channels, BatchNorm batch counters)."""
-    for suffix, axes in _LINEARS.items():
-        if name.endswith(suffix):
-            return axes
-    if name.endswith(("positional_embedding", "token_embedding.weight")):
-        return {ndim - 1: ("residual", "out")}
-    if _RESIDUAL_OUT.search(name):
-        return {0: ("residual", "out")}
-    if re.match(r"^vision_embed\.stem\.first\.\d\.(weight|bias|running_mean|running_var)$", name):
-        return {0: (stem_space(config, 0), "out")}
-    match = _STEM_STAGE.match(name)
-    if match:
-        stage, layer, kind = int(match[1]), match[2], match[3]
-        out = {0: (stem_space(config, stage + 1), "out")}
-        if kind == "weight" and layer in ("conv1", "shortcut"):
-            return {**out, 1: (stem_space(config, stage), "in")}
-        return {**out, 1: (stem_space(config, stage + 1), "in")} if layer == "conv2" else out
-    return {}
+@functools.cache
+def config_axes(config: ModelConfig) -> dict[str, Axes]:
+    """Growth axes of every tensor of a model of `config`, as its modules declare them (built on the
+    meta device: no memory, no initialisation)."""
+    with torch.device("meta"):
+        return parameter_axes(CLIP(config))
 
 
 def _along(values: torch.Tensor, dim: int, ndim: int) -> torch.Tensor:
@@ -95,7 +58,7 @@ def _along(values: torch.Tensor, dim: int, ndim: int) -> torch.Tensor:
     return values.view(shape)
 
 
-def remap(old: torch.Tensor, axes: dict[int, tuple[str, str]], maps: dict[str, DimMap], fresh: torch.Tensor,
+def remap(old: torch.Tensor, axes: Axes, maps: dict[str, DimMap], fresh: torch.Tensor,
           stat: str = "weight") -> torch.Tensor:
     """One tensor of the old model -> the grown model's. `stat`: "weight", "exp_avg" or "exp_avg_sq"
     (moments scale with the gradient, to the first or second power); `fresh` is the grown model's
@@ -136,13 +99,13 @@ def _new_moment(old: torch.Tensor, power: int) -> torch.Tensor:
 def remap_state(state: GrowthState, config: ModelConfig, maps: dict[str, DimMap], fresh: CLIP) -> GrowthState:
     """Every weight and moment of `state` through `remap`, into the grown `config`; the optimizer
     step count is kept."""
-    init = fresh.state_dict()
+    init, declared = fresh.state_dict(), config_axes(state.config)
     weights, moments = {}, {}
     for name, tensor in state.weights.items():
-        axes = param_axes(name, tensor.ndim, state.config)
+        axes = declared[name]
         weights[name] = remap(tensor, axes, maps, init[name]) if axes else tensor
     for name, stats in state.moments.items():
-        axes = param_axes(name, state.weights[name].ndim, state.config)
+        axes = declared[name]
         moments[name] = {stat: remap(t, axes, maps, init[name], stat) if axes and stat != "step" else t
                          for stat, t in stats.items()}
     return GrowthState(config, weights, moments, state.step)

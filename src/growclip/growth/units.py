@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from growclip.growth.base import GrowthError, GrowthOp
 from growclip.growth.remap import DimMap, remap_state
 from growclip.growth.state import GrowthState
+from growclip.model.axes import EMBED, HIDDEN
 from growclip.model.clip import CLIP
 from growclip.model.config import ModelConfig
 
@@ -32,7 +33,7 @@ class MlpRatio(GrowthOp):
 
     def apply(self, state: GrowthState, fresh: CLIP) -> GrowthState:
         new = self.grown_config(state.config)
-        return remap_state(state, new, {"hidden": DimMap.extend(state.config.mlp_hidden, new.mlp_hidden)}, fresh)
+        return remap_state(state, new, {HIDDEN: DimMap.extend(state.config.mlp_hidden, new.mlp_hidden)}, fresh)
 
     def spec(self) -> str:
         return f"mlp_ratio={self.to:g}"
@@ -56,7 +57,7 @@ class EmbedDim(GrowthOp):
 
     def apply(self, state: GrowthState, fresh: CLIP) -> GrowthState:
         new = self.grown_config(state.config)
-        maps = {"embed": DimMap.extend(state.config.embed_dim, new.embed_dim, fresh_out=False)}
+        maps = {EMBED: DimMap.extend(state.config.embed_dim, new.embed_dim, fresh_out=False)}
         return remap_state(state, new, maps, fresh)
 
     def spec(self) -> str:

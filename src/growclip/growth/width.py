@@ -17,11 +17,12 @@ from dataclasses import dataclass, replace
 import torch
 
 from growclip.growth.base import GrowthError, GrowthOp
-from growclip.growth.remap import DimMap, remap_state, stem_space
+from growclip.growth.remap import DimMap, remap_state
 from growclip.growth.state import GrowthState
+from growclip.model.axes import HIDDEN, QKV, RESIDUAL
 from growclip.model.clip import CLIP
 from growclip.model.config import ModelConfig
-from growclip.model.stems import conv_stem_channels
+from growclip.model.stems import conv_stem_channels, stem_space
 
 
 def _tiled(new: int, old: int) -> DimMap:
@@ -35,15 +36,16 @@ def width_maps(old: ModelConfig, new: ModelConfig) -> dict[str, DimMap]:
     query_scale = (old.head_dim / new.head_dim) ** 0.5
     scale = torch.cat([torch.full((new.width,), query_scale), torch.ones(2 * new.width)])
     maps = {
-        "residual": DimMap(residual),
-        "qkv": DimMap(torch.cat([residual + part * old.width for part in range(3)]), scale=scale),
-        "hidden": _tiled(new.mlp_hidden, old.mlp_hidden),
+        RESIDUAL: DimMap(residual),
+        QKV: DimMap(torch.cat([residual + part * old.width for part in range(3)]), scale=scale),
+        HIDDEN: _tiled(new.mlp_hidden, old.mlp_hidden),
     }
     if old.stem == "conv":
-        channels = zip(conv_stem_channels(old.width, old.patch_size), conv_stem_channels(new.width, new.patch_size))
+        channels = list(zip(conv_stem_channels(old.width, old.patch_size),
+                            conv_stem_channels(new.width, new.patch_size)))
         for stage, (old_channels, new_channels) in enumerate(channels):
-            if stem_space(old, stage) != "residual":
-                maps[stem_space(old, stage)] = _tiled(new_channels, old_channels)
+            if stem_space(stage, len(channels)) != RESIDUAL:
+                maps[stem_space(stage, len(channels))] = _tiled(new_channels, old_channels)
     return maps
 
 

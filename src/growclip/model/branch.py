@@ -6,11 +6,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from growclip.model.axes import Axes, fixed, layer_norm, residual_out
 from growclip.model.layers import ChannelLayerNorm
 
 
 class BranchStage(nn.Module):
     """Residual depthwise-separable conv at the patch-grid resolution."""
+
+    SILENT = ("pointwise.weight", "pointwise.bias")  # zero: the identity
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -25,12 +28,20 @@ class BranchStage(nn.Module):
 class LateralAdapter(nn.Module):
     """Depthwise + pointwise conv on the branch, depthwise conv on the patch grid, summed, LN."""
 
+    SILENT = ("norm.weight",)  # zero gain: adds nothing to the patch tokens
+
     def __init__(self, branch_width: int, width: int) -> None:
         super().__init__()
         self.branch_depthwise = nn.Conv2d(branch_width, branch_width, 3, padding=1, groups=branch_width)
         self.branch_pointwise = nn.Conv2d(branch_width, width, 1)
         self.grid_depthwise = nn.Conv2d(width, width, 3, padding=1, groups=width)
         self.norm = ChannelLayerNorm(width)
+
+    def growth_axes(self) -> dict[str, Axes]:
+        """The branch's own channels stay; what it writes into the residual stream widens with it."""
+        return {**fixed(self.branch_depthwise, "branch_depthwise"), "branch_pointwise.weight": residual_out(),
+                "branch_pointwise.bias": residual_out(), "grid_depthwise.weight": residual_out(),
+                "grid_depthwise.bias": residual_out(), **layer_norm("norm")}
 
     def forward(self, grid: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
         # grid: (B, W, g, g), branch: (B, C, g, g) -> (B, W, g, g)
@@ -48,6 +59,9 @@ class ParallelBranch(nn.Module):
         )
         self.stages = nn.ModuleList(BranchStage(branch_width) for _ in range(layers))
         self.adapters = nn.ModuleList(LateralAdapter(branch_width, width) for _ in range(layers))
+
+    def growth_axes(self) -> dict[str, Axes]:
+        return {**fixed(self.stem, "stem"), **fixed(self.stages, "stages")}
 
     def features(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Branch output per image-path block: list of (B, C, g, g)."""

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from growclip.model.axes import EMBED, FIXED, IN, OUT, RESIDUAL, Axes, layer_norm, residual_out
 from growclip.model.branch import ParallelBranch
 from growclip.model.config import ModelConfig
 from growclip.model.layers import IMAGE, TEXT, Block
@@ -50,6 +51,9 @@ class VisionEmbedding(nn.Module):
         self.positional_embedding = nn.Parameter(torch.zeros(config.image_tokens, config.width))
         self.ln_pre = nn.LayerNorm(config.width)
 
+    def growth_axes(self) -> dict[str, Axes]:
+        return {"class_embedding": residual_out(), "positional_embedding": residual_out(1), **layer_norm("ln_pre")}
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         grid = self.stem(images)  # (B, W, g, g)
         patches = grid.flatten(2).transpose(1, 2)  # (B, g*g, W)
@@ -64,6 +68,9 @@ class TextEmbedding(nn.Module):
         self.token_embedding = nn.Embedding(config.vocab_size, config.width)
         self.positional_embedding = nn.Parameter(torch.zeros(config.context_length, config.width))
 
+    def growth_axes(self) -> dict[str, Axes]:
+        return {"token_embedding.weight": residual_out(1), "positional_embedding": residual_out(1)}
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         # (B, L) -> (B, L, W)
         return self.token_embedding(tokens) + self.positional_embedding[: tokens.shape[1]]
@@ -76,6 +83,9 @@ class Head(nn.Module):
         super().__init__()
         self.ln = nn.LayerNorm(width)
         self.proj = nn.Linear(width, embed_dim, bias=False)
+
+    def growth_axes(self) -> dict[str, Axes]:
+        return {**layer_norm("ln"), "proj.weight": {0: (EMBED, OUT), 1: (RESIDUAL, IN)}}
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.proj(self.ln(pooled))  # (B, W) -> (B, E)
@@ -100,6 +110,9 @@ class CLIP(nn.Module):
         self.text_head = Head(config.width, config.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(LOGIT_SCALE_INIT))
         self._init_weights()
+
+    def growth_axes(self) -> dict[str, Axes]:
+        return {"logit_scale": FIXED}
 
     def _init_weights(self) -> None:
         """CLIP's width-scaled initialisation (OpenAI CLIP, open_clip's text tower), for every block.

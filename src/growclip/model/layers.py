@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from growclip.model.axes import HIDDEN, IN, OUT, QKV, RESIDUAL, Axes, layer_norm
+
 IMAGE = "image"
 TEXT = "text"
 
@@ -18,6 +20,10 @@ class Attention(nn.Module):
         self.heads = heads
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)
+
+    def growth_axes(self) -> dict[str, Axes]:
+        return {"qkv.weight": {0: (QKV, OUT), 1: (RESIDUAL, IN)}, "qkv.bias": {0: (QKV, OUT)},
+                "proj.weight": {0: (RESIDUAL, OUT), 1: (RESIDUAL, IN)}, "proj.bias": {0: (RESIDUAL, OUT)}}
 
     def forward(self, x: torch.Tensor, causal: bool) -> torch.Tensor:
         batch, tokens, width = x.shape
@@ -34,6 +40,10 @@ class Mlp(nn.Module):
         self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden, width)
 
+    def growth_axes(self) -> dict[str, Axes]:
+        return {"fc1.weight": {0: (HIDDEN, OUT), 1: (RESIDUAL, IN)}, "fc1.bias": {0: (HIDDEN, OUT)},
+                "fc2.weight": {0: (RESIDUAL, OUT), 1: (HIDDEN, IN)}, "fc2.bias": {0: (RESIDUAL, OUT)}}
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))  # (B, N, W) -> (B, N, hidden) -> (B, N, W)
 
@@ -45,6 +55,8 @@ class Block(nn.Module):
     has its own LayerNorms (MS-CLIP's sharing split). Text is causal, images are not.
     """
 
+    SILENT = ("attn.proj.weight", "attn.proj.bias", "mlp.fc2.weight", "mlp.fc2.bias")  # zero: the identity
+
     def __init__(self, width: int, heads: int, mlp_hidden: int, modalities: tuple[str, ...]) -> None:
         super().__init__()
         self.modalities = modalities
@@ -52,6 +64,10 @@ class Block(nn.Module):
         self.attn = Attention(width, heads)
         self.ln_2 = nn.ModuleDict({m: nn.LayerNorm(width) for m in modalities})
         self.mlp = Mlp(width, mlp_hidden)
+
+    def growth_axes(self) -> dict[str, Axes]:
+        return {name: axes for m in self.modalities for norm in ("ln_1", "ln_2")
+                for name, axes in layer_norm(f"{norm}.{m}").items()}
 
     def forward(self, x: torch.Tensor, modality: str) -> torch.Tensor:
         # x: (B, N, W) -> (B, N, W)
