@@ -74,6 +74,7 @@ def test_the_same_small_data_again_keeps_the_model(tmp_path):
     assert all(record["search_fraction"] == 0 for record in same)
 
 
+@pytest.mark.slow
 def test_data_that_outgrows_the_model_makes_the_search_grow(tmp_path):
     """A 16-wide model (32 px images, full captions, so it learns) is too small for a new chunk of
     scenes: with no cost penalty, a bigger child learns it faster and "keep" loses the search."""
@@ -98,6 +99,7 @@ def test_scheduled_growth_runs_through_the_same_loop(tmp_path):
     assert all((tmp_path / "run" / "report" / name).stat().st_size > 0 for name in ("size.png", "stream.png"))
 
 
+@pytest.mark.slow
 def test_decisions_are_the_same_on_a_rerun(tmp_path):
     config = dict(chunks=("corpus:0", "corpus:1"), params_per_pair=60.0, **SEARCHED)
     first, second = (train_stream(settings(tmp_path / name, **config)) for name in ("a", "b"))
@@ -105,6 +107,7 @@ def test_decisions_are_the_same_on_a_rerun(tmp_path):
     assert first[1]["candidates"] == second[1]["candidates"] and first[1]["candidates"]
 
 
+@pytest.mark.slow
 def test_resume_in_the_middle_of_a_search_ends_as_an_uninterrupted_run(tmp_path, monkeypatch):
     config = dict(chunks=("corpus:0", "corpus:1"), params_per_pair=60.0, keep_checkpoints=0, **SEARCHED)
     whole = train_stream(settings(tmp_path / "whole", **config))

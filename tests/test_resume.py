@@ -44,6 +44,7 @@ def final_weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(run / "checkpoints" / "step_00000020" / "model.safetensors")
 
 
+@pytest.mark.slow
 def test_a_run_killed_at_a_random_step_resumes_to_the_same_weights(data, tmp_path):
     assert main(train_args(data, tmp_path / "whole")) == 0
     killed = tmp_path / "killed"

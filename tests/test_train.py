@@ -184,6 +184,7 @@ def test_interrupted_training_saves_what_it_trained(tmp_path, monkeypatch):
     assert not torch.equal(model.text_head.proj.weight, untrained.text_head.proj.weight)
 
 
+@pytest.mark.slow
 def test_clip_tiny_leaves_chance_loss_within_60_steps(tmp_path):
     """A real preset on all four corpus stages, with settings that learn: within 60 steps at batch 128
     the loss must fall below 0.7 x chance, ln(batch). Measured: 0.57 x chance with CLIP's
