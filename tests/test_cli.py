@@ -94,8 +94,10 @@ def test_cli_user_errors_are_one_clear_line(argv, message, capsys, tmp_path):
     (["--growth", "schedule", "--chunks", "corpus", "--grow-schedule", "2:width=512", "3:width=256"],
      "grow schedule, chunk 3"),
     (["--chunks", "corpus", "--grow-schedule", "1:width=256"], "go together"),
+    (["--device", "cuda:7"], "no such CUDA device here"),
+    (["--lr", "-1"], "lr must be positive, got -1.0"),
 ])
-def test_growth_mistakes_fail_at_once_before_any_work(argv, message, capsys, tmp_path):
+def test_setting_mistakes_fail_at_once_before_any_work(argv, message, capsys, tmp_path):
     """New-user mistakes that used to train for minutes first (or silently never grow)."""
     start = time.perf_counter()
     assert main(["train", *argv, "--output", str(tmp_path / "x")]) == 2

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from conftest import tiny_config
 from growclip.cli import main
 from growclip.growth.decision import Decision
-from growclip.growth.search import MIN_PROXY_STEPS, SuccessiveHalving, plan_search
+from growclip.growth.search import MIN_PROXY_STEPS, SuccessiveHalving, plan_search, proxy_score, search_decision
 from growclip.growth.space import Candidate, growth_space
 from growclip.train import TrainConfig
 from growclip.train.checkpoint import checkpoints_of
@@ -188,3 +188,23 @@ def test_stream_progress_survives_a_json_round_trip_field_by_field():
         else:
             assert back == value, field.name
     assert StreamProgress.from_state_dict(StreamProgress().state_dict()) == StreamProgress()
+
+
+def test_the_proxy_score_averages_new_and_old_loss_and_charges_each_doubling_of_cost():
+    assert proxy_score(2.0, None, 1.0, 0.05) == 2.0
+    assert proxy_score(2.0, 1.0, 1.0, 0.05) == 1.5  # forgetting counts as much as learning
+    assert proxy_score(2.0, 1.0, 4.0, 0.05) == pytest.approx(1.6)  # two doublings
+
+
+def test_the_decision_record_counts_every_proxy_step_but_the_winners_as_overhead():
+    search = SuccessiveHalving([Candidate(), Candidate(("width=32",), 0.9)], 10)
+    flops = {0: 1.0, 1: 4.0}
+    search.run_round(lambda i, c, steps: {"score": [2.0, 1.0][i], "train_flops": flops[i], "score_flops": 5.0})
+    decision = search_decision(3, search, step_samples=2, chunk_train_flops=1000.0, retrain=False)
+    assert decision.ops == ("width=32",) and decision.momentum == 0.9 and decision.proxy_steps == 10
+    spent = 10 * 2 * (1.0 + 4.0) + 2 * 5.0
+    assert decision.search_flops == spent - 10 * 2 * 4.0 == 30.0
+    assert decision.search_fraction == pytest.approx(30 / 1030)
+    assert "ahead of keep (2.000)" in decision.why and decision.label == "width=32 (m=0.9)"
+    retrained = search_decision(3, search, 2, 1000.0, retrain=True)
+    assert retrained.proxy_steps == 0 and retrained.search_flops == spent  # nothing of the search is kept

@@ -12,6 +12,7 @@ from typing import Any
 
 from growclip.data.corpus import DEFAULT_STAGE_SIZES, NUM_STAGES
 from growclip.growth.policy import parse_schedule
+from growclip.runtime import resolve_device
 
 PRECISIONS = ("fp32", "bf16")
 GROWTH_POLICIES = ("auto", "fixed", "schedule", "scratch")
@@ -127,6 +128,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
         self._check_numbers()
         self._check_stream()
+        resolve_device(self.device)
         if self.val_data and not (self.train_data or self.is_stream):
             raise ValueError("val_data needs train_data or a stream (the embedded corpus has its own retrieval split)")
 
