@@ -157,7 +157,8 @@ class TrainConfig:
                      if f.metadata["group"] == STREAM and getattr(self, f.name) != f.default]
             if given:
                 flags = ", ".join("--" + name.replace("_", "-") for name in given)
-                raise ValueError(f"{flags} only apply to a growing run: add --chunks (e.g. --chunks corpus for the "
+                verb = "applies" if len(given) == 1 else "apply"
+                raise ValueError(f"{flags} {verb} only to a growing run: add --chunks (e.g. --chunks corpus for the "
                                  f"embedded corpus's {NUM_STAGES} stages, one chunk each) or --watch FOLDER")
             return
         if (self.growth == "schedule") != bool(self.grow_schedule):
