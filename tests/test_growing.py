@@ -179,7 +179,7 @@ def test_stream_progress_survives_a_json_round_trip_field_by_field():
     progress = StreamProgress(chunk=2, phase=Phase.TRAIN, global_step=77, history=[{"chunk": 0, "params": 5}],
                               decision=Decision(2, ("width=32",), 0.9, "why", 16, 1e9, 0.1,
                                                 [{"label": "keep"}], ["share m=0.9"], retrain=True),
-                              search=search, contenders={1: MODEL})
+                              search=search, contenders={1: MODEL}, watched=["in/00.tsv"])
     restored = StreamProgress.from_state_dict(json.loads(json.dumps(progress.state_dict())))
     for field in fields(StreamProgress):
         value, back = getattr(progress, field.name), getattr(restored, field.name)

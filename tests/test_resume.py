@@ -93,8 +93,9 @@ def test_resume_reads_nothing_through_pickle(data, tmp_path, monkeypatch):
     monkeypatch.setattr(pickle, "load", refuse)
     monkeypatch.setattr(pickle, "loads", refuse)
     monkeypatch.setattr(torch, "load", refuse)
-    assert main(train_args(data, run, "--samples", "48", "--resume", "latest", "--workers", "0")) == 2  # lanes
-    assert main(train_args(data, run, "--samples", "48", "--resume", "latest")) == 0
+    longer = ("--samples", "48", "--resume", "latest", "--resume-override", "samples")
+    assert main(train_args(data, run, *longer, "--workers", "0")) == 2  # lanes
+    assert main(train_args(data, run, *longer)) == 0
     assert (run / "checkpoints" / "step_00000006").is_dir()
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import random
 import time
 import warnings
 from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -69,6 +71,20 @@ def warn_if_slow_precision(device: torch.device, precision: str) -> None:
     if not native:
         warnings.warn("this CPU has no native bf16 matmuls (no AVX512-BF16/AMX): bf16 runs one to two orders "
                       "of magnitude slower than fp32 here; use --precision fp32", stacklevel=2)
+
+
+def ensure_writable(folder: str | Path, setting: str = "--output") -> Path:
+    """Create `folder` and prove a file can be written there, so that a read-only or full disk is
+    one line naming the setting at the start, not a traceback after the work is done."""
+    folder = Path(folder)
+    probe = folder / f".growclip-write-test-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"0" * 4096)
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(f"{setting} {folder}: cannot write there ({err.strerror or err})") from None
+    return folder
 
 
 def derived_rng(seed: int, *keys: int) -> np.random.Generator:

@@ -15,6 +15,7 @@ from growclip.data.pairs import DataError
 from growclip.data.tokenizer import TokenizerError
 from growclip.model.config import ConfigError
 from growclip.train.checkpoint import CheckpointError
+from growclip.train.faults import NonFiniteError, Preempted
 
 COMMANDS = {"train": train, "eval": evaluate, "grow": grow, "report": report, "data": data}
 USER_ERRORS = (ConfigError, CheckpointError, TokenizerError, LabelledDataError, DataError, ValueError,
@@ -38,5 +39,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as err:
         print(f"growclip {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except NonFiniteError as err:
+        print(f"growclip {args.command}: stopped: {err}", file=sys.stderr)
+        return 1
+    except Preempted as stop:
+        print(f"growclip {args.command}: {stop}; resume with --resume latest", file=sys.stderr)
+        return stop.exit_code
     except KeyboardInterrupt:
         return 130

@@ -11,7 +11,7 @@ from growclip.data.pairs import format_skipped
 from growclip.data.sources import ReaderOptions
 from growclip.eval import evaluate, format_results
 from growclip.eval.sets import EvalSetsConfig, evaluation_sets
-from growclip.runtime import resolve_device
+from growclip.runtime import ensure_writable, resolve_device
 from growclip.train.checkpoint import load_checkpoint, resolve_checkpoint
 
 
@@ -39,6 +39,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     checkpoint = resolve_checkpoint(args.checkpoint)
+    output = Path(args.output) if args.output else checkpoint / "eval.json"
+    ensure_writable(output.parent)  # before the work, not after it
     model, tokenizer, _ = load_checkpoint(checkpoint, resolve_device(args.device))
     reader = ReaderOptions(args.csv_separator, args.csv_img_key, args.csv_caption_key, args.csv_label_key)
     sets = EvalSetsConfig(args.zeroshot_data, args.val_data, args.templates, reader, None, args.corpus_seed,
@@ -49,7 +51,6 @@ def run(args: argparse.Namespace) -> int:
               f"{format_skipped(skipped)}")
     results = evaluate(model, tokenizer, tasks, retrievals, args.precision)
     print(format_results(results))
-    output = Path(args.output) if args.output else checkpoint / "eval.json"
     output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"results: {output}")
     return 0

@@ -4,13 +4,14 @@ A chunk is any training source spec (`data/a.tsv`, `shards/{000..009}.tar`, `pho
 joined by `::`) or `corpus:K`, stage K of the embedded corpus. Each chunk keeps a small held-out
 split (never trained on) that growth decisions and forgetting are scored on.
 
-A watched folder's chunks are its entries in name order: a table file, an image folder, or a
-folder of `.tar` shards. Write a chunk under a hidden or `.tmp` name and rename it when complete;
-a file named `END` says the stream has ended.
+A watched folder's chunks are its entries in the order they are taken (see `ChunkStream`): a
+table file, an image folder, or a folder of `.tar` shards. Write a chunk under a hidden or `.tmp`
+name and rename it when complete (or let it settle); a file named `END` says the stream has ended.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,36 +28,75 @@ from growclip.runtime import derive_seed
 
 CORPUS_PREFIX = "corpus:"
 END_MARKER = "END"
+CHUNK_SUFFIXES = {".csv", ".tsv", ".tar"}
+logger = logging.getLogger(__name__)
 
 
 class ChunkStream:
-    def __init__(self, specs: Sequence[str] = (), watch: str | Path | None = None, poll_seconds: float = 2.0) -> None:
+    """The chunk specs in order. A watched folder's chunk k is fixed when first taken: `taken` (kept
+    in the run state, so a resumed run sees the same chunks) grows by the oldest-named entry that is
+    new, settled (its size and modification time unchanged for one poll, or untouched for
+    `settle_seconds`) and of a known kind (.csv/.tsv/.tar, or a folder); other files are reported
+    once and ignored. What is written into a chunk after it was taken is not used."""
+
+    def __init__(self, specs: Sequence[str] = (), watch: str | Path | None = None, poll_seconds: float = 2.0,
+                 taken: list[str] | None = None, settle_seconds: float = 2.0) -> None:
         if bool(specs) == (watch is not None):
             raise DataError("a stream is either a list of chunks or a watched folder")
         self.specs, self.watch, self.poll_seconds = list(specs), Path(watch) if watch else None, poll_seconds
         if self.watch is not None and not self.watch.is_dir():
             raise DataError(f"{self.watch}: the watched folder does not exist")
+        self.taken = taken if taken is not None else []
+        self.settle_seconds = settle_seconds
+        self._signatures: dict[Path, tuple] = {}
+        self._reported: set[Path] = set()
 
     def known(self) -> list[str]:
-        """The chunks there are now."""
-        if self.watch is None:
-            return self.specs
-        entries = sorted(p for p in self.watch.iterdir()
-                         if not p.name.startswith(".") and p.suffix != ".tmp" and p.name != END_MARKER)
-        return [_watched_spec(p) for p in entries]
+        """The chunks there are now (of a watched folder: those taken)."""
+        return self.specs if self.watch is None else self.taken
 
     def ended(self) -> bool:
         return self.watch is None or (self.watch / END_MARKER).exists()
 
     def get(self, index: int, wait: bool = True) -> str | None:
         """Chunk `index`; a watched folder is polled until it appears. None once the stream has ended."""
-        while True:
-            known = self.known()
-            if index < len(known):
-                return known[index]
-            if self.ended() or not wait:
+        if self.watch is None:
+            return self.specs[index] if index < len(self.specs) else None
+        while index >= len(self.taken):
+            ready, pending = self._scan()
+            if ready:
+                self.taken.append(_watched_spec(ready))
+            elif (self.ended() and not pending) or not wait:
                 return None
-            time.sleep(self.poll_seconds)
+            else:
+                time.sleep(self.poll_seconds)
+        return self.taken[index]
+
+    def _scan(self) -> tuple[Path | None, bool]:
+        """-> (the first settled new entry, whether any new entry is still being written)."""
+        taken, pending = set(self.taken), False
+        for path in sorted(self.watch.iterdir()):
+            if path.name.startswith(".") or path.suffix == ".tmp" or path.name == END_MARKER:
+                continue
+            if path.is_file() and path.suffix.lower() not in CHUNK_SUFFIXES:
+                if path not in self._reported:
+                    logger.warning("%s: not a chunk (a table, shards or a folder); ignored", path)
+                    self._reported.add(path)
+                continue
+            if _watched_spec(path) in taken:
+                continue
+            if self._settled(path):
+                return path, pending
+            pending = True
+        return None, pending
+
+    def _settled(self, path: Path) -> bool:
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        stats = [f.stat() for f in files]
+        signature = tuple((str(f), s.st_size, s.st_mtime_ns) for f, s in zip(files, stats))
+        previous, self._signatures[path] = self._signatures.get(path), signature
+        quiet = time.time() - max((s.st_mtime for s in stats), default=0.0) >= self.settle_seconds
+        return bool(files) and (signature == previous or quiet)
 
 
 def _watched_spec(path: Path) -> str:

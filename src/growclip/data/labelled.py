@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from growclip.data.evalsets import ZeroShotTask
 from growclip.data.sources import ReaderOptions
-from growclip.data.sources.table import default_separator
+from growclip.data.sources.table import default_separator, quoting_for
 from growclip.data.transforms import load_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -58,7 +58,8 @@ def _from_folder(root: Path) -> tuple[list[Path], list[str]]:
 def _from_table(path: Path, options: ReaderOptions) -> tuple[list[Path], list[str]]:
     image, label = options.csv_img_key, options.csv_label_key
     with path.open(newline="", encoding="utf-8", errors="replace") as handle:
-        reader = csv.DictReader(handle, delimiter=options.csv_separator or default_separator(path))
+        separator = options.csv_separator or default_separator(path)
+        reader = csv.DictReader(handle, delimiter=separator, quoting=quoting_for(separator))
         if not reader.fieldnames or not {image, label} <= set(reader.fieldnames):
             raise LabelledDataError(f"{path}: needs a header with columns {image!r} and {label!r}, found "
                                     f"{reader.fieldnames} (name others with --csv-img-key / --csv-label-key, "

@@ -36,10 +36,17 @@ class Pair(NamedTuple):
     key: str  # names the image, so evaluation can group the captions of one image
 
 
+# modes that convert to 8-bit RGB as they are meant; 16-bit and float images ("I;16", "I", "F")
+# would be clipped to 255 by the conversion, so they are skipped rather than silently altered
+RGB_MODES = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"}
+
+
 def _decode(source: str | Path | io.BytesIO, transform: ImageTransform, rng: np.random.Generator
             ) -> np.ndarray | Skip:
     try:
         with Image.open(source) as image:
+            if image.mode not in RGB_MODES:
+                return Skip("unsupported image mode")
             return transform(image, rng)  # converting forces a full decode, so truncation shows here
     except Exception:  # decoders of untrusted bytes raise OSError, SyntaxError, ValueError, zlib errors...
         return Skip("unreadable image")

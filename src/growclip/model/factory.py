@@ -8,6 +8,7 @@ import torch
 
 from growclip.model.clip import CLIP
 from growclip.model.config import ConfigError, ModelConfig
+from growclip.model.memory import check_fits
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -28,9 +29,11 @@ def load_config(name_or_path: str | Path, **overrides: object) -> ModelConfig:
 
 
 def create_model(config: ModelConfig | str, seed: int = 0) -> CLIP:
-    """A freshly initialised model; the same seed gives the same weights, global RNG untouched."""
+    """A freshly initialised model; the same seed gives the same weights, global RNG untouched.
+    A config whose weights alone cannot fit in memory is refused before allocating."""
     if not isinstance(config, ModelConfig):
         config = load_config(config)
+    check_fits(config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return CLIP(config)

@@ -27,9 +27,11 @@ _ALLOWED_TYPES = {  # the annotation strings used below -> what a value may be
 
 
 def setting(default: Any, help: str, group: str = RUN, choices: tuple[str, ...] | None = None,
-            flag: str | None = None) -> Any:
-    """A dataclass field carrying its help text, help group, choices and (if not the usual) flag."""
-    return field(default=default, metadata={"help": help, "group": group, "choices": choices, "flag": flag})
+            flag: str | None = None, free: bool = False) -> Any:
+    """A dataclass field carrying its help text, help group, choices and (if not the usual) flag;
+    `free`: may differ when a run resumes (where it is written, how it is logged or evaluated)."""
+    return field(default=default, metadata={"help": help, "group": group, "choices": choices, "flag": flag,
+                                            "free": free})
 
 
 def _check_type(name: str, annotation: str, value: Any) -> None:
@@ -37,6 +39,11 @@ def _check_type(name: str, annotation: str, value: Any) -> None:
     allowed = _ALLOWED_TYPES[annotation]
     if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
         raise ValueError(f"setting {name} must be {annotation}, got {value!r}")
+
+
+def _as_tuple(value: Any) -> Any:
+    """JSON gives lists where the config has tuples."""
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, list | tuple) else value
 
 
 def _number(value: Any) -> Any:
@@ -55,10 +62,12 @@ class TrainConfig:
     # data (default: the embedded corpus)
     train_data: str | None = setting(None, "sources joined by '::': .csv/.tsv tables, image folders with .txt "
                                            "sidecars, webdataset shards like 'shards/{000..009}.tar'", DATA)
-    val_data: str | None = setting(None, "held-out pairs (same kinds) for retrieval evaluation", DATA)
+    val_data: str | None = setting(None, "held-out pairs (same kinds) for retrieval evaluation", DATA, free=True)
     zeroshot_data: str | None = setting(None, "labelled images for zero-shot evaluation: class folders, or a "
-                                              "table with the image column (--csv-img-key) and 'label'", DATA)
-    templates: str | None = setting(None, "zero-shot prompt templates, one per line with {} for the class", DATA)
+                                              "table with the image column (--csv-img-key) and 'label'", DATA,
+                                        free=True)
+    templates: str | None = setting(None, "zero-shot prompt templates, one per line with {} for the class", DATA,
+                                    free=True)
     csv_separator: str | None = setting(None, "column separator of tables (default: ',' for .csv, tab otherwise)",
                                         DATA)
     csv_img_key: str = setting("filepath", "image path column of tables", DATA)
@@ -102,23 +111,29 @@ class TrainConfig:
     eps: float = setting(1e-6, "AdamW epsilon", OPTIM)
     warmup: int = setting(100, "linear warm-up steps before the cosine decay", OPTIM)
     grad_clip_norm: float | None = setting(1.0, "clip the global gradient norm", OPTIM)
-    precision: str = setting("fp32", "bf16 = autocast", OPTIM, PRECISIONS)
+    precision: str = setting("fp32", "bf16 = autocast", OPTIM, PRECISIONS, free=True)
     seed: int = setting(0, "seed for init, shuffling and everything derived", OPTIM)
+    max_nonfinite_steps: int = setting(5, "steps in a row with a non-finite loss or gradient (each skipped) "
+                                          "before the run stops", OPTIM, free=True)
     # run
-    workers: int = setting(0, "DataLoader worker processes")
-    device: str = setting("auto", "auto, cpu, cuda, cuda:1, ...")
-    output: str = setting("runs/growclip", "run folder: metrics.jsonl, checkpoints/, eval.json")
-    log_every: int = setting(10, "steps between metric lines")
-    save_every: int | None = setting(None, "steps between checkpoints (one is always written at the end)")
-    keep_checkpoints: int = setting(3, "newest checkpoints kept; 0 keeps all")
+    workers: int = setting(0, "DataLoader worker processes", free=True)
+    device: str = setting("auto", "auto, cpu, cuda, cuda:1, ...", free=True)
+    output: str = setting("runs/growclip", "run folder: metrics.jsonl, checkpoints/, eval.json", free=True)
+    log_every: int = setting(10, "steps between metric lines", free=True)
+    save_every: int | None = setting(None, "steps between checkpoints (one is always written at the end)", free=True)
+    save_every_minutes: float | None = setting(None, "minutes between checkpoints (with or instead of "
+                                                     "--save-every)", free=True)
+    keep_checkpoints: int = setting(3, "newest checkpoints kept; 0 keeps all", free=True)
     resume: str | None = setting(None, "'latest' (newest checkpoint in --output, or a new run if none) "
-                                       "or a checkpoint path")
-    report_to: str | None = setting(None, "also log TensorBoard scalars", RUN, ("tensorboard",))
-    progress: bool = setting(True, "no tqdm progress bar", RUN, flag="--no-progress")
+                                       "or a checkpoint path", free=True)
+    report_to: str | None = setting(None, "also log TensorBoard scalars", RUN, ("tensorboard",), free=True)
+    progress: bool = setting(True, "no tqdm progress bar", RUN, flag="--no-progress", free=True)
+    resume_override: tuple[str, ...] = setting((), "settings allowed to differ from the resumed run's, e.g. "
+                                                    "lr batch_size", free=True)
     # evaluation
-    eval_every: int | None = setting(None, "steps between evaluations (one always runs at the end)", EVAL)
-    eval_images_per_class: int = setting(40, "corpus zero-shot images per class", EVAL)
-    retrieval_images: int = setting(500, "corpus retrieval images", EVAL)
+    eval_every: int | None = setting(None, "steps between evaluations (one always runs at the end)", EVAL, free=True)
+    eval_images_per_class: int = setting(40, "corpus zero-shot images per class", EVAL, free=True)
+    retrieval_images: int = setting(500, "corpus retrieval images", EVAL, free=True)
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -133,11 +148,11 @@ class TrainConfig:
             raise ValueError("val_data needs train_data or a stream (the embedded corpus has its own retrieval split)")
 
     def _check_numbers(self) -> None:
-        for name in ("batch_size", "accum_freq", "log_every", "save_every", "eval_every"):
+        for name in ("batch_size", "accum_freq", "log_every", "save_every", "eval_every", "max_nonfinite_steps"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("epochs", "lr"):
-            if getattr(self, name) <= 0:
+        for name in ("epochs", "lr", "save_every_minutes"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("warmup", "workers", "wd", "keep_checkpoints"):
             if getattr(self, name) < 0:
@@ -179,6 +194,22 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def check_resume(self, saved: dict[str, Any], checkpoint: str) -> None:
+        """Refuse to continue a run under settings that change its meaning (model, data, batch, seed,
+        schedule, ...) unless `resume_override` names them; a changed batch size, say, would miscount
+        the samples and the schedule."""
+        unknown = sorted(set(self.resume_override) - {f.name for f in fields(self)})
+        if unknown:
+            raise ValueError(f"--resume-override: unknown settings {unknown}")
+        current = self.to_dict()
+        changed = [f"{f.name} {_as_tuple(saved[f.name])!r} -> {_as_tuple(current[f.name])!r}" for f in fields(self)
+                   if not f.metadata["free"] and f.name in saved and f.name not in self.resume_override
+                   and _as_tuple(saved[f.name]) != _as_tuple(current[f.name])]
+        if changed:
+            names = " ".join(c.split()[0] for c in changed)
+            raise ValueError(f"--resume {checkpoint}: these settings differ from the run's: {'; '.join(changed)}. "
+                             f"Give the run's values, or allow the change with --resume-override {names}")
 
     @classmethod
     def check_settings(cls, data: dict[str, Any]) -> dict[str, Any]:

@@ -35,9 +35,10 @@ from growclip.growth.state import GrowthState
 from growclip.model.clip import CLIP
 from growclip.model.cost import model_cost, train_flops_per_sample
 from growclip.model.factory import create_model, load_config
-from growclip.runtime import derive_seed, resolve_device, seed_everything, warn_if_slow_precision
-from growclip.train.checkpoint import load_checkpoint, load_trainer_tensors
+from growclip.runtime import derive_seed, ensure_writable, resolve_device, seed_everything, warn_if_slow_precision
+from growclip.train.checkpoint import load_checkpoint, load_trainer_tensors, remove_leftovers
 from growclip.train.config import TrainConfig
+from growclip.train.faults import preemption_signals
 from growclip.train.inputs import RunInputs, evaluation_sets, reader_options, stream_tokenizer, train_transform
 from growclip.train.loop import Trainer, resume_checkpoint
 from growclip.train.metrics import MetricsLog
@@ -71,7 +72,8 @@ class GrowingRun:
         if not config.is_stream:
             raise ValueError("a growing run needs a stream: give chunks (e.g. ('corpus',)) or watch")
         self.config, self.output, self.policy = config, Path(config.output), growth_policy(config)
-        self.output.mkdir(parents=True, exist_ok=True)
+        ensure_writable(self.output)
+        remove_leftovers(self.output)
         (self.output / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
         seed_everything(config.seed)
         self.device = resolve_device(config.device)
@@ -81,6 +83,7 @@ class GrowingRun:
         self.resumed_mid_chunk = False
         if self.checkpoint is not None:
             model, self.tokenizer, saved = load_checkpoint(self.checkpoint)
+            config.check_resume(saved.get("train_config", {}), str(self.checkpoint))
             tensors = load_trainer_tensors(self.checkpoint)
             self.current, self.progress = GrowthState.from_tensors(model, tensors), StreamProgress.from_state_dict(
                 saved["stream"])
@@ -89,7 +92,7 @@ class GrowingRun:
         else:
             self.current = GrowthState.capture(create_model(load_config(config.model), seed=config.seed))
             self.progress, self.saved = StreamProgress(), {}
-        stream = ChunkStream(chunk_specs(config), config.watch)
+        stream = ChunkStream(chunk_specs(config), config.watch, taken=self.progress.watched)
         uses_corpus = any(s.startswith(CORPUS_PREFIX) for s in stream.known())
         corpus = EmbeddedCorpus(config.corpus_seed, self.current.config.image_size, config.stage_sizes)
         self.chunks = ArrivedChunks(stream, corpus, reader_options(config), config.heldout, config.seed, config.replay)
@@ -105,12 +108,13 @@ class GrowingRun:
             if self.checkpoint is not None:
                 logger.info("resumed from %s: chunk %d, %s", self.checkpoint, self.progress.chunk,
                             self.progress.phase.value)
-            while self.chunks.stream.get(self.progress.chunk) is not None:
-                if self.progress.phase is Phase.DECIDE:
-                    self._decide()
-                record = self._finish(self._train())
-                if on_chunk is not None:
-                    on_chunk(record)
+            with preemption_signals():  # a search's proxies stop at a step too; the last round was saved
+                while self.chunks.stream.get(self.progress.chunk) is not None:
+                    if self.progress.phase is Phase.DECIDE:
+                        self._decide()
+                    record = self._finish(self._train())
+                    if on_chunk is not None:
+                        on_chunk(record)
         (self.output / "stream.json").write_text(json.dumps(self.progress.history, indent=2) + "\n")
         return self.progress.history
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,17 +21,20 @@ from growclip.growth.state import load_optimizer_tensors, optimizer_tensors
 from growclip.model.clip import CLIP
 from growclip.model.cost import train_flops_per_sample
 from growclip.model.factory import create_model, load_config
-from growclip.runtime import peak_flops, resolve_device, seed_everything, warn_if_slow_precision
+from growclip.model.memory import check_fits
+from growclip.runtime import ensure_writable, peak_flops, resolve_device, seed_everything, warn_if_slow_precision
 from growclip.train.checkpoint import (
     CheckpointError,
     checkpoint_path,
     load_checkpoint,
     load_trainer_tensors,
     prune_checkpoints,
+    remove_leftovers,
     resolve_checkpoint,
     save_checkpoint,
 )
 from growclip.train.config import TrainConfig
+from growclip.train.faults import NonFiniteError, preemption_signals, stop_if_asked
 from growclip.train.inputs import RunInputs, build_inputs
 from growclip.train.metrics import MetricsLog
 from growclip.train.optim import constant_lr, make_optimizer, warmup_cosine
@@ -85,11 +89,15 @@ class Trainer:
         self.stream = TrainStream(inputs.sources, inputs.tokenizer, inputs.transform, config.batch_size,
                                   config.seed if data_seed is None else data_seed, config.workers)
         self.flops_per_sample = train_flops_per_sample(model.config)
+        check_fits(model.config, config.batch_size * config.accum_freq, next(model.parameters()).device)
         self.step_samples = config.batch_size * config.accum_freq
         self.step = 0
         self.position = self.stream.state_dict()  # the data position at the end of `self.step`
         self.saved_step = 0  # nothing worth saving before the first step
+        self.saved_at = time.monotonic()
         self.losses: list[float] = []
+        self.nonfinite_steps = 0  # skipped steps with a non-finite loss or gradient, this invocation
+        self.nonfinite_in_a_row = 0
 
     def restore(self, checkpoint: Path, state: dict[str, Any]) -> None:
         """Continue from a checkpoint written by `save` (model weights are already loaded)."""
@@ -113,6 +121,7 @@ class Trainer:
 
     def save(self) -> Path:
         rng_json, rng_tensors = rng_state()
+        self.saved_at = time.monotonic()
         state = {"step": self.step, "global_step": self.global_step, "samples": self._where()["samples"],
                  "data": self.position, "schedule": schedule_state(self.optimizer, self.scheduler), "rng": rng_json,
                  "train_config": self.config.to_dict(), **(self.run_state() if self.run_state else {})}
@@ -139,9 +148,13 @@ class Trainer:
         return {"skipped": sum(skipped.values()), "skipped_by_reason": dict(skipped)}
 
     def run(self) -> None:
-        """Train to `steps`. Any exception (Ctrl-C included) first saves the last completed step."""
+        """Train to `steps`. Any exception (Ctrl-C and preemption signals included) first saves the
+        last completed step, except a stop for non-finite steps, which keeps the last checkpoint."""
         try:
-            self.train()
+            with preemption_signals():
+                self.train()
+        except NonFiniteError:
+            raise
         except BaseException:
             if self.step > self.saved_step:
                 logger.warning("stopped: saved %s", self.save())
@@ -161,6 +174,7 @@ class Trainer:
             loss = train_step(self.model, micro_batches, self.optimizer, self.scheduler, config.precision,
                               config.grad_clip_norm)
             self.step, self.position = self.step + 1, self.stream.state_dict()
+            self._count_nonfinite(loss)
             self.losses.append(loss)
             window_steps += 1
             progress.update()
@@ -171,16 +185,35 @@ class Trainer:
                 window_start, window_steps = time.perf_counter(), 0
             if report and config.eval_every and self.step % config.eval_every == 0 and self.step < self.steps:
                 self.evaluate()
-            if report and config.save_every and self.step % config.save_every == 0 and self.step < self.steps:
+            if report and self.step < self.steps and self._save_due():
                 self.save()
+            stop_if_asked()
         progress.close()
+
+    def _save_due(self) -> bool:
+        every, minutes = self.config.save_every, self.config.save_every_minutes
+        return bool(every and self.step % every == 0) or bool(
+            minutes and time.monotonic() - self.saved_at >= 60 * minutes)
+
+    def _count_nonfinite(self, loss: float) -> None:
+        """Non-finite steps were skipped (no update); too many in a row stop the run."""
+        if math.isfinite(loss):
+            self.nonfinite_in_a_row = 0
+            return
+        self.nonfinite_steps += 1
+        self.nonfinite_in_a_row += 1
+        logger.warning("step %d: non-finite loss or gradients, step skipped", self.global_step)
+        if self.nonfinite_in_a_row >= self.config.max_nonfinite_steps:
+            raise NonFiniteError(f"step {self.global_step}: loss or gradients non-finite for "
+                                 f"{self.nonfinite_in_a_row} steps in a row; the run stops and keeps its last "
+                                 f"checkpoint (step {self.base_step + self.saved_step}); lower --lr or check the data")
 
     def _log_step(self, loss: float, lr: float, speed: float) -> None:
         flops = speed * self.flops_per_sample
         peak = peak_flops(next(self.model.parameters()).device, self.config.precision)
         record = {**self._where(), "epoch": self.position["epoch"], "loss": loss, "lr": lr,
                   "logit_scale": self.model.scale().item(), "samples_per_s": speed, "tflops_per_s": flops / 1e12,
-                  "utilisation": flops / peak}
+                  "utilisation": flops / peak, "nonfinite_steps": self.nonfinite_steps}
         self.log.write(record | self._skip_fields())
 
 
@@ -199,8 +232,8 @@ def resume_checkpoint(config: TrainConfig) -> Path | None:
 
 def train(config: TrainConfig) -> TrainResult:
     """Train a fixed architecture on the embedded corpus or `config.train_data`, save, evaluate."""
-    output = Path(config.output)
-    output.mkdir(parents=True, exist_ok=True)
+    output = ensure_writable(config.output)
+    remove_leftovers(output)
     (output / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     seed_everything(config.seed)
     device = resolve_device(config.device)
@@ -208,6 +241,7 @@ def train(config: TrainConfig) -> TrainResult:
     checkpoint = resume_checkpoint(config)
     if checkpoint is not None:
         model, tokenizer, state = load_checkpoint(checkpoint, device)
+        config.check_resume(state.get("train_config", {}), str(checkpoint))
         inputs = build_inputs(config, model.config, tokenizer)
     else:
         model_config = load_config(config.model)

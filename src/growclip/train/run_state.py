@@ -38,19 +38,20 @@ class StreamProgress:
     decision: Decision | None = None  # the chunk's, once decided
     search: SuccessiveHalving | None = None  # an unfinished search (phase DECIDE)
     contenders: dict[int, ModelConfig] = field(default_factory=dict)  # its live contenders' architectures
+    watched: list[str] = field(default_factory=list)  # a watched folder's chunks as taken, in order
 
     def state_dict(self) -> dict[str, Any]:
         return {"chunk": self.chunk, "phase": self.phase.value, "global_step": self.global_step,
                 "history": self.history, "decision": self.decision.state_dict() if self.decision else None,
                 "search": self.search.state_dict() if self.search else None,
-                "contenders": {str(i): asdict(c) for i, c in self.contenders.items()}}
+                "contenders": {str(i): asdict(c) for i, c in self.contenders.items()}, "watched": self.watched}
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> StreamProgress:
         return cls(state["chunk"], Phase(state["phase"]), state["global_step"], state["history"],
                    Decision.from_state_dict(state["decision"]) if state["decision"] else None,
                    SuccessiveHalving.from_state(state["search"]) if state["search"] else None,
-                   {int(i): ModelConfig(**c) for i, c in state["contenders"].items()})
+                   {int(i): ModelConfig(**c) for i, c in state["contenders"].items()}, state.get("watched", []))
 
 
 def contender_file(index: int) -> str:

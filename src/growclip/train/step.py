@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from growclip.model.clip import CLIP
@@ -36,7 +38,9 @@ def _accumulate(model: CLIP, micro_batches: list[Batch], device: torch.device, p
 def train_step(model: CLIP, micro_batches: list[Batch], optimizer: torch.optim.Optimizer,
                scheduler: torch.optim.lr_scheduler.LRScheduler, precision: str = "fp32",
                grad_clip_norm: float | None = None) -> float:
-    """-> the contrastive loss of the step's whole batch (before the update)."""
+    """-> the contrastive loss of the step's whole batch (before the update), or NaN when the loss
+    or the gradients were not finite: then the weights and moments are left as they were (the
+    schedule still advances, so that it stays in step with the data)."""
     device = next(model.parameters()).device
     micro_batches = [(images.to(device), tokens.to(device)) for images, tokens in micro_batches]
     optimizer.zero_grad(set_to_none=True)
@@ -48,8 +52,11 @@ def train_step(model: CLIP, micro_batches: list[Batch], optimizer: torch.optim.O
         loss_value = loss.item()
     else:
         loss_value = _accumulate(model, micro_batches, device, precision)
-    if grad_clip_norm is not None:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
-    optimizer.step()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), math.inf if grad_clip_norm is None else grad_clip_norm)
+    finite = math.isfinite(loss_value) and bool(torch.isfinite(norm))
+    if finite:
+        optimizer.step()
+    else:
+        optimizer.zero_grad(set_to_none=True)
     scheduler.step()
-    return loss_value
+    return loss_value if finite else math.nan

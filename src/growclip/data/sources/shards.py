@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ from webdataset.shardlists import expand_urls
 from growclip.data.pairs import DataError, ImageTransform, Pair, Skip, clean_caption, decode_image
 
 IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
+logger = logging.getLogger(__name__)
 
 
 def sample_key(sample: dict[str, Any]) -> str:
@@ -23,6 +26,15 @@ def sample_key(sample: dict[str, Any]) -> str:
 
 def _is_local(url: str) -> bool:
     return "://" not in url and not url.startswith("pipe:")
+
+
+def _cut_off(path: str) -> bool:
+    """A whole tar ends with two zero blocks (1024 bytes); one cut short ends inside a member."""
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(size - 1024, 0))
+        return size < 1024 or handle.read() != bytes(1024)
 
 
 class ShardSource:
@@ -37,24 +49,20 @@ class ShardSource:
                             f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
 
     def records(self, url: str) -> Iterator[dict[str, Any] | Skip]:
-        """Raw samples of one shard, in order; a read error becomes a Skip in the stream, so a
-        corrupt shard costs its unreadable part and nothing else."""
-        errors: list[Exception] = []
-
-        def count_error(error: Exception) -> bool:
-            errors.append(error)
-            return True  # continue with what can still be read
-
-        for sample in wds.tarfile_samples([{"url": url}], handler=count_error):
+        """Raw samples of one shard, in order. A corrupt shard costs its unreadable part and nothing
+        else: every sample whose tar header names an image but that could not be read comes out as
+        a Skip. A shard cut short (no end-of-archive blocks) also yields one "cut-off shard" Skip and
+        a warning: how many samples lay beyond the cut, no reader can know."""
+        images = 0
+        for sample in wds.tarfile_samples([{"url": url}], handler=lambda error: False):
+            images += any(key in sample for key in IMAGE_KEYS)
             yield sample
-            yield from self._drain(errors)
-        yield from self._drain(errors)
-
-    @staticmethod
-    def _drain(errors: list[Exception]) -> Iterator[Skip]:
-        while errors:
-            errors.pop()
-            yield Skip("unreadable shard")
+        if _is_local(url):
+            yield from (Skip("corrupt shard") for _ in range(max((self.count_urls([url]) or 0) - images, 0)))
+            if _cut_off(url):
+                logger.warning("%s: cut off after %d samples (no end-of-archive marker); what followed is lost",
+                               url, images)
+                yield Skip("cut-off shard")
 
     def load(self, sample: dict[str, Any], transform: ImageTransform, rng: np.random.Generator) -> Pair | Skip:
         image_key = next((key for key in IMAGE_KEYS if key in sample), None)

@@ -16,6 +16,12 @@ def default_separator(path: Path) -> str:
     return "," if path.suffix.lower() == ".csv" else "\t"
 
 
+def quoting_for(separator: str) -> int:
+    """CSV quotes fields ("a, b"); TSV has no quoting (IANA text/tab-separated-values), so a stray
+    quote in a caption is a character, never the start of a field that swallows the rows after it."""
+    return csv.QUOTE_NONE if separator == "\t" else csv.QUOTE_MINIMAL
+
+
 class TableSource(IndexedSource):
     """Rows with a missing column, an empty or a non-UTF-8 caption are dropped (and counted) on opening;
     image paths are relative to the table's folder unless absolute."""
@@ -29,14 +35,22 @@ class TableSource(IndexedSource):
         self.paths: list[str] = []
         self.texts: list[str] = []
         with self.path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
-            reader = csv.DictReader(handle, delimiter=separator)
+            reader = csv.DictReader(handle, delimiter=separator, quoting=quoting_for(separator))
             self._check_columns(reader.fieldnames, separator, img_key, caption_key)
+            line = reader.line_num
             for row in reader:
+                lines, line = reader.line_num - line, reader.line_num
+                if lines > 1 or None in row:  # an unclosed quote swallowed the next lines, or extra cells
+                    self.skipped["malformed row"] += lines
+                    continue
                 self._add_row(row.get(img_key), row.get(caption_key))
 
     def _check_columns(self, columns: list[str] | None, separator: str, img_key: str, caption_key: str) -> None:
         if not columns:
             raise DataError(f"{self.path}: empty table, expected a header row")
+        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        if repeated:
+            raise DataError(f"{self.path}: the header names {repeated} more than once")
         for key, flag in ((img_key, "--csv-img-key"), (caption_key, "--csv-caption-key")):
             if key not in columns:
                 raise DataError(f"{self.path}: no column {key!r} ({flag}); the columns are {columns} "

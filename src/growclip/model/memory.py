@@ -1,0 +1,62 @@
+"""Will it fit? Memory a model needs, estimated from its config before anything is allocated.
+
+A growth operator with a typo'd count (`text_layers+99999`) or a config with width 2^20 would
+otherwise take every byte of the machine or die in a terabyte allocation. The estimate counts
+float32 weights, gradients and AdamW's two moments, plus the activations the backward pass keeps
+(about 8 x width + 2 x MLP hidden floats per token per block, and the attention maps); it is
+rough by design, within a factor of about two, and only refuses what cannot possibly fit.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from growclip.model.config import ConfigError, ModelConfig
+
+BYTES = 4  # float32
+
+
+def approx_params(config: ModelConfig) -> int:
+    """Blocks, embeddings and positions: the parameters that can grow without bound."""
+    w, h = config.width, config.mlp_hidden
+    blocks = config.vision_layers + config.text_layers + config.shared_layers
+    return blocks * (4 * w * w + 2 * w * h) + (config.vocab_size + config.context_length + config.image_tokens) * w
+
+
+def activation_bytes(config: ModelConfig, batch_size: int) -> int:
+    per_token = 8 * config.width + 2 * config.mlp_hidden
+    image = config.image_path_layers * config.image_tokens * (per_token + config.heads * config.image_tokens)
+    text = (config.text_layers + config.shared_layers) * config.context_length * (
+        per_token + config.heads * config.context_length)
+    return batch_size * (image + text) * BYTES
+
+
+def required_bytes(config: ModelConfig, batch_size: int = 0) -> int:
+    """Weights alone (batch 0: building a model), or training at `batch_size` with AdamW."""
+    copies = 4 if batch_size else 1  # weights, gradients, two moments
+    return copies * approx_params(config) * BYTES + activation_bytes(config, batch_size)
+
+
+def available_bytes(device: torch.device | None = None) -> int | None:
+    """Free memory of a CUDA device, or the machine's available RAM (None where it cannot be read)."""
+    if device is not None and device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as handle:
+            fields = dict(line.split(":", 1) for line in handle)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else None
+
+
+def check_fits(config: ModelConfig, batch_size: int = 0, device: torch.device | None = None) -> None:
+    """A ConfigError naming the sizes when the estimate exceeds the available memory."""
+    available = available_bytes(device)
+    needed = required_bytes(config, batch_size)
+    if available is not None and needed > available:
+        what = f"to train at batch {batch_size}" if batch_size else "for its weights"
+        raise ConfigError(f"{config.describe()}: about {approx_params(config) / 1e6:,.0f} M parameters need "
+                          f"~{needed / 2**30:,.1f} GiB {what}, more than the {available / 2**30:,.1f} GiB "
+                          f"available{'' if device is None else f' on {device}'}")

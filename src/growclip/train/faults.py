@@ -1,0 +1,56 @@
+"""Stopping a run without losing it: preemption signals and non-finite steps.
+
+Schedulers stop jobs with SIGTERM (SLURM sends SIGUSR1 first when asked to); a run that gets
+one finishes its current step, saves a checkpoint and exits with 128 + the signal number (143
+for SIGTERM, 138 for SIGUSR1), the code a shell reports for a job killed by that signal, so
+that a scheduler or `torchrun --max-restarts` sees a preempted run, and `--resume latest`
+continues it bit for bit.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+_received: list[int] = []
+
+
+class Preempted(Exception):  # a stop that was asked for, not an error
+    """Raised at the first step boundary after a preemption signal, once the checkpoint is saved."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+class NonFiniteError(RuntimeError):
+    """Too many steps in a row had a non-finite loss or gradient; the run stops without saving them."""
+
+
+@contextmanager
+def preemption_signals() -> Iterator[None]:
+    """While inside, SIGTERM and SIGUSR1 only ask the run to stop at the next step boundary
+    (`stop_if_asked`); outside, and off the main thread, signals keep their usual handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, lambda signum, _: _received.append(signum))
+                for signum in PREEMPTION_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _received.clear()
+
+
+def stop_if_asked() -> None:
+    if _received:
+        raise Preempted(_received[0])
