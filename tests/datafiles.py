@@ -14,7 +14,7 @@ from PIL import Image
 
 # How many records of each bad kind `write_bad_table` adds, by the reason growclip counts.
 BAD_TABLE_ROWS = {"unreadable image": 2, "missing file": 1, "empty file": 1, "empty caption": 2,
-                  "non-UTF-8 caption": 1, "missing column": 1}
+                  "non-UTF-8 caption": 1, "missing column": 1, "malformed row": 1}
 
 
 def colour(index: int) -> tuple[int, int, int]:
@@ -67,8 +67,8 @@ def write_bad_table(path: Path, good: int) -> Path:
     good_lines = [f"images/{name}\t{caption}".encode() for name, caption in rows]
     bad_lines = [b"images/garbage.png\tunreadable", b"images/truncated.png\ttruncated",
                  b"images/nowhere.png\tmissing", b"images/zero.png\tzero bytes", f"images/{rows[0][0]}\t".encode(),
-                 f"images/{rows[1][0]}\t   \textra".encode(), f"images/{rows[2][0]}\tcaf\xe9".encode("latin-1"),
-                 b"images/short_row.png"]
+                 f"images/{rows[1][0]}\t   ".encode(), f"images/{rows[2][0]}\tcaf\xe9".encode("latin-1"),
+                 b"images/short_row.png", b"images/extra.png\ta caption\tand an extra cell"]
     mixed = sorted(good_lines + bad_lines, key=lambda line: zlib.crc32(line))  # a fixed interleaving
     path.write_bytes(b"filepath\ttitle\n" + b"\n".join(mixed) + b"\n")
     return path

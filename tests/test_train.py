@@ -113,7 +113,7 @@ def test_checkpoint_round_trip_gives_identical_embeddings(tmp_path, corpus_and_t
         assert torch.equal(loaded.encode_text(loaded_tokenizer(["a red circle"])),
                            model.encode_text(tokenizer(["a red circle"])))
     assert sorted(p.name for p in directory.iterdir()) == [
-        "config.json", "model.safetensors", "state.json", "tokenizer.json"]
+        "config.json", "hashes.json", "model.safetensors", "state.json", "tokenizer.json"]
     assert not list(tmp_path.glob(".*tmp*"))
 
 
@@ -132,11 +132,15 @@ def test_truncated_or_mismatched_checkpoint_is_a_clear_error(tmp_path, corpus_an
     directory = save_checkpoint(tmp_path / "ckpt", model, tokenizer, {})
     weights = directory / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: changed since the checkpoint was saved"):
+        load_checkpoint(directory)
+    (directory / "hashes.json").unlink()  # a checkpoint from before hashes: the reader still says what is wrong
     with pytest.raises(CheckpointError, match=r"model\.safetensors: unreadable or truncated"):
         load_checkpoint(directory)
     save_checkpoint(directory, model, tokenizer, {})
     config = json.loads((directory / "config.json").read_text())
     (directory / "config.json").write_text(json.dumps({**config, "width": 64}))
+    (directory / "hashes.json").unlink()
     with pytest.raises(CheckpointError, match="do not fit"):
         load_checkpoint(directory)
     with pytest.raises(CheckpointError, match="not a checkpoint folder"):

@@ -14,8 +14,8 @@ from PIL import Image
 
 # Every reason a record can be skipped for; summaries list them in this order.
 SKIP_REASONS = (
-    "missing file", "empty file", "unreadable image", "missing image", "missing caption",
-    "empty caption", "non-UTF-8 caption", "missing column", "unreadable shard",
+    "missing file", "empty file", "unreadable image", "unsupported image mode", "missing image", "missing caption",
+    "empty caption", "non-UTF-8 caption", "missing column", "malformed row", "corrupt shard", "cut-off shard",
 )
 
 ImageTransform = Callable[[Image.Image, np.random.Generator], np.ndarray]  # -> (S, S, 3) uint8

@@ -30,7 +30,7 @@ def load_config(name_or_path: str | Path, **overrides: object) -> ModelConfig:
 
 def create_model(config: ModelConfig | str, seed: int = 0) -> CLIP:
     """A freshly initialised model; the same seed gives the same weights, global RNG untouched.
-    A config whose weights alone cannot fit in memory is refused before allocating."""
+    A config that could not be trained in this machine's memory is refused before allocating."""
     if not isinstance(config, ModelConfig):
         config = load_config(config)
     check_fits(config)

@@ -34,9 +34,10 @@ def activation_bytes(config: ModelConfig, batch_size: int) -> int:
 
 
 def required_bytes(config: ModelConfig, batch_size: int = 0) -> int:
-    """Weights alone (batch 0: building a model), or training at `batch_size` with AdamW."""
-    copies = 4 if batch_size else 1  # weights, gradients, two moments
-    return copies * approx_params(config) * BYTES + activation_bytes(config, batch_size)
+    """Training with AdamW (weights, gradients, two moments: four copies of the parameters; growth
+    holds as many: the old state, the fresh draw, the grown weights and moments), plus the
+    activations of a batch of `batch_size` (0: building or growing a model)."""
+    return 4 * approx_params(config) * BYTES + activation_bytes(config, batch_size)
 
 
 def available_bytes(device: torch.device | None = None) -> int | None:
@@ -56,7 +57,7 @@ def check_fits(config: ModelConfig, batch_size: int = 0, device: torch.device | 
     available = available_bytes(device)
     needed = required_bytes(config, batch_size)
     if available is not None and needed > available:
-        what = f"to train at batch {batch_size}" if batch_size else "for its weights"
+        what = f"at batch {batch_size}" if batch_size else "with its gradients and optimizer state"
         raise ConfigError(f"{config.describe()}: about {approx_params(config) / 1e6:,.0f} M parameters need "
                           f"~{needed / 2**30:,.1f} GiB {what}, more than the {available / 2**30:,.1f} GiB "
                           f"available{'' if device is None else f' on {device}'}")

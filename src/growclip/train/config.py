@@ -8,6 +8,7 @@ more than one setting run here, at the edge, before any work starts.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from growclip.data.corpus import DEFAULT_STAGE_SIZES, NUM_STAGES
@@ -195,10 +196,13 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def check_resume(self, saved: dict[str, Any], checkpoint: str) -> None:
+    def check_resume(self, saved: dict[str, Any], checkpoint: Path) -> None:
         """Refuse to continue a run under settings that change its meaning (model, data, batch, seed,
         schedule, ...) unless `resume_override` names them; a changed batch size, say, would miscount
-        the samples and the schedule."""
+        the samples and the schedule. A checkpoint from another run folder starts a new run from its
+        weights and state, under this run's settings."""
+        if not checkpoint.resolve().is_relative_to(Path(self.output).resolve()):
+            return
         unknown = sorted(set(self.resume_override) - {f.name for f in fields(self)})
         if unknown:
             raise ValueError(f"--resume-override: unknown settings {unknown}")

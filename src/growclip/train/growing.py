@@ -83,7 +83,7 @@ class GrowingRun:
         self.resumed_mid_chunk = False
         if self.checkpoint is not None:
             model, self.tokenizer, saved = load_checkpoint(self.checkpoint)
-            config.check_resume(saved.get("train_config", {}), str(self.checkpoint))
+            config.check_resume(saved.get("train_config", {}), self.checkpoint)
             tensors = load_trainer_tensors(self.checkpoint)
             self.current, self.progress = GrowthState.from_tensors(model, tensors), StreamProgress.from_state_dict(
                 saved["stream"])

@@ -241,7 +241,7 @@ def train(config: TrainConfig) -> TrainResult:
     checkpoint = resume_checkpoint(config)
     if checkpoint is not None:
         model, tokenizer, state = load_checkpoint(checkpoint, device)
-        config.check_resume(state.get("train_config", {}), str(checkpoint))
+        config.check_resume(state.get("train_config", {}), checkpoint)
         inputs = build_inputs(config, model.config, tokenizer)
     else:
         model_config = load_config(config.model)
