@@ -117,9 +117,9 @@ def _loss_turning_nan(monkeypatch, from_call: int, to_call: int = 10**9) -> None
 
     calls = []
 
-    def loss(*args):
+    def loss(*args, **kwargs):
         calls.append(1)
-        value = step_loss(*args)
+        value = step_loss(*args, **kwargs)
         return value * float("nan") if from_call <= len(calls) < to_call else value
 
     step_loss = step.clip_loss

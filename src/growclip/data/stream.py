@@ -1,7 +1,9 @@
 """The training stream: full batches of readable pairs, read by DataLoader workers, resumable exactly.
 
 Each worker is a *lane* that reads every `lanes`-th part of the epoch (see `data.sources`), skips
-bad records (counting why), and sends chunks of `batch_size` good pairs. The main process takes
+bad records (counting why), and sends chunks of `batch_size` good pairs. With several processes
+(`rank` of `world`), the lanes of all of them share the epoch: process r's worker w is lane
+r + w x world, so every pair is read once per epoch across the processes. The main process takes
 chunks lane by lane in a fixed round-robin, whatever order the workers finish in, so the batch
 sequence depends only on (seed, number of workers). The position (epoch, records taken per lane,
 next lane, skip counts) is a small dict, saved with every checkpoint.
@@ -44,21 +46,23 @@ class LaneReader(IterableDataset):
     """One epoch of one lane (the worker's id), resumed after `cursors[lane]` records."""
 
     def __init__(self, sources: PairSources, tokenizer: Tokenizer, transform: ImageTransform, batch_size: int,
-                 seed: int, epoch: int, cursors: list[int]) -> None:
+                 seed: int, epoch: int, cursors: list[int], rank: int = 0, world: int = 1) -> None:
         self.sources, self.collate, self.transform = sources, PairCollate(tokenizer), transform
         self.batch_size, self.seed, self.epoch, self.cursors = batch_size, seed, epoch, cursors
+        self.rank, self.world = rank, world
 
     def _records(self, lane: int) -> Iterator[tuple[Part, int, int, Any]]:
         """(part, part number in the epoch, position in the part, raw record) of this lane's parts.
         Shards are read in order, so with shards the lane's stream goes through a seeded shuffle
         buffer spanning consecutive shards, as a webdataset pipeline does."""
         parts = self.sources.epoch_parts(self.seed, self.epoch, self.batch_size)
+        first, stride = self.rank + lane * self.world, len(self.cursors) * self.world
         tagged = ((parts[number], number, position, record)
-                  for number in range(lane, len(parts), len(self.cursors))
+                  for number in range(first, len(parts), stride)
                   for position, record in enumerate(self.sources.records(parts[number])))
         if not self.sources.sharded:
             return tagged
-        rng = random.Random(f"{self.seed}/{self.epoch}/{lane}")
+        rng = random.Random(f"{self.seed}/{self.epoch}/{first}")
         return _shuffle(tagged, SHUFFLE_BUFFER, SHUFFLE_BUFFER // 5, rng=rng)
 
     def __iter__(self) -> Iterator[Chunk]:
@@ -85,9 +89,10 @@ class TrainStream:
     """Endless batches over epochs; `state_dict()` after any batch resumes right after it."""
 
     def __init__(self, sources: PairSources, tokenizer: Tokenizer, transform: ImageTransform, batch_size: int,
-                 seed: int, workers: int = 0, state: dict[str, Any] | None = None) -> None:
+                 seed: int, workers: int = 0, state: dict[str, Any] | None = None, rank: int = 0,
+                 world: int = 1) -> None:
         self.sources, self.tokenizer, self.transform = sources, tokenizer, transform
-        self.batch_size, self.seed, self.workers = batch_size, seed, workers
+        self.batch_size, self.seed, self.workers, self.rank, self.world = batch_size, seed, workers, rank, world
         self.lanes = max(1, workers)
         self.epoch, self.cursors, self.ended, self.next_lane = 0, [0] * self.lanes, [False] * self.lanes, 0
         self.skipped: Counter = Counter()
@@ -130,7 +135,7 @@ class TrainStream:
     def one_epoch(self) -> Iterator[Batch]:
         """The rest of the current epoch, from the saved position (all of it on a fresh stream)."""
         reader = LaneReader(self.sources, self.tokenizer, self.transform, self.batch_size, self.seed, self.epoch,
-                            list(self.cursors))
+                            list(self.cursors), self.rank, self.world)
         chunks = iter(DataLoader(reader, batch_size=None, num_workers=self.workers, collate_fn=_as_is))
         waiting: dict[int, deque[Chunk]] = {lane: deque() for lane in range(self.lanes)}
         while not all(self.ended):

@@ -37,7 +37,7 @@ class NonFiniteError(RuntimeError):
 @contextmanager
 def preemption_signals() -> Iterator[None]:
     """While inside, SIGTERM and SIGUSR1 only ask the run to stop at the next step boundary
-    (`stop_if_asked`); outside, and off the main thread, signals keep their usual handlers."""
+    (`stop_requested`); outside, and off the main thread, signals keep their usual handlers."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -51,6 +51,6 @@ def preemption_signals() -> Iterator[None]:
         _received.clear()
 
 
-def stop_if_asked() -> None:
-    if _received:
-        raise Preempted(_received[0])
+def stop_requested() -> int:
+    """The first preemption signal received (0: none)."""
+    return _received[0] if _received else 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -71,6 +72,8 @@ class GrowingRun:
     def __init__(self, config: TrainConfig) -> None:
         if not config.is_stream:
             raise ValueError("a growing run needs a stream: give chunks (e.g. ('corpus',)) or watch")
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ValueError("growing runs train in one process for now; torchrun takes fixed-architecture runs")
         self.config, self.output, self.policy = config, Path(config.output), growth_policy(config)
         ensure_writable(self.output)
         remove_leftovers(self.output)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import math
+import signal
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from growclip.data.pairs import DataError, format_skipped
@@ -34,7 +37,16 @@ from growclip.train.checkpoint import (
     save_checkpoint,
 )
 from growclip.train.config import TrainConfig
-from growclip.train.faults import NonFiniteError, preemption_signals, stop_if_asked
+from growclip.train.distributed import (
+    SINGLE,
+    World,
+    gather_objects,
+    init_world,
+    mean_over_ranks,
+    process_device,
+    sync_flags,
+)
+from growclip.train.faults import NonFiniteError, Preempted, preemption_signals, stop_requested
 from growclip.train.inputs import RunInputs, build_inputs
 from growclip.train.metrics import MetricsLog
 from growclip.train.optim import constant_lr, make_optimizer, warmup_cosine
@@ -59,8 +71,8 @@ class TrainResult:
     skipped: dict[str, int]
 
 
-def total_steps(config: TrainConfig, sources: PairSources) -> int:
-    step_samples = config.batch_size * config.accum_freq
+def total_steps(config: TrainConfig, sources: PairSources, world: World = SINGLE) -> int:
+    step_samples = config.batch_size * config.accum_freq * world.size
     if config.samples:
         return config.samples // step_samples
     records = sources.count()
@@ -74,23 +86,29 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, model: CLIP, inputs: RunInputs, steps: int, log: MetricsLog | None,
                  base_step: int = 0, run_state: Callable[[], dict[str, Any]] | None = None,
-                 warmup: int | None = None, data_seed: int | None = None, proxy: bool = False) -> None:
+                 warmup: int | None = None, data_seed: int | None = None, proxy: bool = False,
+                 world: World = SINGLE) -> None:
         """`base_step`: steps before this schedule in a longer run (a stream's earlier chunks), so that
         logs and checkpoint names count globally; `run_state`: more JSON for every checkpoint;
         `warmup`: warm-up steps of this schedule (default `config.warmup`); `data_seed`: the shuffle
         (default `config.seed`); `proxy`: a growth search's short proxy training, at the peak
-        learning rate throughout, with no logs, evaluations or checkpoints (`log` may be None)."""
+        learning rate throughout, with no logs, evaluations or checkpoints (`log` may be None);
+        `world`: the processes of a torchrun job (DDP; rank 0 logs, evaluates and writes)."""
         self.config, self.model, self.inputs, self.steps, self.log = config, model, inputs, steps, log
-        self.base_step, self.run_state, self.proxy = base_step, run_state, proxy
+        self.base_step, self.run_state, self.proxy, self.world = base_step, run_state, proxy, world
+        device = next(model.parameters()).device
+        self.forward = (DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+                        if world.distributed else model)
         self.output = Path(config.output)
         self.optimizer = make_optimizer(model, config.lr, config.wd, (config.beta1, config.beta2), config.eps)
         self.scheduler = (constant_lr(self.optimizer) if proxy else
                           warmup_cosine(self.optimizer, config.warmup if warmup is None else warmup, steps))
         self.stream = TrainStream(inputs.sources, inputs.tokenizer, inputs.transform, config.batch_size,
-                                  config.seed if data_seed is None else data_seed, config.workers)
+                                  config.seed if data_seed is None else data_seed, config.workers,
+                                  rank=world.rank, world=world.size)
         self.flops_per_sample = train_flops_per_sample(model.config)
-        check_fits(model.config, config.batch_size * config.accum_freq, next(model.parameters()).device)
-        self.step_samples = config.batch_size * config.accum_freq
+        check_fits(model.config, config.batch_size * config.accum_freq, device)
+        self.step_samples = config.batch_size * config.accum_freq * world.size  # the global batch
         self.step = 0
         self.position = self.stream.state_dict()  # the data position at the end of `self.step`
         self.saved_step = 0  # nothing worth saving before the first step
@@ -106,11 +124,19 @@ class Trainer:
             load_optimizer_tensors(self.optimizer, self.model, tensors)
             set_schedule_state(self.optimizer, self.scheduler, state["schedule"])
             set_rng_state(state["rng"], tensors)
-            self.stream.load_state_dict(state["data"])
+            self.stream.load_state_dict(self._own_position(state["data"]))
         except KeyError as err:
             raise CheckpointError(f"{checkpoint}: training state lacks {err}; not a resumable checkpoint") from None
         self.step = self.saved_step = state["step"]
         self.position = self.stream.state_dict()
+
+    def _own_position(self, data: dict[str, Any]) -> dict[str, Any]:
+        """This process's data position; a checkpoint of N processes holds one per rank."""
+        saved_world = len(data["ranks"]) if "ranks" in data else 1
+        if saved_world != self.world.size:
+            raise CheckpointError(f"the data position was saved by {saved_world} processes; resume with as many "
+                                  f"(torchrun --nproc_per_node {saved_world})")
+        return data["ranks"][self.world.rank] if "ranks" in data else data
 
     @property
     def global_step(self) -> int:
@@ -120,16 +146,20 @@ class Trainer:
         return {"step": self.global_step, "samples": self.global_step * self.step_samples}
 
     def save(self) -> Path:
+        """Every process calls it (the data positions are gathered); rank 0 writes."""
+        positions = gather_objects(self.position, self.world)
+        path = checkpoint_path(self.output, self.global_step)
+        self.saved_at, self.saved_step = time.monotonic(), self.step
+        if not self.world.is_main:
+            return path
         rng_json, rng_tensors = rng_state()
-        self.saved_at = time.monotonic()
+        data = {"ranks": positions} if self.world.distributed else self.position
         state = {"step": self.step, "global_step": self.global_step, "samples": self._where()["samples"],
-                 "data": self.position, "schedule": schedule_state(self.optimizer, self.scheduler), "rng": rng_json,
+                 "data": data, "schedule": schedule_state(self.optimizer, self.scheduler), "rng": rng_json,
                  "train_config": self.config.to_dict(), **(self.run_state() if self.run_state else {})}
         trainer = optimizer_tensors(self.optimizer, self.model) | rng_tensors
-        path = save_checkpoint(checkpoint_path(self.output, self.global_step), self.model,
-                               self.inputs.tokenizer, state, trainer)
+        save_checkpoint(path, self.model, self.inputs.tokenizer, state, trainer)
         prune_checkpoints(self.output, self.config.keep_checkpoints)
-        self.saved_step = self.step
         return path
 
     def evaluate(self, final: bool = False) -> dict[str, Any]:
@@ -149,14 +179,15 @@ class Trainer:
 
     def run(self) -> None:
         """Train to `steps`. Any exception (Ctrl-C and preemption signals included) first saves the
-        last completed step, except a stop for non-finite steps, which keeps the last checkpoint."""
+        last completed step, except a stop for non-finite steps, which keeps the last checkpoint.
+        Several processes save only on preemption, which every rank meets at the same step."""
         try:
             with preemption_signals():
                 self.train()
         except NonFiniteError:
             raise
-        except BaseException:
-            if self.step > self.saved_step:
+        except BaseException as error:
+            if self.step > self.saved_step and (isinstance(error, Preempted) or not self.world.distributed):
                 logger.warning("stopped: saved %s", self.save())
             raise
 
@@ -164,30 +195,32 @@ class Trainer:
         """Train to `steps`, saving only as `save_every` asks."""
         config = self.config
         batches = iter(self.stream)
-        report = not self.proxy
+        report = not self.proxy and self.world.is_main
         progress = tqdm(initial=self.step, total=self.steps, disable=not (config.progress and report), desc="train",
                         unit="step")
         window_start, window_steps = time.perf_counter(), 0
         while self.step < self.steps:
             micro_batches = [next(batches) for _ in range(config.accum_freq)]
             lr = self.scheduler.get_last_lr()[0]
-            loss = train_step(self.model, micro_batches, self.optimizer, self.scheduler, config.precision,
-                              config.grad_clip_norm)
+            loss = train_step(self.forward, micro_batches, self.optimizer, self.scheduler, config.precision,
+                              config.grad_clip_norm, self.world.distributed)
             self.step, self.position = self.step + 1, self.stream.state_dict()
             self._count_nonfinite(loss)
             self.losses.append(loss)
             window_steps += 1
             progress.update()
-            if report and (self.step % config.log_every == 0 or self.step == self.steps):
+            if not self.proxy and (self.step % config.log_every == 0 or self.step == self.steps):
                 speed = window_steps * self.step_samples / (time.perf_counter() - window_start)
-                self._log_step(loss, lr, speed)
+                self._log_step(mean_over_ranks(loss, self.world), lr, speed)
                 progress.set_postfix(loss=f"{loss:.3f}", samples_s=f"{speed:.0f}")
                 window_start, window_steps = time.perf_counter(), 0
             if report and config.eval_every and self.step % config.eval_every == 0 and self.step < self.steps:
                 self.evaluate()
-            if report and self.step < self.steps and self._save_due():
+            save_due, stop = sync_flags([self._save_due(), stop_requested()], self.world)
+            if not self.proxy and self.step < self.steps and save_due:
                 self.save()
-            stop_if_asked()
+            if stop:
+                raise Preempted(stop_requested() or signal.SIGTERM)
         progress.close()
 
     def _save_due(self) -> bool:
@@ -209,12 +242,22 @@ class Trainer:
                                  f"checkpoint (step {self.base_step + self.saved_step}); lower --lr or check the data")
 
     def _log_step(self, loss: float, lr: float, speed: float) -> None:
+        if self.log is None:
+            return
         flops = speed * self.flops_per_sample
         peak = peak_flops(next(self.model.parameters()).device, self.config.precision)
         record = {**self._where(), "epoch": self.position["epoch"], "loss": loss, "lr": lr,
                   "logit_scale": self.model.scale().item(), "samples_per_s": speed, "tflops_per_s": flops / 1e12,
                   "utilisation": flops / peak, "nonfinite_steps": self.nonfinite_steps}
         self.log.write(record | self._skip_fields())
+
+
+def metrics_log(output: Path, config: TrainConfig, resume_step: int | None, world: World
+                ) -> AbstractContextManager[MetricsLog | None]:
+    """The run's metrics log on rank 0; nothing on the other ranks."""
+    if not world.is_main:
+        return nullcontext()
+    return MetricsLog(output / "metrics.jsonl", config.report_to == "tensorboard", resume_step=resume_step)
 
 
 def resume_checkpoint(config: TrainConfig) -> Path | None:
@@ -231,12 +274,16 @@ def resume_checkpoint(config: TrainConfig) -> Path | None:
 
 
 def train(config: TrainConfig) -> TrainResult:
-    """Train a fixed architecture on the embedded corpus or `config.train_data`, save, evaluate."""
-    output = ensure_writable(config.output)
-    remove_leftovers(output)
-    (output / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    """Train a fixed architecture on the embedded corpus or `config.train_data`, save, evaluate.
+    Under torchrun every process runs this; rank 0 writes and evaluates."""
+    world = init_world(resolve_device(config.device))
+    device = process_device(resolve_device(config.device), world)
+    output = Path(config.output)
+    if world.is_main:
+        ensure_writable(output)
+        remove_leftovers(output)
+        (output / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     seed_everything(config.seed)
-    device = resolve_device(config.device)
     warn_if_slow_precision(device, config.precision)
     checkpoint = resume_checkpoint(config)
     if checkpoint is not None:
@@ -249,18 +296,18 @@ def train(config: TrainConfig) -> TrainResult:
         model, state = create_model(model_config, seed=config.seed).to(device), None
     if inputs.val_skipped:
         logger.info("validation data: %s", format_skipped(inputs.val_skipped))
-    steps = total_steps(config, inputs.sources)
-    with MetricsLog(output / "metrics.jsonl", config.report_to == "tensorboard",
-                    resume_step=state["step"] if state else None) as log:
-        trainer = Trainer(config, model.train(), inputs, steps, log)
+    steps = total_steps(config, inputs.sources, world)
+    with metrics_log(output, config, state["step"] if state else None, world) as log:
+        trainer = Trainer(config, model.train(), inputs, steps, log, world=world)
         if checkpoint is not None:
             trainer.restore(checkpoint, state)
             logger.info("resumed from %s at step %d of %d", checkpoint, trainer.step, steps)
         trainer.run()
         path = trainer.save() if trainer.saved_step < trainer.step else checkpoint_path(output, trainer.step)
-        results = trainer.evaluate(final=True)
+        results = trainer.evaluate(final=True) if world.is_main else {}
         skipped = dict(trainer.stream.total_skipped)
-    (output / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
+    if world.is_main:
+        (output / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
     return TrainResult(path, trainer.step, trainer.step * trainer.step_samples, trainer.losses, results, skipped)
 
 
