@@ -93,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"checkpoint: {checkpoints_of(config.output)[-1]}")
         return 0
     result = run_training(config)
-    print(format_results(result.eval))
-    print(format_skipped(result.skipped))
-    print(f"checkpoint: {result.checkpoint}")
+    if result.eval:  # rank 0 of a torchrun job (or the only process)
+        print(format_results(result.eval))
+        print(format_skipped(result.skipped))
+        print(f"checkpoint: {result.checkpoint}")
     return 0

@@ -63,6 +63,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class TrainResult:
+    model: CLIP  # trained, in eval mode
     checkpoint: Path
     steps: int
     samples: int
@@ -245,7 +246,7 @@ class Trainer:
         if self.log is None:
             return
         flops = speed * self.flops_per_sample
-        peak = peak_flops(next(self.model.parameters()).device, self.config.precision)
+        peak = peak_flops(next(self.model.parameters()).device, self.config.precision) * self.world.size
         record = {**self._where(), "epoch": self.position["epoch"], "loss": loss, "lr": lr,
                   "logit_scale": self.model.scale().item(), "samples_per_s": speed, "tflops_per_s": flops / 1e12,
                   "utilisation": flops / peak, "nonfinite_steps": self.nonfinite_steps}
@@ -308,7 +309,8 @@ def train(config: TrainConfig) -> TrainResult:
         skipped = dict(trainer.stream.total_skipped)
     if world.is_main:
         (output / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
-    return TrainResult(path, trainer.step, trainer.step * trainer.step_samples, trainer.losses, results, skipped)
+    return TrainResult(model.eval(), path, trainer.step, trainer.step * trainer.step_samples, trainer.losses, results,
+                       skipped)
 
 
 __all__ = ["TrainConfig", "TrainResult", "Trainer", "train"]

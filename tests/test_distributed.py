@@ -1,0 +1,101 @@
+"""Two gloo processes on this machine: the gathered local loss, and a 2-rank run against a 1-rank one."""
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from safetensors.torch import load_file
+from torch.nn.parallel import DistributedDataParallel
+
+from conftest import tiny_config
+from growclip.model import create_model
+from growclip.model.loss import clip_loss
+
+MODEL = tiny_config(vision_layers=1, text_layers=1, shared_layers=1)
+BATCH = 6  # per rank
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _join(rank: int, world: int, port: int) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+
+
+def _inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(2 * BATCH, 3, MODEL.image_size, MODEL.image_size, generator=generator)
+    tokens = torch.randint(3, MODEL.vocab_size, (2 * BATCH, MODEL.context_length), generator=generator)
+    tokens[:, -3:] = 0
+    return images, tokens
+
+
+def _gathered_loss_worker(rank: int, port: int, out: str) -> None:
+    _join(rank, 2, port)
+    model = DistributedDataParallel(create_model(MODEL, seed=0))
+    images, tokens = (x[rank * BATCH:(rank + 1) * BATCH] for x in _inputs())
+    loss = clip_loss(*model(images, tokens), distributed=True)
+    loss.backward()  # DDP averages the gradients of the two local losses
+    if rank == 0:
+        torch.save({n: p.grad for n, p in model.module.named_parameters()}, out)
+    dist.destroy_process_group()
+
+
+def test_the_gathered_local_loss_and_its_gradient_equal_one_process_on_the_whole_batch(tmp_path):
+    out = tmp_path / "rank0.pt"
+    mp.spawn(_gathered_loss_worker, args=(_free_port(), str(out)), nprocs=2)
+    model = create_model(MODEL, seed=0)
+    loss = clip_loss(*model(*_inputs()))
+    loss.backward()
+    grads = torch.load(out)  # DDP's average of the two local losses' gradients: the whole batch's
+    for name, parameter in model.named_parameters():
+        torch.testing.assert_close(grads[name], parameter.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def _run_worker(rank: int, world: int, port: int, settings: dict, out: str) -> None:
+    from growclip.train import TrainConfig, train
+
+    _join(rank, world, port)
+    result = train(TrainConfig.from_dict(settings))
+    torch.save({n: t.clone() for n, t in result.model.state_dict().items()}, f"{out}.rank{rank}")
+    dist.destroy_process_group()
+
+
+def _settings(tmp_path: Path, output: str, **overrides) -> dict:
+    tiny_config(vision_layers=1, text_layers=1, shared_layers=0).to_json(tmp_path / "model.json")
+    return {"model": str(tmp_path / "model.json"), "stage_sizes": (128, 64, 64, 64), "stages": (0,),
+            "batch_size": 8, "samples": 96, "warmup": 2, "eval_images_per_class": 2, "retrieval_images": 8,
+            "progress": False, "output": str(tmp_path / output), **overrides}
+
+
+@pytest.mark.slow
+def test_two_ranks_end_with_identical_weights_that_match_one_rank_on_the_same_global_batch(tmp_path):
+    two = _settings(tmp_path, "two")
+    mp.spawn(_run_worker, args=(2, _free_port(), two, str(tmp_path / "two")), nprocs=2)
+    rank0, rank1 = (torch.load(tmp_path / f"two.rank{r}") for r in (0, 1))
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+    saved = load_file(sorted((tmp_path / "two" / "checkpoints").iterdir())[-1] / "model.safetensors")
+    assert all(torch.equal(saved[k], rank0[k]) for k in saved)
+    # one process, two accumulated micro-batches of 8: the same 16 pairs per step as ranks 0 and 1
+    one = _settings(tmp_path, "one", accum_freq=2)
+    _run_worker_alone(one, tmp_path / "one")
+    single = torch.load(tmp_path / "one.rank0")
+    for name in rank0:
+        torch.testing.assert_close(rank0[name], single[name], atol=2e-4, rtol=1e-3, msg=name)
+
+
+def _run_worker_alone(settings: dict, out: Path) -> None:
+    from growclip.train import TrainConfig, train
+
+    result = train(TrainConfig.from_dict(settings))
+    torch.save({n: t.clone() for n, t in result.model.state_dict().items()}, f"{out}.rank0")
