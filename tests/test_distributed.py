@@ -99,3 +99,4 @@ def _run_worker_alone(settings: dict, out: Path) -> None:
 
     result = train(TrainConfig.from_dict(settings))
     torch.save({n: t.clone() for n, t in result.model.state_dict().items()}, f"{out}.rank0")
+

@@ -9,6 +9,7 @@ continues it bit for bit.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -37,12 +38,17 @@ class NonFiniteError(RuntimeError):
 @contextmanager
 def preemption_signals() -> Iterator[None]:
     """While inside, SIGTERM and SIGUSR1 only ask the run to stop at the next step boundary
-    (`stop_requested`); outside, and off the main thread, signals keep their usual handlers."""
+    (`stop_requested`); outside, and off the main thread, signals keep their usual handlers.
+
+    Under torchrun, SIGTERM keeps its usual effect: the agent sends it to the surviving ranks when
+    one dies, and a rank that waited for the next step boundary would wait in a collective with the
+    dead one. SIGUSR1 (the scheduler's warning) still stops every rank at the same step."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, lambda signum, _: _received.append(signum))
-                for signum in PREEMPTION_SIGNALS}
+    deferred = [s for s in PREEMPTION_SIGNALS
+                if not (s == signal.SIGTERM and int(os.environ.get("WORLD_SIZE", "1")) > 1)]
+    previous = {signum: signal.signal(signum, lambda signum, _: _received.append(signum)) for signum in deferred}
     try:
         yield
     finally:
