@@ -1,7 +1,6 @@
 """Two gloo processes on this machine: the gathered local loss, and a 2-rank run against a 1-rank one."""
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -19,17 +18,12 @@ MODEL = tiny_config(vision_layers=1, text_layers=1, shared_layers=1)
 BATCH = 6  # per rank
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _join(rank: int, world: int, port: int) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
+def _join(rank: int, world: int, rendezvous: str) -> None:
+    """As torchrun would set it up; a rendezvous file rather than a TCP port, which another
+    process could take between choosing it and binding it."""
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
 
 
 def _inputs() -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,8 +34,8 @@ def _inputs() -> tuple[torch.Tensor, torch.Tensor]:
     return images, tokens
 
 
-def _gathered_loss_worker(rank: int, port: int, out: str) -> None:
-    _join(rank, 2, port)
+def _gathered_loss_worker(rank: int, rendezvous: str, out: str) -> None:
+    _join(rank, 2, rendezvous)
     model = DistributedDataParallel(create_model(MODEL, seed=0))
     images, tokens = (x[rank * BATCH:(rank + 1) * BATCH] for x in _inputs())
     loss = clip_loss(*model(images, tokens), distributed=True)
@@ -53,7 +47,7 @@ def _gathered_loss_worker(rank: int, port: int, out: str) -> None:
 
 def test_the_gathered_local_loss_and_its_gradient_equal_one_process_on_the_whole_batch(tmp_path):
     out = tmp_path / "rank0.pt"
-    mp.spawn(_gathered_loss_worker, args=(_free_port(), str(out)), nprocs=2)
+    mp.spawn(_gathered_loss_worker, args=(str(tmp_path / "rendezvous"), str(out)), nprocs=2)
     model = create_model(MODEL, seed=0)
     loss = clip_loss(*model(*_inputs()))
     loss.backward()
@@ -62,10 +56,10 @@ def test_the_gathered_local_loss_and_its_gradient_equal_one_process_on_the_whole
         torch.testing.assert_close(grads[name], parameter.grad, atol=1e-5, rtol=1e-4, msg=name)
 
 
-def _run_worker(rank: int, world: int, port: int, settings: dict, out: str) -> None:
+def _run_worker(rank: int, world: int, rendezvous: str, settings: dict, out: str) -> None:
     from growclip.train import TrainConfig, train
 
-    _join(rank, world, port)
+    _join(rank, world, rendezvous)
     result = train(TrainConfig.from_dict(settings))
     torch.save({n: t.clone() for n, t in result.model.state_dict().items()}, f"{out}.rank{rank}")
     dist.destroy_process_group()
@@ -81,7 +75,7 @@ def _settings(tmp_path: Path, output: str, **overrides) -> dict:
 @pytest.mark.slow
 def test_two_ranks_end_with_identical_weights_that_match_one_rank_on_the_same_global_batch(tmp_path):
     two = _settings(tmp_path, "two")
-    mp.spawn(_run_worker, args=(2, _free_port(), two, str(tmp_path / "two")), nprocs=2)
+    mp.spawn(_run_worker, args=(2, str(tmp_path / "rendezvous"), two, str(tmp_path / "two")), nprocs=2)
     rank0, rank1 = (torch.load(tmp_path / f"two.rank{r}") for r in (0, 1))
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
     saved = load_file(sorted((tmp_path / "two" / "checkpoints").iterdir())[-1] / "model.safetensors")

@@ -36,10 +36,14 @@ class World:
 SINGLE = World()
 
 
+def launched_size() -> int:
+    """How many processes torchrun started for this job (1 without torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def init_world(device: torch.device) -> World:
     """Join the process group torchrun describes in the environment; one process without it."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size == 1:
+    if launched_size() == 1:
         return SINGLE
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"

@@ -9,11 +9,12 @@ continues it bit for bit.
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from growclip.train.distributed import launched_size
 
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 _received: list[int] = []
@@ -47,7 +48,7 @@ def preemption_signals() -> Iterator[None]:
         yield
         return
     deferred = [s for s in PREEMPTION_SIGNALS
-                if not (s == signal.SIGTERM and int(os.environ.get("WORLD_SIZE", "1")) > 1)]
+                if not (s == signal.SIGTERM and launched_size() > 1)]
     previous = {signum: signal.signal(signum, lambda signum, _: _received.append(signum)) for signum in deferred}
     try:
         yield

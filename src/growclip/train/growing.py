@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -39,6 +38,7 @@ from growclip.model.factory import create_model, load_config
 from growclip.runtime import derive_seed, ensure_writable, resolve_device, seed_everything, warn_if_slow_precision
 from growclip.train.checkpoint import load_checkpoint, load_trainer_tensors, remove_leftovers
 from growclip.train.config import TrainConfig
+from growclip.train.distributed import launched_size
 from growclip.train.faults import preemption_signals
 from growclip.train.inputs import RunInputs, evaluation_sets, reader_options, stream_tokenizer, train_transform
 from growclip.train.loop import Trainer, resume_checkpoint
@@ -72,7 +72,7 @@ class GrowingRun:
     def __init__(self, config: TrainConfig) -> None:
         if not config.is_stream:
             raise ValueError("a growing run needs a stream: give chunks (e.g. ('corpus',)) or watch")
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if launched_size() > 1:
             raise ValueError("growing runs train in one process for now; torchrun takes fixed-architecture runs")
         self.config, self.output, self.policy = config, Path(config.output), growth_policy(config)
         ensure_writable(self.output)

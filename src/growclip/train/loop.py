@@ -150,8 +150,9 @@ class Trainer:
         """Every process calls it (the data positions are gathered); rank 0 writes."""
         positions = gather_objects(self.position, self.world)
         path = checkpoint_path(self.output, self.global_step)
-        self.saved_at, self.saved_step = time.monotonic(), self.step
+        self.saved_at = time.monotonic()
         if not self.world.is_main:
+            self.saved_step = self.step
             return path
         rng_json, rng_tensors = rng_state()
         data = {"ranks": positions} if self.world.distributed else self.position
@@ -161,6 +162,7 @@ class Trainer:
         trainer = optimizer_tensors(self.optimizer, self.model) | rng_tensors
         save_checkpoint(path, self.model, self.inputs.tokenizer, state, trainer)
         prune_checkpoints(self.output, self.config.keep_checkpoints)
+        self.saved_step = self.step  # only once it is written: a failed save leaves the step unsaved
         return path
 
     def evaluate(self, final: bool = False) -> dict[str, Any]:
