@@ -19,6 +19,7 @@ import argparse
 import csv
 import json
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -36,6 +37,7 @@ WORKER = Path(__file__).resolve().parent / "openclip_worker.py"
 PEER_PACKAGES = ("open-clip-torch[training]==3.3.0", "torch==2.14.1", "torchvision==0.29.1")
 OPENCLIP_VOCAB = 49408  # open_clip's default tokenizer
 LOSS_WINDOW = 5  # logged losses averaged for the "final loss" column
+TOOLS = ("growclip", "open_clip")
 COLUMNS = ("mean top-1", "I->T R@1", "T->I R@1", "final loss", "train s")
 
 
@@ -61,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--csv-img-key", default="filepath")
     add("--csv-caption-key", default="title")
     add("--peer-env", default=str(ROOT / ".venv-peer"), help="open_clip's virtual environment")
+    add("--tools", nargs="+", choices=TOOLS, default=list(TOOLS), help="which trainers to run (default both)")
+    add("--growclip-flags", default="", help="extra `growclip train` flags for a recipe trial, e.g. "
+        "\"--crop-scale 1,1\" (quoted)")
     add("--output", default="runs/peer")
     return parser.parse_args(argv)
 
@@ -157,7 +162,7 @@ def run_growclip(args: argparse.Namespace, table: Path, separator: str, seed: in
              "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--wd", str(args.wd),
              "--warmup", str(args.warmup), "--grad-clip-norm", str(args.grad_clip_norm),
              "--precision", args.precision, "--seed", str(seed), "--workers", str(args.workers),
-             "--output", str(run_dir), "--keep-checkpoints", "1", "--no-progress"]
+             "--output", str(run_dir), "--keep-checkpoints", "1", "--no-progress", *shlex.split(args.growclip_flags)]
     seconds = run(train, out / f"growclip-seed{seed}.log")
     evaluate = [sys.executable, "-m", "growclip", "eval", "--checkpoint", str(run_dir), "--precision", args.precision,
                 "--output", str(run_dir / "peer_eval.json")]
@@ -229,17 +234,20 @@ def main(argv: list[str] | None = None) -> None:
     configs.mkdir(exist_ok=True)
     (configs / f"{name}.json").write_text(json.dumps(openclip_config(config), indent=2) + "\n")
     table_path, separator = prepare_data(args, out)
-    runs: dict[str, list[dict]] = {"growclip": [], "open_clip": []}
+    runs: dict[str, list[dict]] = {tool: [] for tool in args.tools}
     for seed in args.seeds:
-        runs["growclip"].append(run_growclip(args, table_path, separator, seed, out))
-        runs["open_clip"].append(run_openclip(args, python, table_path, separator, seed, out, configs, name))
+        if "growclip" in runs:
+            runs["growclip"].append(run_growclip(args, table_path, separator, seed, out))
+        if "open_clip" in runs:
+            runs["open_clip"].append(run_openclip(args, python, table_path, separator, seed, out, configs, name))
         print(f"seed {seed}: " + ", ".join(f"{tool} {r[-1]['mean top-1']:.3f} top-1 {r[-1]['train s']:.0f} s"
                                            for tool, r in runs.items()), flush=True)
     medians = [(f"**{tool}** (median of {len(r)})", median_row(r)) for tool, r in runs.items()]
     every = [(f"{tool}, seed {seed}", r) for tool, rs in runs.items() for seed, r in zip(args.seeds, rs)]
     samples = sum(1 for _ in table_path.open()) - 1
     header = (f"{args.model}, {samples} pairs x {args.epochs} epochs, batch {args.batch_size}, lr {args.lr}, "
-              f"warm-up {args.warmup}, wd {args.wd}, grad clip {args.grad_clip_norm}, {args.precision}")
+              f"warm-up {args.warmup}, wd {args.wd}, grad clip {args.grad_clip_norm}, {args.precision}"
+              + (f"; growclip {args.growclip_flags}" if args.growclip_flags else ""))
     report = f"{header}\n\n{table(medians)}\n\nEvery run:\n\n{table(every)}\n"
     print("\n" + report)
     (out / "peer.md").write_text(report)

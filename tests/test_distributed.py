@@ -1,4 +1,5 @@
-"""Two gloo processes on this machine: the gathered local loss, and a 2-rank run against a 1-rank one."""
+"""Two gloo processes on this machine: the gathered local loss, and 2-rank runs (fixed and growing)
+against 1-rank ones on the same global batch."""
 
 import os
 from pathlib import Path
@@ -13,6 +14,7 @@ from torch.nn.parallel import DistributedDataParallel
 from conftest import tiny_config
 from growclip.model import create_model
 from growclip.model.loss import clip_loss
+from growclip.train.metrics import read_metrics
 
 MODEL = tiny_config(vision_layers=1, text_layers=1, shared_layers=1)
 BATCH = 6  # per rank
@@ -88,9 +90,61 @@ def test_two_ranks_end_with_identical_weights_that_match_one_rank_on_the_same_gl
         torch.testing.assert_close(rank0[name], single[name], atol=2e-4, rtol=1e-3, msg=name)
 
 
+@pytest.mark.slow
+def test_a_two_rank_checkpoint_resumes_on_one_rank_and_finishes_the_same_samples(tmp_path):
+    two = _settings(tmp_path, "run", save_every=2, keep_checkpoints=0)  # 6 steps of 2 x 8 pairs
+    mp.spawn(_run_worker, args=(2, str(tmp_path / "rendezvous"), two, str(tmp_path / "two")), nprocs=2)
+    middle = tmp_path / "run" / "checkpoints" / "step_00000002"
+    _run_worker_alone({**two, "resume": str(middle)}, tmp_path / "one")
+    logged = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "loss" in r]
+    # 32 pairs were trained by the two ranks; one rank of 8 pairs a step carries on at step 4 of 12
+    assert [r["step"] for r in logged][-1] == 12 and logged[-1]["samples"] == 96
+    assert (tmp_path / "run" / "checkpoints" / "step_00000012").is_dir()
+
+
 def _run_worker_alone(settings: dict, out: Path) -> None:
     from growclip.train import TrainConfig, train
 
     result = train(TrainConfig.from_dict(settings))
     torch.save({n: t.clone() for n, t in result.model.state_dict().items()}, f"{out}.rank0")
+
+
+def _stream_worker(rank: int, world: int, rendezvous: str, settings: dict, out: str) -> None:
+    from growclip.train import TrainConfig
+    from growclip.train.growing import GrowingRun
+
+    if world > 1:
+        _join(rank, world, rendezvous)
+    run = GrowingRun(TrainConfig.from_dict(settings))
+    history = run.run()
+    torch.save({"weights": run.current.weights, "decisions": [r["decision"] for r in history],
+                "candidates": [len(r["candidates"]) for r in history],
+                "search_tflop": [r["search_tflop"] for r in history]}, f"{out}.rank{rank}")
+    if world > 1:
+        dist.destroy_process_group()
+
+
+def _stream_settings(tmp_path: Path, output: str, **overrides) -> dict:
+    model = tiny_config(width=16, heads=1, mlp_ratio=1.0, vision_layers=1, text_layers=1, shared_layers=0,
+                        patch_size=8, embed_dim=16)
+    model.to_json(tmp_path / "stream_model.json")
+    return {"model": str(tmp_path / "stream_model.json"), "chunks": ("corpus:0", "corpus:1"),
+            "stage_sizes": (256, 512, 512, 512), "batch_size": 16, "lr": 3e-3, "warmup": 4, "heldout": 32,
+            "epochs": 8, "search_fraction": 1.0, "params_per_pair": 60.0, "eval_images_per_class": 4,
+            "retrieval_images": 32, "progress": False, "output": str(tmp_path / output), **overrides}
+
+
+@pytest.mark.slow
+def test_a_two_rank_growing_run_with_a_search_matches_one_rank_on_the_same_global_batch(tmp_path):
+    two = _stream_settings(tmp_path, "two")
+    mp.spawn(_stream_worker, args=(2, str(tmp_path / "rendezvous"), two, str(tmp_path / "two")), nprocs=2)
+    rank0, rank1 = (torch.load(tmp_path / f"two.rank{r}") for r in (0, 1))
+    assert rank0["decisions"] == rank1["decisions"] and rank0["candidates"][1] > 1  # it searched
+    assert all(torch.equal(rank0["weights"][k], rank1["weights"][k]) for k in rank0["weights"])
+    _stream_worker(0, 1, "", _stream_settings(tmp_path, "one", accum_freq=2), str(tmp_path / "one"))
+    single = torch.load(tmp_path / "one.rank0")
+    assert single["decisions"] == rank0["decisions"]
+    assert single["search_tflop"] == pytest.approx(rank0["search_tflop"])  # every rank's proxy work counted
+    for name, tensor in single["weights"].items():
+        torch.testing.assert_close(rank0["weights"][name], tensor, atol=2e-3, rtol=1e-2, msg=name)
 

@@ -17,6 +17,8 @@ from growclip.model import (
     train_flops_per_sample,
 )
 from growclip.model.axes import UndeclaredParameterError, parameter_axes
+from growclip.model.loss import clip_loss
+from growclip.model.memory import activation_bytes
 
 
 def _inputs(config: ModelConfig, batch: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,6 +35,29 @@ def test_forward_shapes_and_normalised(architecture):
     torch.testing.assert_close(image_features.norm(dim=-1), torch.ones(3))
     torch.testing.assert_close(text_features.norm(dim=-1), torch.ones(3))
     assert scale.item() == pytest.approx(1 / 0.07, rel=1e-5)
+
+
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients(architecture):
+    model = create_model(architecture)
+    inputs = _inputs(architecture, batch=4)
+
+    def loss_and_grads() -> tuple[torch.Tensor, list[torch.Tensor]]:
+        model.zero_grad()
+        image_features, text_features, scale = model(*inputs)
+        loss = clip_loss(image_features, text_features, scale)
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters()]
+
+    plain_loss, plain_grads = loss_and_grads()
+    model.set_grad_checkpointing()
+    checkpointed_loss, checkpointed_grads = loss_and_grads()
+    torch.testing.assert_close(checkpointed_loss, plain_loss, rtol=0, atol=0)
+    torch.testing.assert_close(checkpointed_grads, plain_grads, rtol=1e-6, atol=1e-7)
+
+
+def test_gradient_checkpointing_lowers_the_memory_estimate():
+    config = load_config("clip-base")
+    assert activation_bytes(config, 128, checkpointed=True) < activation_bytes(config, 128) / 3
 
 
 def test_logit_scale_is_clamped_at_100():

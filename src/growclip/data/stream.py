@@ -7,6 +7,10 @@ r + w x world, so every pair is read once per epoch across the processes. The ma
 chunks lane by lane in a fixed round-robin, whatever order the workers finish in, so the batch
 sequence depends only on (seed, number of workers). The position (epoch, records taken per lane,
 next lane, skip counts) is a small dict, saved with every checkpoint.
+
+An epoch's *plan* lists its parts as (part number, first record): all of each part normally, and
+only what is left of them when a run resumes on a different number of processes or workers
+(`remap_positions`), so that no pair is read twice or skipped within the epoch.
 """
 
 from __future__ import annotations
@@ -46,20 +50,22 @@ class LaneReader(IterableDataset):
     """One epoch of one lane (the worker's id), resumed after `cursors[lane]` records."""
 
     def __init__(self, sources: PairSources, tokenizer: Tokenizer, transform: ImageTransform, batch_size: int,
-                 seed: int, epoch: int, cursors: list[int], rank: int = 0, world: int = 1) -> None:
+                 seed: int, epoch: int, cursors: list[int], rank: int = 0, world: int = 1,
+                 plan: list[tuple[int, int]] | None = None) -> None:
         self.sources, self.collate, self.transform = sources, PairCollate(tokenizer), transform
         self.batch_size, self.seed, self.epoch, self.cursors = batch_size, seed, epoch, cursors
-        self.rank, self.world = rank, world
+        self.rank, self.world, self.plan = rank, world, plan
 
     def _records(self, lane: int) -> Iterator[tuple[Part, int, int, Any]]:
         """(part, part number in the epoch, position in the part, raw record) of this lane's parts.
         Shards are read in order, so with shards the lane's stream goes through a seeded shuffle
         buffer spanning consecutive shards, as a webdataset pipeline does."""
         parts = self.sources.epoch_parts(self.seed, self.epoch, self.batch_size)
+        plan = self.plan if self.plan is not None else [(number, 0) for number in range(len(parts))]
         first, stride = self.rank + lane * self.world, len(self.cursors) * self.world
         tagged = ((parts[number], number, position, record)
-                  for number in range(first, len(parts), stride)
-                  for position, record in enumerate(self.sources.records(parts[number])))
+                  for number, start in plan[first::stride]
+                  for position, record in islice(enumerate(self.sources.records(parts[number])), start, None))
         if not self.sources.sharded:
             return tagged
         rng = random.Random(f"{self.seed}/{self.epoch}/{first}")
@@ -95,13 +101,15 @@ class TrainStream:
         self.batch_size, self.seed, self.workers, self.rank, self.world = batch_size, seed, workers, rank, world
         self.lanes = max(1, workers)
         self.epoch, self.cursors, self.ended, self.next_lane = 0, [0] * self.lanes, [False] * self.lanes, 0
+        self.plan: list[tuple[int, int]] | None = None  # this epoch's parts when not all of them (see above)
         self.skipped: Counter = Counter()
         if state is not None:
             self.load_state_dict(state)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "cursors": list(self.cursors), "ended": list(self.ended),
-                "next_lane": self.next_lane, "skipped": dict(self.skipped)}
+        state = {"epoch": self.epoch, "cursors": list(self.cursors), "ended": list(self.ended),
+                 "next_lane": self.next_lane, "skipped": dict(self.skipped)}
+        return state if self.plan is None else {**state, "plan": [list(entry) for entry in self.plan]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if len(state["cursors"]) != self.lanes:
@@ -109,7 +117,21 @@ class TrainStream:
                             f"(--workers {len(state['cursors'])}); resume with the same number of workers")
         self.epoch, self.next_lane = state["epoch"], state["next_lane"]
         self.cursors, self.ended = list(state["cursors"]), list(state["ended"])
+        self.plan = [tuple(entry) for entry in state["plan"]] if state.get("plan") is not None else None
         self.skipped = Counter(state["skipped"])
+
+    def adopt(self, positions: list[dict[str, Any]]) -> dict[str, Any]:
+        """This process's position from those `len(positions)` processes saved, whatever their
+        number and workers were: the rest of their epoch dealt to the lanes of this run."""
+        lanes = len(positions[0]["cursors"])
+        if len(positions) == self.world and lanes == self.lanes:
+            return positions[self.rank]
+        if self.sources.sharded and any(any(p["cursors"]) for p in positions):
+            raise DataError("a run reading webdataset shards resumes mid-epoch only on as many processes x "
+                            f"workers as it was saved with ({len(positions)} x {lanes})")
+        parts = self.sources.epoch_parts(self.seed, positions[0]["epoch"], self.batch_size)
+        sizes = [len(part.indices) if part.indices is not None else 0 for part in parts]  # shards: unread
+        return remap_positions(positions, sizes, self.world, self.lanes)[self.rank]
 
     @property
     def total_skipped(self) -> Counter:
@@ -131,11 +153,12 @@ class TrainStream:
                                 f"{', '.join(self.sources.names)} ({format_skipped(self.total_skipped)}{lanes})")
             self.epoch, self.cursors, self.ended, self.next_lane = self.epoch + 1, [0] * self.lanes, \
                 [False] * self.lanes, 0
+            self.plan = None
 
     def one_epoch(self) -> Iterator[Batch]:
         """The rest of the current epoch, from the saved position (all of it on a fresh stream)."""
         reader = LaneReader(self.sources, self.tokenizer, self.transform, self.batch_size, self.seed, self.epoch,
-                            list(self.cursors), self.rank, self.world)
+                            list(self.cursors), self.rank, self.world, self.plan)
         chunks = iter(DataLoader(reader, batch_size=None, num_workers=self.workers, collate_fn=_as_is))
         waiting: dict[int, deque[Chunk]] = {lane: deque() for lane in range(self.lanes)}
         while not all(self.ended):
@@ -158,3 +181,31 @@ class TrainStream:
             if not self.ended[candidate]:
                 return candidate
         return 0
+
+
+def remap_positions(positions: list[dict[str, Any]], part_sizes: list[int], world: int, lanes: int
+                    ) -> list[dict[str, Any]]:
+    """Data positions saved by `len(positions)` processes, for `world` processes of `lanes` lanes:
+    what each old lane had read of its plan entries is taken off, and the entries left (in epoch
+    order) make the new plan. `part_sizes`: records per part of the epoch."""
+    epoch = positions[0]["epoch"]
+    if any(p["epoch"] != epoch for p in positions):
+        raise DataError("the checkpoint's processes were in different epochs (saved at an epoch's end); resume on "
+                        f"as many processes ({len(positions)}) or from another checkpoint")
+    old_lanes = len(positions[0]["cursors"])
+    plan = positions[0].get("plan") or [(number, 0) for number in range(len(part_sizes))]
+    stride, read = len(positions) * old_lanes, [0] * len(plan)
+    for rank, position in enumerate(positions):
+        for lane, cursor in enumerate(position["cursors"]):
+            for entry in range(rank + lane * len(positions), len(plan), stride):
+                number, start = plan[entry]
+                read[entry] = min(cursor, part_sizes[number] - start)
+                cursor -= read[entry]
+    left = [(number, start + done) for (number, start), done in zip(plan, read)
+            if not done or start + done < part_sizes[number]]
+    skipped: Counter = Counter()
+    for position in positions:
+        add_counts(skipped, position["skipped"])
+    return [{"epoch": epoch, "cursors": [0] * lanes, "ended": [False] * lanes, "next_lane": 0,
+             "skipped": dict(skipped) if rank == 0 else {}, "plan": [list(entry) for entry in left]}
+            for rank in range(world)]

@@ -12,6 +12,7 @@ from itertools import chain
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from growclip.model.axes import EMBED, FIXED, IN, OUT, RESIDUAL, Axes, layer_norm, residual_out
 from growclip.model.branch import ParallelBranch
@@ -109,6 +110,7 @@ class CLIP(nn.Module):
         self.image_head = Head(config.width, config.embed_dim)
         self.text_head = Head(config.width, config.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(LOGIT_SCALE_INIT))
+        self.grad_checkpointing = False
         self._init_weights()
 
     def growth_axes(self) -> dict[str, Axes]:
@@ -135,6 +137,16 @@ class CLIP(nn.Module):
         nn.init.normal_(self.vision_embed.class_embedding, std=std["image_tokens"])
         nn.init.normal_(self.vision_embed.positional_embedding, std=std["image_tokens"])
 
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Keep only each block's input for the backward pass and recompute the rest: activation
+        memory of one block instead of all, for one more forward pass (open_clip's switch)."""
+        self.grad_checkpointing = enable
+
+    def _run_block(self, block: Block, x: torch.Tensor, modality: str) -> torch.Tensor:
+        if self.grad_checkpointing and torch.is_grad_enabled():
+            return checkpoint(block, x, modality, use_reentrant=False)
+        return block(x, modality)
+
     def encode_image(self, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
         # images: (B, 3, S, S) -> (B, E)
         x = self.vision_embed(images)  # (B, N, W)
@@ -142,7 +154,7 @@ class CLIP(nn.Module):
         for layer, block in enumerate(chain(self.vision_blocks, self.shared_blocks)):
             if branch is not None:
                 x = self.branch.adapt(layer, x, branch[layer])
-            x = block(x, IMAGE)
+            x = self._run_block(block, x, IMAGE)
         features = self.image_head(x[:, 0])  # class token
         return F.normalize(features, dim=-1) if normalize else features
 
@@ -150,7 +162,7 @@ class CLIP(nn.Module):
         # tokens: (B, L) int64, 0-padded after end-of-text -> (B, E)
         x = self.text_embed(tokens)  # (B, L, W)
         for block in chain(self.text_blocks, self.shared_blocks):
-            x = block(x, TEXT)
+            x = self._run_block(block, x, TEXT)
         end_of_text = tokens.ne(PAD_ID).sum(dim=1) - 1  # (B,)
         features = self.text_head(x[torch.arange(x.shape[0], device=x.device), end_of_text])
         return F.normalize(features, dim=-1) if normalize else features

@@ -25,19 +25,23 @@ def approx_params(config: ModelConfig) -> int:
     return blocks * (4 * w * w + 2 * w * h) + (config.vocab_size + config.context_length + config.image_tokens) * w
 
 
-def activation_bytes(config: ModelConfig, batch_size: int) -> int:
-    per_token = 8 * config.width + 2 * config.mlp_hidden
-    image = config.image_path_layers * config.image_tokens * (per_token + config.heads * config.image_tokens)
-    text = (config.text_layers + config.shared_layers) * config.context_length * (
-        per_token + config.heads * config.context_length)
+def activation_bytes(config: ModelConfig, batch_size: int, checkpointed: bool = False) -> int:
+    """With gradient checkpointing the backward pass keeps each block's input and recomputes one
+    block at a time."""
+    def path(layers: int, tokens: int) -> int:
+        per_block = tokens * (8 * config.width + 2 * config.mlp_hidden + config.heads * tokens)
+        return layers * tokens * config.width + per_block if checkpointed else layers * per_block
+
+    image = path(config.image_path_layers, config.image_tokens)
+    text = path(config.text_layers + config.shared_layers, config.context_length)
     return batch_size * (image + text) * BYTES
 
 
-def required_bytes(config: ModelConfig, batch_size: int = 0) -> int:
+def required_bytes(config: ModelConfig, batch_size: int = 0, checkpointed: bool = False) -> int:
     """Training with AdamW (weights, gradients, two moments: four copies of the parameters; growth
     holds as many: the old state, the fresh draw, the grown weights and moments), plus the
     activations of a batch of `batch_size` (0: building or growing a model)."""
-    return 4 * approx_params(config) * BYTES + activation_bytes(config, batch_size)
+    return 4 * approx_params(config) * BYTES + activation_bytes(config, batch_size, checkpointed)
 
 
 def available_bytes(device: torch.device | None = None) -> int | None:
@@ -52,12 +56,16 @@ def available_bytes(device: torch.device | None = None) -> int | None:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else None
 
 
-def check_fits(config: ModelConfig, batch_size: int = 0, device: torch.device | None = None) -> None:
+def check_fits(config: ModelConfig, batch_size: int = 0, device: torch.device | None = None,
+               checkpointed: bool = False) -> None:
     """A ConfigError naming the sizes when the estimate exceeds the available memory."""
     available = available_bytes(device)
-    needed = required_bytes(config, batch_size)
+    needed = required_bytes(config, batch_size, checkpointed)
     if available is not None and needed > available:
         what = f"at batch {batch_size}" if batch_size else "with its gradients and optimizer state"
+        lighter = required_bytes(config, batch_size, checkpointed=True)
+        hint = (f"; with gradient checkpointing ~{lighter / 2**30:,.1f} GiB"
+                if batch_size and not checkpointed and lighter <= available else "")
         raise ConfigError(f"{config.describe()}: about {approx_params(config) / 1e6:,.0f} M parameters need "
                           f"~{needed / 2**30:,.1f} GiB {what}, more than the {available / 2**30:,.1f} GiB "
-                          f"available{'' if device is None else f' on {device}'}")
+                          f"available{'' if device is None else f' on {device}'}{hint}")

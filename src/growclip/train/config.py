@@ -75,8 +75,9 @@ class TrainConfig:
     csv_caption_key: str = setting("title", "caption column of tables", DATA)
     csv_label_key: str = setting("label", "class column of a --zeroshot-data table", DATA)
     tokenizer: str | None = setting(None, "a tokenizer.json to use (default: BPE trained on the captions)", DATA)
-    crop_scale: tuple[float, float] = setting((0.9, 1.0), "random-resized-crop area range for image files "
-                                                          "(not the corpus), e.g. 0.9,1.0", DATA)
+    crop_scale: tuple[float, float] = setting((1.0, 1.0), "random-resized-crop area range for image files "
+                                                          "(not the corpus); 1,1 = no random crop, 0.9,1.0 = "
+                                                          "open_clip's", DATA)
     stages: tuple[int, ...] | None = setting(None, "embedded-corpus stages to train on, e.g. 0,1 (default all)", DATA)
     stage_sizes: tuple[int, ...] = setting(DEFAULT_STAGE_SIZES, "pairs per corpus stage, e.g. 4000,8000,...", DATA)
     corpus_seed: int = setting(0, "seed of the embedded corpus", DATA)
@@ -114,6 +115,8 @@ class TrainConfig:
     grad_clip_norm: float | None = setting(1.0, "clip the global gradient norm", OPTIM)
     precision: str = setting("fp32", "bf16 = autocast", OPTIM, PRECISIONS, free=True)
     seed: int = setting(0, "seed for init, shuffling and everything derived", OPTIM)
+    grad_checkpointing: bool = setting(False, "recompute each block's activations in the backward pass: "
+                                              "less memory for about a third more compute", OPTIM, free=True)
     max_nonfinite_steps: int = setting(5, "steps in a row with a non-finite loss or gradient (each skipped) "
                                           "before the run stops", OPTIM, free=True)
     # run

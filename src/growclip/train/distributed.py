@@ -7,11 +7,14 @@ the data, and DDP averages the gradients. Rank 0 alone writes checkpoints, logs 
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import safetensors.torch
 import torch
 import torch.distributed as dist
 
@@ -89,3 +92,29 @@ def mean_over_ranks(value: float, world: World) -> float:
     tensor = torch.tensor([value], dtype=torch.float64, device=_collective_device())
     dist.all_reduce(tensor)
     return tensor.item() / world.size
+
+
+def broadcast_object(value: Any, world: World) -> Any:
+    """Rank 0's `value` on every rank: one decision, made once."""
+    if not world.distributed:
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def check_same_on_every_rank(tensors: Mapping[str, torch.Tensor], world: World, what: str) -> None:
+    """Fail loudly unless every rank holds bit-identical `tensors` (a rebuilt model after growth):
+    ranks that drift apart would silently train different models under one DDP wrapper."""
+    if not world.distributed:
+        return
+    serialised = safetensors.torch.save({name: t.detach().cpu().contiguous() for name, t in tensors.items()})
+    digests = gather_objects(hashlib.sha256(serialised).hexdigest(), world)
+    if len(set(digests)) > 1:
+        differing = [rank for rank, d in enumerate(digests) if d != digests[0]]
+        raise RuntimeError(f"{what}: ranks {differing} differ from rank 0 (they must be bit-identical)")
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun job, or the only process: the one that prints."""
+    return not dist.is_initialized() or dist.get_rank() == 0

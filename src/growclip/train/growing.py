@@ -38,11 +38,16 @@ from growclip.model.factory import create_model, load_config
 from growclip.runtime import derive_seed, ensure_writable, resolve_device, seed_everything, warn_if_slow_precision
 from growclip.train.checkpoint import load_checkpoint, load_trainer_tensors, remove_leftovers
 from growclip.train.config import TrainConfig
-from growclip.train.distributed import launched_size
+from growclip.train.distributed import (
+    broadcast_object,
+    check_same_on_every_rank,
+    init_world,
+    launched_size,
+    process_device,
+)
 from growclip.train.faults import preemption_signals
 from growclip.train.inputs import RunInputs, evaluation_sets, reader_options, stream_tokenizer, train_transform
-from growclip.train.loop import Trainer, resume_checkpoint
-from growclip.train.metrics import MetricsLog
+from growclip.train.loop import Trainer, metrics_log, resume_checkpoint
 from growclip.train.run_state import Phase, StreamProgress, chunk_compute, load_contenders, save_progress
 from growclip.train.state import set_rng_state
 
@@ -69,29 +74,30 @@ def growth_policy(config: TrainConfig) -> GrowthPolicy:
 
 
 class GrowingRun:
+    """Under torchrun every process runs the same loop on identical weights: the search's proxies and
+    the chunk's training are data-parallel (each rank reads its own lanes), scores and records come
+    from rank 0, and after each decision the ranks' weights are checked bit-identical."""
+
     def __init__(self, config: TrainConfig) -> None:
         if not config.is_stream:
             raise ValueError("a growing run needs a stream: give chunks (e.g. ('corpus',)) or watch")
-        if launched_size() > 1:
-            raise ValueError("growing runs train in one process for now; torchrun takes fixed-architecture runs")
+        if config.watch and launched_size() > 1:
+            raise ValueError("a watched folder is read by one process (ranks could see files arrive at different "
+                             "moments); under torchrun list the chunks with --chunks")
         self.config, self.output, self.policy = config, Path(config.output), growth_policy(config)
-        ensure_writable(self.output)
-        remove_leftovers(self.output)
-        (self.output / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        resolved = resolve_device(config.device)
+        self.world = init_world(resolved)
+        self.device = process_device(resolved, self.world)
+        if self.world.is_main:
+            ensure_writable(self.output)
+            remove_leftovers(self.output)
+            (self.output / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
         seed_everything(config.seed)
-        self.device = resolve_device(config.device)
         warn_if_slow_precision(self.device, config.precision)
-        self.step_samples = config.batch_size * config.accum_freq
+        self.step_samples = config.batch_size * config.accum_freq * self.world.size
         self.checkpoint = resume_checkpoint(config)
-        self.resumed_mid_chunk = False
         if self.checkpoint is not None:
-            model, self.tokenizer, saved = load_checkpoint(self.checkpoint)
-            config.check_resume(saved.get("train_config", {}), self.checkpoint)
-            tensors = load_trainer_tensors(self.checkpoint)
-            self.current, self.progress = GrowthState.from_tensors(model, tensors), StreamProgress.from_state_dict(
-                saved["stream"])
-            set_rng_state(saved["rng"], tensors)
-            self.saved = saved
+            self._resume(self.checkpoint)
         else:
             self.current = GrowthState.capture(create_model(load_config(config.model), seed=config.seed))
             self.progress, self.saved = StreamProgress(), {}
@@ -104,10 +110,22 @@ class GrowingRun:
             self.tokenizer = stream_tokenizer(config, self.current.config, corpus if uses_corpus else None,
                                               lambda: self.chunks[0].sources)
 
+    def _resume(self, checkpoint: Path) -> None:
+        model, self.tokenizer, self.saved = load_checkpoint(checkpoint)
+        self.config.check_resume(self.saved.get("train_config", {}), checkpoint)
+        if self.saved.get("processes", 1) != self.world.size:
+            raise ValueError(f"{checkpoint}: a growing run resumes on as many processes as it was saved by "
+                             f"({self.saved.get('processes', 1)}); its step counts are in that global batch")
+        tensors = load_trainer_tensors(checkpoint)
+        self.current = GrowthState.from_tensors(model, tensors)
+        self.progress = StreamProgress.from_state_dict(self.saved["stream"])
+        set_rng_state(self.saved["rng"], tensors)
+
     def run(self, on_chunk: Callable[[ChunkRecord], None] | None = None) -> list[ChunkRecord]:
         """Decide, train, evaluate, checkpoint, chunk after chunk; -> one record per chunk."""
-        resume = self.progress.global_step * self.step_samples if self.checkpoint is not None else None
-        with MetricsLog(self.output / "metrics.jsonl", self.config.report_to == "tensorboard", resume) as self.log:
+        # the log keeps records up to the checkpoint's step, mid-chunk ones included
+        resume = self.saved.get("global_step", self.progress.global_step) if self.checkpoint is not None else None
+        with metrics_log(self.output, self.config, resume, self.world) as self.log:
             if self.checkpoint is not None:
                 logger.info("resumed from %s: chunk %d, %s", self.checkpoint, self.progress.chunk,
                             self.progress.phase.value)
@@ -116,9 +134,10 @@ class GrowingRun:
                     if self.progress.phase is Phase.DECIDE:
                         self._decide()
                     record = self._finish(self._train())
-                    if on_chunk is not None:
+                    if on_chunk is not None and self.world.is_main:
                         on_chunk(record)
-        (self.output / "stream.json").write_text(json.dumps(self.progress.history, indent=2) + "\n")
+        if self.world.is_main:
+            (self.output / "stream.json").write_text(json.dumps(self.progress.history, indent=2) + "\n")
         return self.progress.history
 
     def _decide(self) -> None:
@@ -129,9 +148,10 @@ class GrowingRun:
                                self._save_search, resumed)
         before = self.current.config
         self.current, decision = self.policy.decide(self.current, context)
+        check_same_on_every_rank(self.current.weights, self.world, f"chunk {chunk}: the model after {decision.label}")
         progress.global_step += decision.proxy_steps  # the winner trained them
         progress.phase, progress.decision, progress.search, progress.contenders = Phase.TRAIN, decision, None, {}
-        self.log.write({**self._where(), "chunk": chunk, "decision": decision.label, "why": decision.why,
+        self._log({**self._where(), "chunk": chunk, "decision": decision.label, "why": decision.why,
                         "left_out": decision.left_out, "from": asdict(before), "to": asdict(self.current.config),
                         "params": model_cost(self.current.config).params,
                         "search_fraction": decision.search_fraction}, "growth")
@@ -140,10 +160,11 @@ class GrowingRun:
         """A contender's proxy training: `steps` on this round's batches (the same for every contender)."""
         chunk, model = self.progress.chunk, state.build_model().to(self.device).train()
         trainer = Trainer(self.config, model, self._inputs(chunk, model), steps, None, proxy=True,
-                          data_seed=derive_seed(self.config.seed, chunk, round_, 3))
+                          data_seed=derive_seed(self.config.seed, chunk, round_, 3), world=self.world)
         state.load_moments(trainer.optimizer, model)
         trainer.train()
-        losses = new_and_old_loss(model, self.tokenizer, self.chunks.heldouts(chunk), self.config.precision)
+        losses = self._on_main(lambda: new_and_old_loss(model, self.tokenizer, self.chunks.heldouts(chunk),
+                                                        self.config.precision))
         return GrowthState.capture(model, trainer.optimizer), *losses
 
     def _inputs(self, chunk: int, model: CLIP) -> RunInputs:
@@ -166,7 +187,8 @@ class GrowingRun:
         steps, model = self._train_steps(decision), self.current.build_model().to(self.device).train()
         trainer = Trainer(config, model, self._inputs(decision.chunk, model), steps, self.log,
                           base_step=self.progress.global_step, run_state=lambda: {"stream": self.progress.state_dict()},
-                          warmup=min(config.warmup, steps // 5), data_seed=derive_seed(config.seed, decision.chunk, 2))
+                          warmup=min(config.warmup, steps // 5), data_seed=derive_seed(config.seed, decision.chunk, 2),
+                          world=self.world)
         if self.saved.get("step") and self.progress.phase is Phase.TRAIN:  # resumed mid-chunk
             trainer.restore(self.checkpoint, self.saved)
         else:
@@ -178,22 +200,36 @@ class GrowingRun:
         return model
 
     def _finish(self, model: CLIP) -> ChunkRecord:
-        progress, decision = self.progress, self.progress.decision
+        progress = self.progress
+        record = self._on_main(lambda: self._chunk_record(model))
+        self._log(record, "chunk")
+        progress.history.append({**record, "candidates": progress.decision.candidates})
+        progress.chunk, progress.phase, progress.decision = progress.chunk + 1, Phase.DECIDE, None
+        if self.world.is_main:
+            save_progress(self.config, progress, self.current, self.tokenizer, self.step_samples)
+        return record
+
+    def _chunk_record(self, model: CLIP) -> ChunkRecord:
+        """The finished chunk: architecture, evaluation, held-out losses, compute."""
+        decision = self.progress.decision
         results = evaluate(model, self.tokenizer, self.tasks, self.retrievals, self.config.precision)
         new, old = new_and_old_loss(model, self.tokenizer, self.chunks.heldouts(decision.chunk), self.config.precision)
         cost = model_cost(model.config)
-        compute = chunk_compute(progress, self._train_steps(decision), self.step_samples,
+        compute = chunk_compute(self.progress, self._train_steps(decision), self.step_samples,
                                 train_flops_per_sample(model.config))
-        record = {**self._where(), "chunk": decision.chunk, "name": self.chunks[decision.chunk].name,
-                  "pairs": self.chunks.records(decision.chunk), "architecture": asdict(model.config),
-                  "decision": decision.label, "grew": decision.grew, "params": cost.params,
-                  "gflops_per_pair": cost.forward_flops / 1e9, "search_fraction": decision.search_fraction,
-                  "heldout_new_loss": new, "heldout_old_loss": old, **compute, **results["summary"]}
-        self.log.write(record, "chunk")
-        progress.history.append({**record, "candidates": decision.candidates})
-        progress.chunk, progress.phase, progress.decision = progress.chunk + 1, Phase.DECIDE, None
-        save_progress(self.config, progress, self.current, self.tokenizer, self.step_samples)
-        return record
+        return {**self._where(), "chunk": decision.chunk, "name": self.chunks[decision.chunk].name,
+                "pairs": self.chunks.records(decision.chunk), "architecture": asdict(model.config),
+                "decision": decision.label, "grew": decision.grew, "params": cost.params,
+                "gflops_per_pair": cost.forward_flops / 1e9, "search_fraction": decision.search_fraction,
+                "heldout_new_loss": new, "heldout_old_loss": old, **compute, **results["summary"]}
+
+    def _on_main(self, compute: Callable[[], Any]) -> Any:
+        """Computed by rank 0 and handed to every rank, so that all decide alike."""
+        return broadcast_object(compute() if self.world.is_main else None, self.world)
+
+    def _log(self, record: dict[str, Any], kind: str) -> None:
+        if self.log is not None:
+            self.log.write(record, kind)
 
     def _where(self) -> dict[str, int]:
         return {"step": self.progress.global_step, "samples": self.progress.global_step * self.step_samples}
@@ -201,7 +237,9 @@ class GrowingRun:
     def _save_search(self, search: SuccessiveHalving, contenders: Contenders) -> None:
         self.progress.search = search
         self.progress.contenders = {i: contenders[i].config for i, c in enumerate(search.contenders) if c.alive}
-        save_progress(self.config, self.progress, self.current, self.tokenizer, self.step_samples, contenders)
+        if self.world.is_main:
+            save_progress(self.config, self.progress, self.current, self.tokenizer, self.step_samples,
+                          contenders)
 
 
 def train_stream(config: TrainConfig, on_chunk: Callable[[ChunkRecord], None] | None = None) -> list[ChunkRecord]:

@@ -52,6 +52,7 @@ from growclip.train.metrics import MetricsLog
 from growclip.train.optim import constant_lr, make_optimizer, warmup_cosine
 from growclip.train.state import (
     rng_state,
+    schedule_at,
     schedule_state,
     set_rng_state,
     set_schedule_state,
@@ -97,6 +98,7 @@ class Trainer:
         `world`: the processes of a torchrun job (DDP; rank 0 logs, evaluates and writes)."""
         self.config, self.model, self.inputs, self.steps, self.log = config, model, inputs, steps, log
         self.base_step, self.run_state, self.proxy, self.world = base_step, run_state, proxy, world
+        model.set_grad_checkpointing(config.grad_checkpointing)
         device = next(model.parameters()).device
         self.forward = (DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
                         if world.distributed else model)
@@ -108,7 +110,7 @@ class Trainer:
                                   config.seed if data_seed is None else data_seed, config.workers,
                                   rank=world.rank, world=world.size)
         self.flops_per_sample = train_flops_per_sample(model.config)
-        check_fits(model.config, config.batch_size * config.accum_freq, device)
+        check_fits(model.config, config.batch_size * config.accum_freq, device, config.grad_checkpointing)
         self.step_samples = config.batch_size * config.accum_freq * world.size  # the global batch
         self.step = 0
         self.position = self.stream.state_dict()  # the data position at the end of `self.step`
@@ -119,25 +121,27 @@ class Trainer:
         self.nonfinite_in_a_row = 0
 
     def restore(self, checkpoint: Path, state: dict[str, Any]) -> None:
-        """Continue from a checkpoint written by `save` (model weights are already loaded)."""
+        """Continue from a checkpoint written by `save` (model weights are already loaded), on as many
+        processes as wrote it or on another number: then the rest of the epoch is dealt anew and the
+        step count and schedule follow the new global batch."""
         tensors = load_trainer_tensors(checkpoint)
         try:
             load_optimizer_tensors(self.optimizer, self.model, tensors)
-            set_schedule_state(self.optimizer, self.scheduler, state["schedule"])
             set_rng_state(state["rng"], tensors)
-            self.stream.load_state_dict(self._own_position(state["data"]))
+            positions = state["data"]["ranks"] if "ranks" in state["data"] else [state["data"]]
+            self.stream.load_state_dict(self.stream.adopt(positions))
+            if len(positions) == self.world.size:
+                set_schedule_state(self.optimizer, self.scheduler, state["schedule"])
+                self.step = state["step"]
+            else:
+                self.step = state["step"] * len(positions) // self.world.size
+                schedule_at(self.optimizer, self.scheduler, self.step)
+                logger.info("saved by %d processes, resumed on %d: step %d is now step %d", len(positions),
+                            self.world.size, state["step"], self.step)
         except KeyError as err:
             raise CheckpointError(f"{checkpoint}: training state lacks {err}; not a resumable checkpoint") from None
-        self.step = self.saved_step = state["step"]
+        self.saved_step = self.step
         self.position = self.stream.state_dict()
-
-    def _own_position(self, data: dict[str, Any]) -> dict[str, Any]:
-        """This process's data position; a checkpoint of N processes holds one per rank."""
-        saved_world = len(data["ranks"]) if "ranks" in data else 1
-        if saved_world != self.world.size:
-            raise CheckpointError(f"the data position was saved by {saved_world} processes; resume with as many "
-                                  f"(torchrun --nproc_per_node {saved_world})")
-        return data["ranks"][self.world.rank] if "ranks" in data else data
 
     @property
     def global_step(self) -> int:
@@ -157,7 +161,8 @@ class Trainer:
         rng_json, rng_tensors = rng_state()
         data = {"ranks": positions} if self.world.distributed else self.position
         state = {"step": self.step, "global_step": self.global_step, "samples": self._where()["samples"],
-                 "data": data, "schedule": schedule_state(self.optimizer, self.scheduler), "rng": rng_json,
+                 "processes": self.world.size, "data": data,
+                 "schedule": schedule_state(self.optimizer, self.scheduler), "rng": rng_json,
                  "train_config": self.config.to_dict(), **(self.run_state() if self.run_state else {})}
         trainer = optimizer_tensors(self.optimizer, self.model) | rng_tensors
         save_checkpoint(path, self.model, self.inputs.tokenizer, state, trainer)

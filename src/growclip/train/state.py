@@ -47,3 +47,12 @@ def set_schedule_state(optimizer: torch.optim.Optimizer, scheduler: torch.optim.
     scheduler.load_state_dict(state["scheduler"])
     for group, lr in zip(optimizer.param_groups, state["lr"]):
         group["lr"] = lr
+
+
+def schedule_at(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR, step: int) -> None:
+    """The schedule as it stands after `step` steps: a run resumed on another number of processes
+    counts its steps in another global batch."""
+    lrs = [base * factor(step) for base, factor in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
+    scheduler.load_state_dict({**scheduler.state_dict(), "last_epoch": step, "_last_lr": lrs})
+    for group, lr in zip(optimizer.param_groups, lrs):
+        group["lr"] = lr
