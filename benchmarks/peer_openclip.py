@@ -8,8 +8,10 @@ schedule, optimizer settings and precision; both scored by growclip's evaluation
 open_clip lives in its own virtual environment (`--peer-env`, made on first use): it pulls its own
 torch and torchvision, so it is never a growclip dependency; growclip is added there with
 `--no-deps` for the evaluation. Each tool keeps its own tokenizer (growclip: BPE trained on the
-captions; open_clip: its bundled 49,408-token BPE) and loader (both: random-resized crop of 0.9-1.0
-of the area, CLIP's mean and std). Runs go one after the other, never side by side (2 cores).
+captions; open_clip: its bundled 49,408-token BPE) and its own default augmentation (growclip: none,
+resize + centre crop; open_clip: random-resized crop of 0.9-1.0 of the area), both with CLIP's mean
+and std. Runs go one after the other, never side by side (2 cores). A recipe trial passes growclip
+flags and skips the peer: `--tools growclip --growclip-flags "--crop-scale 0.9,1.0"`.
 Prints a Markdown table (medians over the seeds, then every run) and writes it with JSON to --output.
 """
 

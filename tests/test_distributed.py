@@ -2,6 +2,8 @@
 against 1-rank ones on the same global batch."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -148,3 +150,40 @@ def test_a_two_rank_growing_run_with_a_search_matches_one_rank_on_the_same_globa
     for name, tensor in single["weights"].items():
         torch.testing.assert_close(rank0["weights"][name], tensor, atol=2e-3, rtol=1e-2, msg=name)
 
+
+
+# Run under torchrun: rank 1 of the first attempt dies (SIGKILL, no clean-up) once the checkpoint of
+# step 2 is written and step 4 is reached, as a machine that vanishes would.
+DYING_RANK = """
+import os, signal, sys
+from growclip.cli import main
+from growclip.train.loop import Trainer
+
+save = Trainer.save
+
+def save_then_die(self):
+    path = save(self)
+    if os.environ["RANK"] == "1" and os.environ["TORCHELASTIC_RESTART_COUNT"] == "0" and self.step >= 4:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return path
+
+Trainer.save = save_then_die
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_rank_stops_the_job_and_a_restart_resumes_from_the_checkpoint(tmp_path):
+    script = tmp_path / "dying_rank.py"
+    script.write_text(DYING_RANK)
+    settings = _settings(tmp_path, "run", samples=160, save_every=2, keep_checkpoints=0)
+    flags = [f"--{name.replace('_', '-')}={','.join(map(str, v)) if isinstance(v, tuple) else v}"
+             for name, v in settings.items() if name != "progress"]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "--max-restarts", "1", str(script), "train", *flags, "--no-progress", "--resume", "latest"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resumed from" in done.stderr and "step_00000010" in done.stdout
+    logged = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "loss" in r]
+    assert logged[-1]["step"] == 10 and logged[-1]["samples"] == 160
