@@ -1,82 +1,124 @@
-"""Training samples/s of the reference config in fp32 and bf16, measured side by side in one run.
+"""Training step speed: samples/s of one full optimizer step on synthetic inputs, fp32 and bf16, and
+with `--peer` open_clip's own step on the same architecture and batch, side by side in one run.
 
-Reference: width 256, 6 vision + 6 text layers, 32 px images, patch 4, context 32, batch 128
-(the `clip-base` preset). Synthetic inputs, so only the model step is timed; fp32 and bf16
-windows alternate so that both see the same machine state. Prints the median of the windows.
+Reference: `clip-base` (width 256, 6 vision + 6 text layers, 32 px images, patch 4, context 32),
+batch 128. Each tool runs in a worker process of its own environment (open_clip's in the peer
+environment of `peer_openclip.py`, made on first use) that builds its model once; the windows of
+every tool and precision alternate, so that all see the same machine state. Prints the median of
+the windows, the TFLOP/s they reach and the utilisation against the device's peak (a 2048^2 matmul
+on the same device and precision), the ratio to open_clip, and each worker's peak memory.
 
     python benchmarks/train_throughput.py [--model clip-base] [--windows 5] [--steps 5]
+    python benchmarks/train_throughput.py --peer                 # growclip against open_clip
     python benchmarks/train_throughput.py --precisions fp32 --grad-checkpointing   # its speed and memory
-
-Also prints the process's peak resident memory (CPU) or peak allocated memory (CUDA).
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
+import json
 import statistics
-import time
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
 
-from growclip.model import PAD_ID, create_model, load_config, train_flops_per_sample
+from growclip.model import load_config, train_flops_per_sample
 from growclip.runtime import resolve_device
-from growclip.train.optim import make_optimizer, warmup_cosine
-from growclip.train.step import train_step
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from peer_openclip import ROOT, ensure_peer_env, openclip_config  # noqa: E402
 
 
-def main() -> None:
+class Worker:
+    """A `throughput_worker.py` process that times a window of steps on request."""
+
+    def __init__(self, python: Path | str, flags: list[str]) -> None:
+        self.process = subprocess.Popen([str(python), str(HERE / "throughput_worker.py"), *flags],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def ask(self, request: str) -> dict:
+        self.process.stdin.write(request + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        if not answer:
+            sys.exit(f"throughput worker exited ({self.process.wait()}) on {request!r}")
+        return json.loads(answer)
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="clip-base")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--windows", type=int, default=5, help="timed windows per precision")
+    parser.add_argument("--windows", type=int, default=5, help="timed windows per tool and precision")
     parser.add_argument("--steps", type=int, default=5, help="steps per window")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"])
-    parser.add_argument("--grad-checkpointing", action="store_true", help="recompute block activations")
-    args = parser.parse_args()
+    parser.add_argument("--grad-checkpointing", action="store_true", help="growclip: recompute block activations")
+    parser.add_argument("--compile", action="store_true", help="growclip: torch.compile the model")
+    parser.add_argument("--peer", action="store_true", help="also time open_clip's step (its own environment)")
+    parser.add_argument("--peer-env", default=str(ROOT / ".venv-peer"), help="open_clip's virtual environment")
+    parser.add_argument("--output", default="runs/throughput", help="folder for the open_clip model config")
+    return parser.parse_args()
 
+
+def start_workers(args: argparse.Namespace) -> dict[str, Worker]:
+    common = ["--model", args.model, "--batch-size", str(args.batch_size), "--steps", str(args.steps),
+              "--device", args.device]
+    growclip_flags = ["--grad-checkpointing"] * args.grad_checkpointing + ["--compile"] * args.compile
+    workers = {"growclip": Worker(sys.executable, ["--tool", "growclip", *common, *growclip_flags])}
+    if args.peer:
+        configs, name = Path(args.output).resolve() / "openclip_configs", "growclip-throughput"
+        configs.mkdir(parents=True, exist_ok=True)
+        (configs / f"{name}.json").write_text(json.dumps(openclip_config(load_config(args.model)), indent=2))
+        workers["open_clip"] = Worker(ensure_peer_env(Path(args.peer_env)),
+                                      ["--tool", "open_clip", *common, "--openclip-configs", str(configs),
+                                       "--openclip-model", name])
+    return workers
+
+
+def main() -> None:
+    args = parse_args()
     device = resolve_device(args.device)
-    config = load_config(args.model)
-    torch.manual_seed(0)
-    images = torch.randn(args.batch_size, 3, config.image_size, config.image_size, device=device)
-    tokens = torch.randint(3, config.vocab_size, (args.batch_size, config.context_length), device=device)
-    tokens[:, 24:] = PAD_ID
-    model = create_model(config).to(device)
-    model.set_grad_checkpointing(args.grad_checkpointing)
-    optimizer = make_optimizer(model, 1e-4, 0.1)
-    scheduler = warmup_cosine(optimizer, 10, 10_000)
-    speeds: dict[str, list[float]] = {precision: [] for precision in args.precisions}
-    for precision in speeds:  # warm-up: allocator, kernels
-        train_step(model, [(images, tokens)], optimizer, scheduler, precision, 1.0)
+    workers = start_workers(args)
+    speeds = {(tool, p): [] for tool in workers for p in args.precisions}
+    memory: dict[str, float] = {}
     for _ in range(args.windows):
-        for precision, window in speeds.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            for _ in range(args.steps):
-                train_step(model, [(images, tokens)], optimizer, scheduler, precision, 1.0)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            window.append(args.steps * args.batch_size / (time.perf_counter() - start))
-    flops = train_flops_per_sample(config)
+        for tool, precision in speeds:
+            answer = workers[tool].ask(precision)
+            speeds[tool, precision].append(answer["samples_per_s"])
+            memory[tool] = answer["peak_memory_gib"]
+    peaks = {p: workers["growclip"].ask(f"peak {p}")["peak_flops"] for p in args.precisions}
+    for worker in workers.values():
+        worker.close()
+
+    flops = train_flops_per_sample(load_config(args.model))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    options = [o for o, on in (("gradient checkpointing", args.grad_checkpointing), ("compiled", args.compile)) if on]
     print(f"{args.model}: batch {args.batch_size}, {flops / 1e9:.2f} GFLOP per training sample, {name}, "
-          f"torch {torch.__version__}" + (", gradient checkpointing" if args.grad_checkpointing else ""))
-    for precision, window in speeds.items():
+          f"growclip torch {torch.__version__}" + "".join(f", {o}" for o in options))
+    print(f"median of {args.windows} windows of {args.steps} steps\n")
+    print("| tool | precision | samples/s | TFLOP/s | utilisation | windows |\n|---|---|---|---|---|---|")
+    for (tool, precision), window in speeds.items():
         median = statistics.median(window)
-        print(f"{precision}: median {median:8.1f} samples/s  ({median * flops / 1e12:.3f} TFLOP/s)  "
-              f"windows: {', '.join(f'{s:.1f}' for s in window)}")
-    if len(speeds) == 2:
-        print(f"bf16 / fp32: {statistics.median(speeds['bf16']) / statistics.median(speeds['fp32']):.2f}x")
-    print(f"peak memory: {peak_memory_gib(device):.2f} GiB")
-
-
-def peak_memory_gib(device: torch.device) -> float:
-    """Peak allocated memory on CUDA; on CPU the process's peak resident set (weights and all)."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**30
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+        print(f"| {tool} | {precision} | {median:.1f} | {median * flops / 1e12:.3f} | "
+              f"{median * flops / peaks[precision]:.0%} | {', '.join(f'{s:.1f}' for s in window)} |")
+    print("\npeak (2048^2 matmul): " + ", ".join(f"{p} {peak / 1e12:.3f} TFLOP/s" for p, peak in peaks.items()))
+    median = {key: statistics.median(window) for key, window in speeds.items()}
+    if len(args.precisions) == 2:
+        for tool in workers:
+            print(f"{tool} bf16 / fp32: {median[tool, 'bf16'] / median[tool, 'fp32']:.2f}x")
+    if args.peer:
+        for precision in args.precisions:
+            print(f"growclip / open_clip, {precision}: "
+                  f"{median['growclip', precision] / median['open_clip', precision]:.2f}x")
+    print("peak memory: " + ", ".join(f"{tool} {gib:.2f} GiB" for tool, gib in memory.items()))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def peak_flops(device: torch.device, precision: str) -> float:
     """FLOP/s of a large square matmul on `device` in `precision`, best of a few: the utilisation
     logged beside samples/s is measured against it (a CPU's or GPU's practical peak, not its datasheet)."""
     size = 1024
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    dtype = AUTOCAST_DTYPES.get(precision, torch.float32)
     a, b = (torch.randn(size, size, generator=torch.Generator().manual_seed(0)).to(device, dtype) for _ in range(2))
     best = math.inf
     for _ in range(4):
@@ -51,11 +51,21 @@ def peak_flops(device: torch.device, precision: str) -> float:
     return 2 * size**3 / best
 
 
+PRECISIONS = ("fp32", "bf16", "fp16")
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def autocast(device: torch.device, precision: str) -> AbstractContextManager:
-    """bf16 autocast on CPU or GPU, or a no-op for fp32."""
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    """bf16 or fp16 autocast on CPU or GPU, or a no-op for fp32."""
+    if precision in AUTOCAST_DTYPES:
+        return torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[precision])
     return nullcontext()
+
+
+def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
+    """fp16's loss scaler (its range is too narrow for small gradients); disabled, a pass-through,
+    for fp32 and bf16."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
 
 def warn_if_slow_precision(device: torch.device, precision: str) -> None:

@@ -11,7 +11,7 @@ from growclip.data.pairs import format_skipped
 from growclip.data.sources import ReaderOptions
 from growclip.eval import evaluate, format_results
 from growclip.eval.sets import EvalSetsConfig, evaluation_sets
-from growclip.runtime import ensure_writable, resolve_device
+from growclip.runtime import PRECISIONS, ensure_writable, resolve_device
 from growclip.train.checkpoint import load_checkpoint, resolve_checkpoint
 
 
@@ -32,7 +32,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--corpus-seed", type=int, default=0, help="seed of the embedded corpus's evaluation sets")
     add("--images-per-class", type=int, default=40, help="corpus task images per class (default 40)")
     add("--retrieval-images", type=int, default=500, help="corpus retrieval images (default 500)")
-    add("--precision", choices=("fp32", "bf16"), default="fp32")
+    add("--precision", choices=PRECISIONS, default="fp32")
     add("--device", default="auto")
     add("--output", help="JSON results file (default: eval.json in the checkpoint folder)")
 

@@ -96,8 +96,10 @@ class TrainStream:
 
     def __init__(self, sources: PairSources, tokenizer: Tokenizer, transform: ImageTransform, batch_size: int,
                  seed: int, workers: int = 0, state: dict[str, Any] | None = None, rank: int = 0,
-                 world: int = 1) -> None:
+                 world: int = 1, pin_memory: bool = False) -> None:
+        """`pin_memory`: batches in page-locked memory, for asynchronous copies to a GPU."""
         self.sources, self.tokenizer, self.transform = sources, tokenizer, transform
+        self.pin_memory = pin_memory
         self.batch_size, self.seed, self.workers, self.rank, self.world = batch_size, seed, workers, rank, world
         self.lanes = max(1, workers)
         self.epoch, self.cursors, self.ended, self.next_lane = 0, [0] * self.lanes, [False] * self.lanes, 0
@@ -159,7 +161,8 @@ class TrainStream:
         """The rest of the current epoch, from the saved position (all of it on a fresh stream)."""
         reader = LaneReader(self.sources, self.tokenizer, self.transform, self.batch_size, self.seed, self.epoch,
                             list(self.cursors), self.rank, self.world, self.plan)
-        chunks = iter(DataLoader(reader, batch_size=None, num_workers=self.workers, collate_fn=_as_is))
+        chunks = iter(DataLoader(reader, batch_size=None, num_workers=self.workers, collate_fn=_as_is,
+                                 pin_memory=self.pin_memory))
         waiting: dict[int, deque[Chunk]] = {lane: deque() for lane in range(self.lanes)}
         while not all(self.ended):
             lane = self.next_lane

@@ -13,9 +13,8 @@ from typing import Any
 
 from growclip.data.corpus import DEFAULT_STAGE_SIZES, NUM_STAGES
 from growclip.growth.policy import parse_schedule
-from growclip.runtime import resolve_device
+from growclip.runtime import PRECISIONS, resolve_device
 
-PRECISIONS = ("fp32", "bf16")
 GROWTH_POLICIES = ("auto", "fixed", "schedule", "scratch")
 # groups of the help text; "stream" settings only mean something in a growing run
 DATA, OPTIM, RUN, STREAM, EVAL = "data", "optimization", "run", "stream", "evaluation"
@@ -113,10 +112,13 @@ class TrainConfig:
     eps: float = setting(1e-6, "AdamW epsilon", OPTIM)
     warmup: int = setting(100, "linear warm-up steps before the cosine decay", OPTIM)
     grad_clip_norm: float | None = setting(1.0, "clip the global gradient norm", OPTIM)
-    precision: str = setting("fp32", "bf16 = autocast", OPTIM, PRECISIONS, free=True)
+    precision: str = setting("fp32", "bf16 / fp16 = autocast (fp16 with a loss scaler; for GPUs)", OPTIM,
+                             PRECISIONS, free=True)
     seed: int = setting(0, "seed for init, shuffling and everything derived", OPTIM)
     grad_checkpointing: bool = setting(False, "recompute each block's activations in the backward pass: "
                                               "less memory for about a third more compute", OPTIM, free=True)
+    compile: bool = setting(False, "torch.compile the model for training (compiled again after each growth; "
+                                   "a growth search's short proxies run eagerly)", OPTIM, free=True)
     max_nonfinite_steps: int = setting(5, "steps in a row with a non-finite loss or gradient (each skipped) "
                                           "before the run stops", OPTIM, free=True)
     # run

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import statistics
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -85,6 +86,7 @@ class GrowingRun:
             raise ValueError("a watched folder is read by one process (ranks could see files arrive at different "
                              "moments); under torchrun list the chunks with --chunks")
         self.config, self.output, self.policy = config, Path(config.output), growth_policy(config)
+        self.chunk_speed: float | None = None  # samples/s of the last chunk trained
         resolved = resolve_device(config.device)
         self.world = init_world(resolved)
         self.device = process_device(resolved, self.world)
@@ -195,6 +197,7 @@ class GrowingRun:
             self.current.load_moments(trainer.optimizer, model)
         self.saved = {}
         trainer.run()
+        self.chunk_speed = statistics.median(trainer.window_speeds) if trainer.window_speeds else None
         self.current = GrowthState.capture(model, trainer.optimizer)
         self.progress.global_step += steps
         return model
@@ -214,14 +217,15 @@ class GrowingRun:
         decision = self.progress.decision
         results = evaluate(model, self.tokenizer, self.tasks, self.retrievals, self.config.precision)
         new, old = new_and_old_loss(model, self.tokenizer, self.chunks.heldouts(decision.chunk), self.config.precision)
-        cost = model_cost(model.config)
-        compute = chunk_compute(self.progress, self._train_steps(decision), self.step_samples,
-                                train_flops_per_sample(model.config))
+        cost, flops_per_sample = model_cost(model.config), train_flops_per_sample(model.config)
+        compute = chunk_compute(self.progress, self._train_steps(decision), self.step_samples, flops_per_sample)
+        speed = {"samples_per_s": self.chunk_speed,  # median of the chunk's logging windows, all processes
+                 "tflops_per_s": self.chunk_speed and self.chunk_speed * flops_per_sample / 1e12}
         return {**self._where(), "chunk": decision.chunk, "name": self.chunks[decision.chunk].name,
                 "pairs": self.chunks.records(decision.chunk), "architecture": asdict(model.config),
                 "decision": decision.label, "grew": decision.grew, "params": cost.params,
                 "gflops_per_pair": cost.forward_flops / 1e9, "search_fraction": decision.search_fraction,
-                "heldout_new_loss": new, "heldout_old_loss": old, **compute, **results["summary"]}
+                "heldout_new_loss": new, "heldout_old_loss": old, **compute, **speed, **results["summary"]}
 
     def _on_main(self, compute: Callable[[], Any]) -> Any:
         """Computed by rank 0 and handed to every rank, so that all decide alike."""

@@ -7,12 +7,13 @@ import logging
 import math
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
@@ -25,7 +26,14 @@ from growclip.model.clip import CLIP
 from growclip.model.cost import train_flops_per_sample
 from growclip.model.factory import create_model, load_config
 from growclip.model.memory import check_fits
-from growclip.runtime import ensure_writable, peak_flops, resolve_device, seed_everything, warn_if_slow_precision
+from growclip.runtime import (
+    ensure_writable,
+    grad_scaler,
+    peak_flops,
+    resolve_device,
+    seed_everything,
+    warn_if_slow_precision,
+)
 from growclip.train.checkpoint import (
     CheckpointError,
     checkpoint_path,
@@ -57,9 +65,10 @@ from growclip.train.state import (
     set_rng_state,
     set_schedule_state,
 )
-from growclip.train.step import train_step
+from growclip.train.step import Batch, train_step
 
 logger = logging.getLogger(__name__)
+LOADER_BOUND = 0.3  # share of a logging window spent waiting for batches that earns a warning
 
 
 @dataclass
@@ -100,15 +109,18 @@ class Trainer:
         self.base_step, self.run_state, self.proxy, self.world = base_step, run_state, proxy, world
         model.set_grad_checkpointing(config.grad_checkpointing)
         device = next(model.parameters()).device
-        self.forward = (DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-                        if world.distributed else model)
+        wrapped = (DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+                   if world.distributed else model)
+        # compiled anew for each Trainer, so for each architecture a growth step makes
+        self.forward = torch.compile(wrapped) if config.compile and not proxy else wrapped
+        self.scaler = grad_scaler(device, config.precision)
         self.output = Path(config.output)
         self.optimizer = make_optimizer(model, config.lr, config.wd, (config.beta1, config.beta2), config.eps)
         self.scheduler = (constant_lr(self.optimizer) if proxy else
                           warmup_cosine(self.optimizer, config.warmup if warmup is None else warmup, steps))
         self.stream = TrainStream(inputs.sources, inputs.tokenizer, inputs.transform, config.batch_size,
                                   config.seed if data_seed is None else data_seed, config.workers,
-                                  rank=world.rank, world=world.size)
+                                  rank=world.rank, world=world.size, pin_memory=device.type == "cuda")
         self.flops_per_sample = train_flops_per_sample(model.config)
         check_fits(model.config, config.batch_size * config.accum_freq, device, config.grad_checkpointing)
         self.step_samples = config.batch_size * config.accum_freq * world.size  # the global batch
@@ -119,6 +131,9 @@ class Trainer:
         self.losses: list[float] = []
         self.nonfinite_steps = 0  # skipped steps with a non-finite loss or gradient, this invocation
         self.nonfinite_in_a_row = 0
+        self.data_wait = 0.0  # seconds spent waiting for batches in the current logging window
+        self.window_speeds: list[float] = []  # samples/s of each logging window, this invocation
+        self.loader_warned = False
 
     def restore(self, checkpoint: Path, state: dict[str, Any]) -> None:
         """Continue from a checkpoint written by `save` (model weights are already loaded), on as many
@@ -128,6 +143,8 @@ class Trainer:
         try:
             load_optimizer_tensors(self.optimizer, self.model, tensors)
             set_rng_state(state["rng"], tensors)
+            if state.get("grad_scaler"):
+                self.scaler.load_state_dict(state["grad_scaler"])
             positions = state["data"]["ranks"] if "ranks" in state["data"] else [state["data"]]
             self.stream.load_state_dict(self.stream.adopt(positions))
             if len(positions) == self.world.size:
@@ -163,6 +180,7 @@ class Trainer:
         state = {"step": self.step, "global_step": self.global_step, "samples": self._where()["samples"],
                  "processes": self.world.size, "data": data,
                  "schedule": schedule_state(self.optimizer, self.scheduler), "rng": rng_json,
+                 "grad_scaler": self.scaler.state_dict(),
                  "train_config": self.config.to_dict(), **(self.run_state() if self.run_state else {})}
         trainer = optimizer_tensors(self.optimizer, self.model) | rng_tensors
         save_checkpoint(path, self.model, self.inputs.tokenizer, state, trainer)
@@ -208,20 +226,21 @@ class Trainer:
                         unit="step")
         window_start, window_steps = time.perf_counter(), 0
         while self.step < self.steps:
-            micro_batches = [next(batches) for _ in range(config.accum_freq)]
+            micro_batches = self._fetch(batches)
             lr = self.scheduler.get_last_lr()[0]
             loss = train_step(self.forward, micro_batches, self.optimizer, self.scheduler, config.precision,
-                              config.grad_clip_norm, self.world.distributed)
+                              config.grad_clip_norm, self.world.distributed, self.scaler)
             self.step, self.position = self.step + 1, self.stream.state_dict()
             self._count_nonfinite(loss)
             self.losses.append(loss)
             window_steps += 1
             progress.update()
             if not self.proxy and (self.step % config.log_every == 0 or self.step == self.steps):
-                speed = window_steps * self.step_samples / (time.perf_counter() - window_start)
-                self._log_step(mean_over_ranks(loss, self.world), lr, speed)
-                progress.set_postfix(loss=f"{loss:.3f}", samples_s=f"{speed:.0f}")
-                window_start, window_steps = time.perf_counter(), 0
+                seconds = time.perf_counter() - window_start
+                self._log_step(mean_over_ranks(loss, self.world), lr, window_steps * self.step_samples / seconds,
+                               self.data_wait / seconds)
+                progress.set_postfix(loss=f"{loss:.3f}", samples_s=f"{window_steps * self.step_samples / seconds:.0f}")
+                window_start, window_steps, self.data_wait = time.perf_counter(), 0, 0.0
             if report and config.eval_every and self.step % config.eval_every == 0 and self.step < self.steps:
                 self.evaluate()
             save_due, stop = sync_flags([self._save_due(), stop_requested()], self.world)
@@ -230,6 +249,13 @@ class Trainer:
             if stop:
                 raise Preempted(stop_requested() or signal.SIGTERM)
         progress.close()
+
+    def _fetch(self, batches: Iterator[Batch]) -> list[Batch]:
+        """The step's micro-batches; the time spent waiting for them counts towards `data_wait`."""
+        start = time.perf_counter()
+        micro_batches = [next(batches) for _ in range(self.config.accum_freq)]
+        self.data_wait += time.perf_counter() - start
+        return micro_batches
 
     def _save_due(self) -> bool:
         every, minutes = self.config.save_every, self.config.save_every_minutes
@@ -249,14 +275,21 @@ class Trainer:
                                  f"{self.nonfinite_in_a_row} steps in a row; the run stops and keeps its last "
                                  f"checkpoint (step {self.base_step + self.saved_step}); lower --lr or check the data")
 
-    def _log_step(self, loss: float, lr: float, speed: float) -> None:
+    def _log_step(self, loss: float, lr: float, speed: float, data_wait: float) -> None:
+        """`data_wait`: the window's share of time spent waiting for batches; past LOADER_BOUND the
+        loader, not the model, sets the pace, which is said once per run."""
+        if data_wait > LOADER_BOUND and not self.loader_warned and self.world.is_main:
+            self.loader_warned = True
+            logger.warning("the data loader limits training: %.0f%% of the last steps' time went to waiting "
+                           "for batches; raise --workers (now %d)", 100 * data_wait, self.config.workers)
+        self.window_speeds.append(speed)
         if self.log is None:
             return
         flops = speed * self.flops_per_sample
         peak = peak_flops(next(self.model.parameters()).device, self.config.precision) * self.world.size
         record = {**self._where(), "epoch": self.position["epoch"], "loss": loss, "lr": lr,
                   "logit_scale": self.model.scale().item(), "samples_per_s": speed, "tflops_per_s": flops / 1e12,
-                  "utilisation": flops / peak, "nonfinite_steps": self.nonfinite_steps}
+                  "utilisation": flops / peak, "data_wait": data_wait, "nonfinite_steps": self.nonfinite_steps}
         self.log.write(record | self._skip_fields())
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
+import warnings
 from contextlib import AbstractContextManager, nullcontext
 
 import torch
 from torch import nn
+from torch.amp import GradScaler
 from torch.nn.parallel import DistributedDataParallel
 
 from growclip.model.loss import clip_loss
@@ -16,7 +19,7 @@ Batch = tuple[torch.Tensor, torch.Tensor]  # (B, 3, S, S) images, (B, L) tokens
 
 
 def _accumulate(model: nn.Module, micro_batches: list[Batch], device: torch.device, precision: str,
-                distributed: bool) -> float:
+                distributed: bool, scaler: GradScaler) -> float:
     """Backward of the loss over all micro-batches together, one micro-batch holding a graph at a time.
 
     Features of every micro-batch are first computed without a graph; then each micro-batch is
@@ -34,37 +37,47 @@ def _accumulate(model: nn.Module, micro_batches: list[Batch], device: torch.devi
             images_all = torch.cat([image_features if i == index else c[0] for i, c in enumerate(cached)])
             texts_all = torch.cat([text_features if i == index else c[1] for i, c in enumerate(cached)])
             loss = clip_loss(images_all, texts_all, scale if index == last else scale.detach(), distributed)
-            loss.backward()
+            scaler.scale(loss).backward()
         loss_value = loss.item()
     return loss_value
 
 
 def _no_sync(model: nn.Module, skip: bool) -> AbstractContextManager:
+    model = getattr(model, "_orig_mod", model)  # under torch.compile
     return model.no_sync() if skip and isinstance(model, DistributedDataParallel) else nullcontext()
 
 
 def train_step(model: nn.Module, micro_batches: list[Batch], optimizer: torch.optim.Optimizer,
                scheduler: torch.optim.lr_scheduler.LRScheduler, precision: str = "fp32",
-               grad_clip_norm: float | None = None, distributed: bool = False) -> float:
+               grad_clip_norm: float | None = None, distributed: bool = False,
+               scaler: GradScaler | None = None) -> float:
     """-> the contrastive loss of the step's whole batch (before the update), or NaN when the loss
     or the gradients were not finite: then the weights and moments are left as they were (the
-    schedule still advances, so that it stays in step with the data)."""
+    schedule still advances, so that it stays in step with the data). With fp16's enabled `scaler`,
+    gradients that overflow at the current loss scale skip the update and lower the scale, as
+    `GradScaler` does; that is not a non-finite step while the loss itself is finite."""
     device = next(model.parameters()).device
-    micro_batches = [(images.to(device), tokens.to(device)) for images, tokens in micro_batches]
+    scaler = scaler or GradScaler(device.type, enabled=False)
+    micro_batches = [(images.to(device, non_blocking=True), tokens.to(device, non_blocking=True))
+                     for images, tokens in micro_batches]
     optimizer.zero_grad(set_to_none=True)
     if len(micro_batches) == 1:
         images, tokens = micro_batches[0]
         with autocast(device, precision):
             loss = clip_loss(*model(images, tokens), distributed=distributed)
-        loss.backward()
+        scaler.scale(loss).backward()
         loss_value = loss.item()
     else:
-        loss_value = _accumulate(model, micro_batches, device, precision, distributed)
+        loss_value = _accumulate(model, micro_batches, device, precision, distributed, scaler)
+    scaler.unscale_(optimizer)
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), math.inf if grad_clip_norm is None else grad_clip_norm)
-    finite = math.isfinite(loss_value) and bool(torch.isfinite(norm))
+    finite = math.isfinite(loss_value) and (scaler.is_enabled() or bool(torch.isfinite(norm)))
     if finite:
-        optimizer.step()
+        scaler.step(optimizer)  # with the scaler on, skipped by itself when the gradients overflowed
     else:
         optimizer.zero_grad(set_to_none=True)
-    scheduler.step()
+    scaler.update()
+    with warnings.catch_warnings():  # a skipped update still advances the schedule, on purpose
+        warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()` before"))
+        scheduler.step()
     return loss_value if finite else math.nan
