@@ -21,8 +21,10 @@ from pathlib import Path
 
 from growclip.model import ModelConfig, load_config, model_cost, train_flops_per_sample
 from growclip.train import TrainConfig, train
+from growclip.train.metrics import read_metrics
 
 SUMMARY = ("zeroshot_mean_top1", "image_to_text_R@1", "text_to_image_R@1")
+BATCH = 128  # TrainConfig's default batch, used by every run here
 
 
 def parse_model(spec: str) -> ModelConfig:
@@ -43,10 +45,14 @@ def run_one(spec: str, config: ModelConfig, samples: int, seed: int, args: argpa
     out.mkdir(parents=True, exist_ok=True)
     config.to_json(out / "model.json")
     start = time.perf_counter()
+    every = args.eval_at // BATCH if args.eval_at else None
     result = train(TrainConfig(model=str(out / "model.json"), samples=samples, lr=args.lr, warmup=args.warmup,
-                               precision=args.precision, seed=seed, output=str(out), progress=False))
+                               precision=args.precision, compile=args.compile, seed=seed, output=str(out),
+                               progress=False, eval_every=every))
+    midway = [r for r in read_metrics(out / "metrics.jsonl") if "zeroshot_mean_top1" in r and not r.get("final")]
     return {"seed": seed, "samples": samples, "minutes": (time.perf_counter() - start) / 60,
             "tasks": {t: m["top1"] for t, m in result.eval["zeroshot"].items()},
+            "curve": {r["samples"]: r["zeroshot_mean_top1"] for r in midway},
             **{k: result.eval["summary"][k] for k in SUMMARY}}
 
 
@@ -60,6 +66,18 @@ def table(rows: list[tuple[str, ModelConfig, dict]]) -> str:
                      f"**{row['zeroshot_mean_top1']:.3f}** | {row['image_to_text_R@1']:.3f} | "
                      f"{row['text_to_image_R@1']:.3f} | {row['minutes']:.1f} |")
     return "\n".join(lines)
+
+
+def curves(runs: dict[str, list[dict]]) -> str:
+    """Mean zero-shot top-1 at each evaluation point, median over the seeds (the last point: the end)."""
+    points = sorted({int(p) for rs in runs.values() for r in rs for p in r["curve"]})
+    lines = ["| model | " + " | ".join(f"{p:,} pairs" for p in points) + " | end |", "|---" * (len(points) + 2) + "|"]
+    for spec, rs in runs.items():
+        cells = [statistics.median(r["curve"][p] for r in rs) if all(p in r["curve"] for r in rs) else None
+                 for p in points]
+        lines.append(f"| `{spec}` | " + " | ".join("-" if c is None else f"{c:.3f}" for c in cells)
+                     + f" | {statistics.median(r['zeroshot_mean_top1'] for r in rs):.3f} |")
+    return "mean zero-shot top-1 along training (median of the seeds):\n\n" + "\n".join(lines)
 
 
 def median(runs: list[dict]) -> dict:
@@ -78,6 +96,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--compile", action="store_true", help="torch.compile each model for training")
+    parser.add_argument("--eval-at", type=int, help="also evaluate every this many pairs (the learning curve, "
+                        "printed as mean top-1 at each point)")
     parser.add_argument("--output", default="runs/compare")
     args = parser.parse_args()
     configs = {spec: parse_model(spec) for spec in args.models}
@@ -88,11 +109,14 @@ def main() -> None:
         runs[spec] = [run_one(spec, config, samples, seed, args) for seed in args.seeds]
         print(f"{spec}: mean top-1 " + " ".join(f"{r['zeroshot_mean_top1']:.3f}" for r in runs[spec]), flush=True)
     basis = "equal training compute" if args.equal_compute else "equal pairs"
-    header = (f"corpus, all stages, {basis}, batch 128, lr {args.lr}, warm-up {args.warmup}, {args.precision}, "
+    header = (f"corpus, all stages, {basis}, batch {BATCH}, lr {args.lr}, warm-up {args.warmup}, {args.precision}"
+              + (", compiled" if args.compile else "") + ", "
               f"seeds {' '.join(map(str, args.seeds))}")
     medians = table([(f"`{s}` (median)", configs[s], median(r)) for s, r in runs.items()])
     every = table([(f"`{s}` seed {r['seed']}", configs[s], r) for s, rs in runs.items() for r in rs])
     report = f"{header}\n\n{medians}\n\nEvery run:\n\n{every}\n"
+    if args.eval_at:
+        report += "\n" + curves(runs) + "\n"
     print("\n" + report)
     Path(args.output, "compare.md").write_text(report)
     Path(args.output, "compare.json").write_text(json.dumps({"settings": vars(args), "runs": runs}, indent=2) + "\n")

@@ -9,7 +9,7 @@ the windows, the TFLOP/s they reach and the utilisation against the device's pea
 on the same device and precision), the ratio to open_clip, and each worker's peak memory.
 
     python benchmarks/train_throughput.py [--model clip-base] [--windows 5] [--steps 5]
-    python benchmarks/train_throughput.py --peer                 # growclip against open_clip
+    python benchmarks/train_throughput.py --peer --compile       # growclip, eager and compiled, and open_clip
     python benchmarks/train_throughput.py --precisions fp32 --grad-checkpointing   # its speed and memory
 """
 
@@ -61,7 +61,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"])
     parser.add_argument("--grad-checkpointing", action="store_true", help="growclip: recompute block activations")
-    parser.add_argument("--compile", action="store_true", help="growclip: torch.compile the model")
+    parser.add_argument("--compile", action="store_true", help="also time growclip with torch.compile")
     parser.add_argument("--peer", action="store_true", help="also time open_clip's step (its own environment)")
     parser.add_argument("--peer-env", default=str(ROOT / ".venv-peer"), help="open_clip's virtual environment")
     parser.add_argument("--output", default="runs/throughput", help="folder for the open_clip model config")
@@ -71,8 +71,10 @@ def parse_args() -> argparse.Namespace:
 def start_workers(args: argparse.Namespace) -> dict[str, Worker]:
     common = ["--model", args.model, "--batch-size", str(args.batch_size), "--steps", str(args.steps),
               "--device", args.device]
-    growclip_flags = ["--grad-checkpointing"] * args.grad_checkpointing + ["--compile"] * args.compile
-    workers = {"growclip": Worker(sys.executable, ["--tool", "growclip", *common, *growclip_flags])}
+    growclip = [sys.executable, ["--tool", "growclip", *common] + ["--grad-checkpointing"] * args.grad_checkpointing]
+    workers = {"growclip": Worker(*growclip)}
+    if args.compile:
+        workers["growclip, compiled"] = Worker(growclip[0], [*growclip[1], "--compile"])
     if args.peer:
         configs, name = Path(args.output).resolve() / "openclip_configs", "growclip-throughput"
         configs.mkdir(parents=True, exist_ok=True)
@@ -100,9 +102,8 @@ def main() -> None:
 
     flops = train_flops_per_sample(load_config(args.model))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    options = [o for o, on in (("gradient checkpointing", args.grad_checkpointing), ("compiled", args.compile)) if on]
     print(f"{args.model}: batch {args.batch_size}, {flops / 1e9:.2f} GFLOP per training sample, {name}, "
-          f"growclip torch {torch.__version__}" + "".join(f", {o}" for o in options))
+          f"growclip torch {torch.__version__}" + (", gradient checkpointing" if args.grad_checkpointing else ""))
     print(f"median of {args.windows} windows of {args.steps} steps\n")
     print("| tool | precision | samples/s | TFLOP/s | utilisation | windows |\n|---|---|---|---|---|---|")
     for (tool, precision), window in speeds.items():
@@ -114,10 +115,9 @@ def main() -> None:
     if len(args.precisions) == 2:
         for tool in workers:
             print(f"{tool} bf16 / fp32: {median[tool, 'bf16'] / median[tool, 'fp32']:.2f}x")
-    if args.peer:
+    for tool in (t for t in workers if args.peer and t != "open_clip"):
         for precision in args.precisions:
-            print(f"growclip / open_clip, {precision}: "
-                  f"{median['growclip', precision] / median['open_clip', precision]:.2f}x")
+            print(f"{tool} / open_clip, {precision}: {median[tool, precision] / median['open_clip', precision]:.2f}x")
     print("peak memory: " + ", ".join(f"{tool} {gib:.2f} GiB" for tool, gib in memory.items()))
 
 

@@ -11,6 +11,7 @@ import torch
 from conftest import tiny_config
 from growclip.growth import GrowthState, grow_state
 from growclip.model import PAD_ID, create_model
+from growclip.model.layers import attention_by_matmuls, cpu_bf16_autocast
 from growclip.model.loss import clip_loss
 from growclip.runtime import autocast, grad_scaler, resolve_device
 from growclip.train import TrainConfig
@@ -102,3 +103,25 @@ def test_a_loader_bound_run_is_warned_once(tmp_path, caplog, monkeypatch):
     warnings = [r.message for r in caplog.records if "data loader limits training" in r.message]
     assert len(warnings) == 1 and "90%" in warnings[0] and "--workers" in warnings[0]
     assert LOADER_BOUND < 0.9
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_by_matmuls_equals_sdpa(causal):
+    q, k, v = (torch.randn(2, 3, 7, 8) for _ in range(3))
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    torch.testing.assert_close(attention_by_matmuls(q, k, v, causal), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_bf16_autocast_on_cpu_takes_the_written_out_attention_with_the_same_result():
+    x = torch.randn(2, 5, 8)
+    assert not cpu_bf16_autocast(x)
+    with autocast(torch.device("cpu"), "bf16"):
+        assert cpu_bf16_autocast(x)
+    model = create_model(tiny_config(), seed=0)
+    images, tokens = batch(model.config)
+    with torch.no_grad():
+        reference = model(images, tokens)[:2]
+        with autocast(torch.device("cpu"), "bf16"):
+            written_out = model(images, tokens)[:2]
+    for a, b in zip(written_out, reference):
+        torch.testing.assert_close(a.float(), b, atol=0.05, rtol=0.05)
