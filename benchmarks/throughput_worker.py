@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from growclip.growth import grow, grown_config
 from growclip.model import PAD_ID, ModelConfig, create_model, load_config
 from growclip.runtime import resolve_device
 from growclip.train.optim import make_optimizer, warmup_cosine
@@ -31,8 +32,12 @@ Step = Callable[[str], None]  # one optimizer step in the given precision
 
 
 def growclip_step(config: ModelConfig, images: torch.Tensor, texts: torch.Tensor, args: argparse.Namespace) -> Step:
-    """growclip's own training step (`growclip.train.step.train_step`), as `growclip train` runs it."""
-    model = create_model(config).to(images.device)
+    """growclip's own training step (`growclip.train.step.train_step`), as `growclip train` runs it;
+    with `--grown`, on the model that growth by `--grow` made of `--model` rather than one built fresh."""
+    if args.grown:
+        model = grow(create_model(load_config(args.model)), args.grow, momentum=0.9).to(images.device)
+    else:
+        model = create_model(config).to(images.device)
     model.set_grad_checkpointing(args.grad_checkpointing)
     forward = torch.compile(model) if args.compile else model
     optimizer = make_optimizer(model, 1e-4, 0.1)
@@ -105,12 +110,14 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--grad-checkpointing", action="store_true")
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--grow", nargs="+", default=[], help="growth operators: time the grown architecture")
+    parser.add_argument("--grown", action="store_true", help="growclip: the grown model, not one built fresh")
     parser.add_argument("--openclip-configs", type=Path, help="folder of the open_clip model config (peer)")
     parser.add_argument("--openclip-model", help="its name (peer)")
     args = parser.parse_args()
 
     device = resolve_device(args.device)
-    config = load_config(args.model)
+    config = grown_config(load_config(args.model), args.grow)
     torch.manual_seed(0)
     images = torch.randn(args.batch_size, 3, config.image_size, config.image_size, device=device)
     texts = torch.randint(3, config.vocab_size, (args.batch_size, config.context_length), device=device)

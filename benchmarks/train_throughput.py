@@ -11,6 +11,7 @@ on the same device and precision), the ratio to open_clip, and each worker's pea
     python benchmarks/train_throughput.py [--model clip-base] [--windows 5] [--steps 5]
     python benchmarks/train_throughput.py --peer --compile       # growclip, eager and compiled, and open_clip
     python benchmarks/train_throughput.py --precisions fp32 --grad-checkpointing   # its speed and memory
+    python benchmarks/train_throughput.py --model clip-small --grow width=256 text_layers+2   # grown vs fresh
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from growclip.growth import grown_config
 from growclip.model import load_config, train_flops_per_sample
 from growclip.runtime import resolve_device
 
@@ -62,6 +64,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"])
     parser.add_argument("--grad-checkpointing", action="store_true", help="growclip: recompute block activations")
     parser.add_argument("--compile", action="store_true", help="also time growclip with torch.compile")
+    parser.add_argument("--grow", nargs="+", help="time the architecture these growth operators make of --model, "
+                        "built fresh and grown (a grown model must be as fast per FLOP)")
     parser.add_argument("--peer", action="store_true", help="also time open_clip's step (its own environment)")
     parser.add_argument("--peer-env", default=str(ROOT / ".venv-peer"), help="open_clip's virtual environment")
     parser.add_argument("--output", default="runs/throughput", help="folder for the open_clip model config")
@@ -70,15 +74,18 @@ def parse_args() -> argparse.Namespace:
 
 def start_workers(args: argparse.Namespace) -> dict[str, Worker]:
     common = ["--model", args.model, "--batch-size", str(args.batch_size), "--steps", str(args.steps),
-              "--device", args.device]
+              "--device", args.device] + (["--grow", *args.grow] if args.grow else [])
     growclip = [sys.executable, ["--tool", "growclip", *common] + ["--grad-checkpointing"] * args.grad_checkpointing]
     workers = {"growclip": Worker(*growclip)}
     if args.compile:
         workers["growclip, compiled"] = Worker(growclip[0], [*growclip[1], "--compile"])
+    if args.grow:
+        workers["growclip, grown"] = Worker(growclip[0], [*growclip[1], "--grown"])
     if args.peer:
         configs, name = Path(args.output).resolve() / "openclip_configs", "growclip-throughput"
         configs.mkdir(parents=True, exist_ok=True)
-        (configs / f"{name}.json").write_text(json.dumps(openclip_config(load_config(args.model)), indent=2))
+        config = grown_config(load_config(args.model), args.grow or [])
+        (configs / f"{name}.json").write_text(json.dumps(openclip_config(config), indent=2))
         workers["open_clip"] = Worker(ensure_peer_env(Path(args.peer_env)),
                                       ["--tool", "open_clip", *common, "--openclip-configs", str(configs),
                                        "--openclip-model", name])
@@ -100,9 +107,11 @@ def main() -> None:
     for worker in workers.values():
         worker.close()
 
-    flops = train_flops_per_sample(load_config(args.model))
+    config = grown_config(load_config(args.model), args.grow or [])
+    flops = train_flops_per_sample(config)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"{args.model}: batch {args.batch_size}, {flops / 1e9:.2f} GFLOP per training sample, {name}, "
+    grown = f" grown by {' '.join(args.grow)} ({config.describe()})" if args.grow else ""
+    print(f"{args.model}{grown}: batch {args.batch_size}, {flops / 1e9:.2f} GFLOP per training sample, {name}, "
           f"growclip torch {torch.__version__}" + (", gradient checkpointing" if args.grad_checkpointing else ""))
     print(f"median of {args.windows} windows of {args.steps} steps\n")
     print("| tool | precision | samples/s | TFLOP/s | utilisation | windows |\n|---|---|---|---|---|---|")

@@ -14,6 +14,7 @@ from growclip.cli import main
 from growclip.growth.decision import Decision
 from growclip.growth.search import MIN_PROXY_STEPS, SuccessiveHalving, plan_search, proxy_score, search_decision
 from growclip.growth.space import Candidate, growth_space
+from growclip.model import ModelConfig, train_flops_per_sample
 from growclip.train import TrainConfig
 from growclip.train.checkpoint import checkpoints_of
 from growclip.train.growing import GrowingRun, train_stream
@@ -93,6 +94,10 @@ def test_scheduled_growth_runs_through_the_same_loop(tmp_path):
                                     grow_schedule=("1:width=32", "1:shared_layers+1")))
     assert decisions(history) == ["keep", "width=32 shared_layers+1 (m=0.9)"]
     assert history[1]["params"] > history[0]["params"]
+    for record in history:  # speed before and after the growth step, side by side
+        assert record["samples_per_s"] > 0
+        flops = train_flops_per_sample(ModelConfig(**record["architecture"]))
+        assert record["tflops_per_s"] == pytest.approx(record["samples_per_s"] * flops / 1e12)
     assert main(["report", str(tmp_path / "run")]) == 0
     report = (tmp_path / "run" / "report" / "report.md").read_text()
     assert "## Stream" in report and "width=32 shared_layers+1 (m=0.9)" in report
