@@ -26,18 +26,16 @@ import statistics
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 from growclip.data.sources.table import default_separator
-from growclip.model import ModelConfig, load_config
+from growclip.interop.open_clip import open_clip_config
+from growclip.model import load_config
 from growclip.train.metrics import read_metrics
+from peer_env import DEFAULT_ENV, ensure_peer_env
 
-ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "openclip_worker.py"
-# open_clip 3.3 with the torch/torchvision pair this machine's pip offers (newer ones are CUDA downloads).
-PEER_PACKAGES = ("open-clip-torch[training]==3.3.0", "torch==2.14.1", "torchvision==0.29.1")
-OPENCLIP_VOCAB = 49408  # open_clip's default tokenizer
+OPENCLIP_VOCAB = 49408  # open_clip's default tokenizer (CLIP's vocabulary)
 LOSS_WINDOW = 5  # logged losses averaged for the "final loss" column
 TOOLS = ("growclip", "open_clip")
 COLUMNS = ("mean top-1", "I->T R@1", "T->I R@1", "final loss", "train s")
@@ -64,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--csv-separator", default=None, help="default: ',' for .csv, tab otherwise")
     add("--csv-img-key", default="filepath")
     add("--csv-caption-key", default="title")
-    add("--peer-env", default=str(ROOT / ".venv-peer"), help="open_clip's virtual environment")
+    add("--peer-env", default=str(DEFAULT_ENV), help="open_clip's virtual environment")
     add("--tools", nargs="+", choices=TOOLS, default=list(TOOLS), help="which trainers to run (default both)")
     add("--growclip-flags", default="", help="extra `growclip train` flags for a recipe trial, e.g. "
         "\"--crop-scale 1,1\" (quoted)")
@@ -81,36 +79,6 @@ def run(command: list[str], log: Path) -> float:
         tail = "\n".join(log.read_text().splitlines()[-25:])
         sys.exit(f"{' '.join(command[:4])} ... failed ({code}); {log}:\n{tail}")
     return time.perf_counter() - start
-
-
-def ensure_peer_env(env: Path) -> Path:
-    """The peer's virtual environment: open_clip, growclip's own dependencies but torch, growclip itself."""
-    python = env / "bin" / "python"
-    ready = env / ".growclip-peer-ready"
-    if ready.exists():
-        return python
-    print(f"making open_clip's virtual environment in {env} (once; a few minutes)")
-    subprocess.check_call([sys.executable, "-m", "venv", str(env)])
-    pip = [str(python), "-m", "pip", "install", "-q"]
-    subprocess.check_call([*pip, *PEER_PACKAGES])
-    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    subprocess.check_call([*pip, *(d for d in dependencies if not d.startswith("torch"))])
-    subprocess.check_call([*pip, "--no-deps", "-e", str(ROOT)])
-    ready.touch()
-    return python
-
-
-def openclip_config(config: ModelConfig) -> dict:
-    """open_clip's model config for the same plain CLIP (its own vocabulary size)."""
-    if config.shared_layers or config.stem != "patch" or config.parallel_branch:
-        sys.exit("open_clip has no shared encoder, conv stem or parallel branch: compare a plain-CLIP model")
-    return {
-        "embed_dim": config.embed_dim,
-        "vision_cfg": {"image_size": config.image_size, "layers": config.vision_layers, "width": config.width,
-                       "head_width": config.head_dim, "mlp_ratio": config.mlp_ratio, "patch_size": config.patch_size},
-        "text_cfg": {"context_length": config.context_length, "vocab_size": OPENCLIP_VOCAB, "width": config.width,
-                     "heads": config.heads, "layers": config.text_layers, "mlp_ratio": config.mlp_ratio},
-    }
 
 
 def absolute_table(source: Path, target: Path, separator: str, img_key: str) -> None:
@@ -234,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     config = load_config(args.model)
     configs, name = out / "openclip_configs", f"growclip-{Path(args.model).stem}"
     configs.mkdir(exist_ok=True)
-    (configs / f"{name}.json").write_text(json.dumps(openclip_config(config), indent=2) + "\n")
+    (configs / f"{name}.json").write_text(json.dumps(open_clip_config(config, OPENCLIP_VOCAB), indent=2) + "\n")
     table_path, separator = prepare_data(args, out)
     runs: dict[str, list[dict]] = {tool: [] for tool in args.tools}
     for seed in args.seeds:

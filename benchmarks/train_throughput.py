@@ -26,12 +26,13 @@ from pathlib import Path
 import torch
 
 from growclip.growth import grown_config
+from growclip.interop.open_clip import open_clip_config
 from growclip.model import load_config, train_flops_per_sample
 from growclip.runtime import resolve_device
+from peer_env import DEFAULT_ENV, ensure_peer_env
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from peer_openclip import ROOT, ensure_peer_env, openclip_config  # noqa: E402
+OPENCLIP_VOCAB = 49408  # open_clip's default tokenizer
 
 
 class Worker:
@@ -67,7 +68,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--grow", nargs="+", help="time the architecture these growth operators make of --model, "
                         "built fresh and grown (a grown model must be as fast per FLOP)")
     parser.add_argument("--peer", action="store_true", help="also time open_clip's step (its own environment)")
-    parser.add_argument("--peer-env", default=str(ROOT / ".venv-peer"), help="open_clip's virtual environment")
+    parser.add_argument("--peer-env", default=str(DEFAULT_ENV), help="open_clip's virtual environment")
     parser.add_argument("--output", default="runs/throughput", help="folder for the open_clip model config")
     return parser.parse_args()
 
@@ -85,7 +86,7 @@ def start_workers(args: argparse.Namespace) -> dict[str, Worker]:
         configs, name = Path(args.output).resolve() / "openclip_configs", "growclip-throughput"
         configs.mkdir(parents=True, exist_ok=True)
         config = grown_config(load_config(args.model), args.grow or [])
-        (configs / f"{name}.json").write_text(json.dumps(openclip_config(config), indent=2))
+        (configs / f"{name}.json").write_text(json.dumps(open_clip_config(config, OPENCLIP_VOCAB), indent=2))
         workers["open_clip"] = Worker(ensure_peer_env(Path(args.peer_env)),
                                       ["--tool", "open_clip", *common, "--openclip-configs", str(configs),
                                        "--openclip-model", name])

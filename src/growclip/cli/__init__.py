@@ -1,4 +1,4 @@
-"""The `growclip` command: `train`, `eval`, `grow`, `report` and `data`.
+"""The `growclip` command: `train`, `eval`, `grow`, `report`, `data`, `import` and `export`.
 
 Flags become frozen configs here, at the edge."""
 
@@ -9,7 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from growclip.cli import data, evaluate, grow, report, train
+from growclip.cli import data, evaluate, export_model, grow, import_model, report, train
 from growclip.data.labelled import LabelledDataError
 from growclip.data.pairs import DataError
 from growclip.data.tokenizer import TokenizerError
@@ -17,7 +17,8 @@ from growclip.model.config import ConfigError
 from growclip.train.checkpoint import CheckpointError
 from growclip.train.faults import NonFiniteError, Preempted
 
-COMMANDS = {"train": train, "eval": evaluate, "grow": grow, "report": report, "data": data}
+COMMANDS = {"train": train, "eval": evaluate, "grow": grow, "report": report, "data": data, "import": import_model,
+            "export": export_model}
 USER_ERRORS = (ConfigError, CheckpointError, TokenizerError, LabelledDataError, DataError, ValueError,
                FileNotFoundError)
 

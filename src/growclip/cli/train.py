@@ -66,14 +66,7 @@ def chunk_line(record: dict[str, Any]) -> str:
     return (f"chunk {record['chunk']} {record['name']}: {record['decision']} -> "
             f"{ModelConfig(**record['architecture']).describe()}: {record['params'] / 1e6:.3f} M params,"
             f"{scores}, held-out loss new {record['heldout_new_loss']:.3f}" + ("" if old is None else f" old {old:.3f}")
-            + f", search overhead {record['search_fraction']:.0%}, {record['total_tflop']:.1f} TFLOP so far"
-            + _speed(record))
-
-
-def _speed(record: dict[str, Any]) -> str:
-    """The chunk's training speed (absent from records of older runs)."""
-    speed = record.get("samples_per_s")
-    return "" if speed is None else f", {speed:.0f} samples/s ({record['tflops_per_s']:.3f} TFLOP/s)"
+            + f", search overhead {record['search_fraction']:.0%}, {record['total_tflop']:.1f} TFLOP so far")
 
 
 def format_stream(history: list[dict[str, Any]]) -> str:

@@ -97,7 +97,7 @@ class GrowingRun:
         seed_everything(config.seed)
         warn_if_slow_precision(self.device, config.precision)
         self.step_samples = config.batch_size * config.accum_freq * self.world.size
-        self.checkpoint = resume_checkpoint(config)
+        self.checkpoint, self.tokenizer = resume_checkpoint(config), None
         if self.checkpoint is not None:
             self._resume(self.checkpoint)
         else:
@@ -108,12 +108,16 @@ class GrowingRun:
         corpus = EmbeddedCorpus(config.corpus_seed, self.current.config.image_size, config.stage_sizes)
         self.chunks = ArrivedChunks(stream, corpus, reader_options(config), config.heldout, config.seed, config.replay)
         self.tasks, self.retrievals, _ = evaluation_sets(config, corpus.image_size, uses_corpus)
-        if self.checkpoint is None:
+        if self.tokenizer is None:
             self.tokenizer = stream_tokenizer(config, self.current.config, corpus if uses_corpus else None,
                                               lambda: self.chunks[0].sources)
 
     def _resume(self, checkpoint: Path) -> None:
         model, self.tokenizer, self.saved = load_checkpoint(checkpoint)
+        if "stream" not in self.saved:  # not a growing run's (an imported or hand-grown model): a stream starts
+            self.current, self.progress, self.saved, self.checkpoint = GrowthState.capture(model), StreamProgress(), \
+                {}, None
+            return
         self.config.check_resume(self.saved.get("train_config", {}), checkpoint)
         if self.saved.get("processes", 1) != self.world.size:
             raise ValueError(f"{checkpoint}: a growing run resumes on as many processes as it was saved by "

@@ -331,6 +331,8 @@ def train(config: TrainConfig) -> TrainResult:
         model, tokenizer, state = load_checkpoint(checkpoint, device)
         config.check_resume(state.get("train_config", {}), checkpoint)
         inputs = build_inputs(config, model.config, tokenizer)
+        if "step" not in state:  # weights only (an imported model): a new run starts from them
+            checkpoint, state = None, None
     else:
         model_config = load_config(config.model)
         inputs = build_inputs(config, model_config)

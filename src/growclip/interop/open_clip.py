@@ -1,0 +1,221 @@
+"""open_clip's ViT CLIP in and out: its model config and state dict to a growclip checkpoint
+(`import_open_clip`) and back (`export_open_clip`), keeping the function. open_clip itself is not
+needed: configs are JSON, weights safetensors (or, when allowed, a `.pt` read tensors-only), and
+CLIP's tokenizer is built from its merges file (`interop.clip_bpe`).
+
+growclip has one width for both towers, one head count and pre-LN blocks with GELU, pooling the
+class token and the end-of-text token, so an open_clip config is accepted only where it says the
+same; anything else is refused with what differs. Shared layers and MS-CLIP's parts have no open_clip
+counterpart: such models are refused on export.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from growclip.data.tokenizer import Tokenizer
+from growclip.data.transforms import MEAN, STD
+from growclip.interop.clip_bpe import ID_SHIFT, clip_tokenizer, is_clip_vocabulary
+from growclip.model import ModelConfig, create_model
+from growclip.model.clip import CLIP
+from growclip.train.checkpoint import load_checkpoint, save_checkpoint
+
+# open_clip's defaults (CLIPVisionCfg, CLIPTextCfg, CLIP) for the fields growclip can express
+VISION_DEFAULTS = {"layers": 12, "width": 768, "head_width": 64, "mlp_ratio": 4.0, "patch_size": 16, "image_size": 224}
+TEXT_DEFAULTS = {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12, "mlp_ratio": 4.0}
+# fields growclip follows only at these values (open_clip's defaults): another value is refused
+VISION_FIXED = {"ls_init_value": None, "patch_dropout": 0.0, "attentional_pool": False, "no_ln_pre": False,
+                "pos_embed_type": "learnable", "final_ln_after_pool": False, "pool_type": "tok",
+                "output_tokens": False, "timm_model_name": None, "act_kwargs": None, "norm_kwargs": None}
+TEXT_FIXED = {"ls_init_value": None, "embed_cls": False, "pad_id": 0, "no_causal_mask": False,
+              "final_ln_after_pool": False, "pool_type": "argmax", "proj_bias": False, "proj_type": "linear",
+              "output_tokens": False, "hf_model_name": None, "hf_tokenizer_name": None, "act_kwargs": None,
+              "norm_kwargs": None}
+TOP_FIXED = {"quick_gelu": False, "init_logit_bias": None, "custom_text": False}
+TOP_IGNORED = {"cast_dtype"}  # a dtype choice, not architecture
+
+
+class InteropError(ValueError):
+    pass
+
+
+def _checked(section: str, given: dict[str, Any], defaults: dict[str, Any], fixed: dict[str, Any]) -> dict[str, Any]:
+    """`given` over `defaults`, refusing unknown fields and fixed ones at another value."""
+    unknown = sorted(set(given) - set(defaults) - set(fixed))
+    if unknown:
+        raise InteropError(f"open_clip {section} fields growclip cannot express: {', '.join(unknown)}")
+    differs = [f"{k}={given[k]!r} (growclip: {v!r})" for k, v in fixed.items() if given.get(k, v) != v]
+    if differs:
+        raise InteropError(f"open_clip {section} differs from what growclip builds: {'; '.join(differs)}")
+    return {**defaults, **{k: v for k, v in given.items() if k in defaults}}
+
+
+def model_config_from_open_clip(open_clip_config: dict[str, Any]) -> ModelConfig:
+    """growclip's config for an open_clip model config (its `model_cfg`), or an InteropError naming
+    every field growclip cannot express."""
+    config = open_clip_config.get("model_cfg", open_clip_config)
+    top = {k: v for k, v in config.items() if k not in ("embed_dim", "vision_cfg", "text_cfg", *TOP_IGNORED)}
+    _checked("model", top, {}, TOP_FIXED)
+    vision = _checked("vision_cfg", config.get("vision_cfg", {}), VISION_DEFAULTS, VISION_FIXED)
+    text = _checked("text_cfg", config.get("text_cfg", {}), TEXT_DEFAULTS, TEXT_FIXED)
+    vision_heads = vision["width"] // vision["head_width"]
+    pairs = {"width": (vision["width"], text["width"]), "heads": (vision_heads, text["heads"]),
+             "mlp_ratio": (vision["mlp_ratio"], text["mlp_ratio"])}
+    differs = [f"{name} {v} (vision) vs {t} (text)" for name, (v, t) in pairs.items() if v != t]
+    if differs:
+        raise InteropError("growclip has one width, head count and MLP ratio for both towers; this open_clip "
+                           f"model has {'; '.join(differs)}")
+    return ModelConfig(width=vision["width"], heads=vision_heads, mlp_ratio=vision["mlp_ratio"],
+                       vision_layers=vision["layers"], text_layers=text["layers"], shared_layers=0,
+                       embed_dim=config["embed_dim"], patch_size=vision["patch_size"],
+                       image_size=vision["image_size"], context_length=text["context_length"],
+                       vocab_size=text["vocab_size"] + ID_SHIFT)
+
+
+def open_clip_config(config: ModelConfig, vocab_size: int) -> dict[str, Any]:
+    """open_clip's model config for a plain-CLIP growclip config (its text vocabulary: `vocab_size`)."""
+    if config.shared_layers or config.stem != "patch" or config.parallel_branch:
+        raise InteropError("open_clip has no shared encoder, conv stem or parallel branch: only a plain CLIP "
+                           f"(shared_layers=0, stem=patch, no branch) can be expressed, not {config.describe()}")
+    return {"embed_dim": config.embed_dim,
+            "vision_cfg": {"image_size": config.image_size, "layers": config.vision_layers, "width": config.width,
+                           "head_width": config.head_dim, "mlp_ratio": config.mlp_ratio,
+                           "patch_size": config.patch_size},
+            "text_cfg": {"context_length": config.context_length, "vocab_size": vocab_size, "width": config.width,
+                         "heads": config.heads, "layers": config.text_layers, "mlp_ratio": config.mlp_ratio}}
+
+
+def _block_names(growclip_prefix: str, open_clip_prefix: str) -> dict[str, str]:
+    """growclip name -> open_clip name for one transformer block (both store W as (out, in))."""
+    pairs = {"attn.qkv": "attn.in_proj_", "attn.proj": "attn.out_proj.", "mlp.fc1": "mlp.c_fc.",
+             "mlp.fc2": "mlp.c_proj."}
+    modality = "image" if growclip_prefix.startswith("vision") else "text"
+    names = {}
+    for kind in ("weight", "bias"):
+        for ours, theirs in pairs.items():
+            names[f"{growclip_prefix}.{ours}.{kind}"] = f"{open_clip_prefix}.{theirs}{kind}"
+        for norm in ("ln_1", "ln_2"):
+            names[f"{growclip_prefix}.{norm}.{modality}.{kind}"] = f"{open_clip_prefix}.{norm}.{kind}"
+    return names
+
+
+def name_map(config: ModelConfig) -> dict[str, str]:
+    """growclip parameter name -> open_clip state-dict name, for every tensor but the two projections
+    and the token embedding (which change layout; see `to_growclip`)."""
+    names = {"logit_scale": "logit_scale", "vision_embed.class_embedding": "visual.class_embedding",
+             "vision_embed.positional_embedding": "visual.positional_embedding",
+             "vision_embed.stem.proj.weight": "visual.conv1.weight",
+             "text_embed.positional_embedding": "positional_embedding"}
+    for kind in ("weight", "bias"):
+        names |= {f"vision_embed.ln_pre.{kind}": f"visual.ln_pre.{kind}",
+                  f"image_head.ln.{kind}": f"visual.ln_post.{kind}", f"text_head.ln.{kind}": f"ln_final.{kind}"}
+    for i in range(config.vision_layers):
+        names |= _block_names(f"vision_blocks.{i}", f"visual.transformer.resblocks.{i}")
+    for i in range(config.text_layers):
+        names |= _block_names(f"text_blocks.{i}", f"transformer.resblocks.{i}")
+    return names
+
+
+def to_growclip(state: dict[str, torch.Tensor], config: ModelConfig) -> dict[str, torch.Tensor]:
+    """open_clip state dict -> growclip's. The projections are stored transposed by open_clip
+    (x @ proj), and the token embedding gains the pad row 0 (zero: pads are never read)."""
+    state = {k.removeprefix("module."): v for k, v in state.items()}  # saved from DDP
+    names = name_map(config)
+    missing = sorted((set(names.values()) | {"visual.proj", "text_projection", "token_embedding.weight"}) - set(state))
+    if missing:
+        raise InteropError(f"not an open_clip ViT CLIP state dict for this config: missing {', '.join(missing[:5])}")
+    tokens = state["token_embedding.weight"]
+    return {**{ours: state[theirs] for ours, theirs in names.items()},
+            "image_head.proj.weight": state["visual.proj"].t().contiguous(),
+            "text_head.proj.weight": state["text_projection"].t().contiguous(),
+            "text_embed.token_embedding.weight": torch.cat([tokens.new_zeros(1, tokens.shape[1]), tokens])}
+
+
+def to_open_clip(model: CLIP) -> dict[str, torch.Tensor]:
+    """growclip model -> open_clip state dict (the inverse of `to_growclip`)."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return {**{theirs: state[ours].contiguous() for ours, theirs in name_map(model.config).items()},
+            "visual.proj": state["image_head.proj.weight"].t().contiguous(),
+            "text_projection": state["text_head.proj.weight"].t().contiguous(),
+            "token_embedding.weight": state["text_embed.token_embedding.weight"][ID_SHIFT:].contiguous()}
+
+
+def read_weights(path: str | Path, allow_pickle: bool = False) -> dict[str, torch.Tensor]:
+    """A state dict from safetensors, or from a `.pt`/`.bin` only when `allow_pickle` (a training
+    checkpoint's "state_dict" is taken). Pickles are read with `weights_only=True`: tensors and plain
+    values only, so a crafted file cannot run code through them."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return load_file(path)
+    if not allow_pickle:
+        raise InteropError(f"{path}: not safetensors; a {path.suffix} file is a pickle, which can run code when "
+                           "loaded from an untrusted source: convert it to safetensors, or pass --allow-pickle")
+    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    return loaded.get("state_dict", loaded)
+
+
+def read_open_clip_config(name_or_path: str | Path) -> dict[str, Any]:
+    """An open_clip model config: a JSON file (a model config, or an `open_clip_config.json` with
+    its `model_cfg`), or the name of one of open_clip's own configs when open_clip is installed."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return json.loads(path.read_text())
+    try:
+        import open_clip
+    except ImportError:
+        raise InteropError(f"{name_or_path}: no such file; an open_clip config name needs open_clip installed, "
+                           "else give the config's JSON file") from None
+    config = open_clip.get_model_config(str(name_or_path))
+    if config is None:
+        raise InteropError(f"{name_or_path}: neither a file nor one of open_clip's model configs")
+    return config
+
+
+def default_bpe_path() -> Path:
+    """CLIP's merges file as open_clip ships it, when open_clip is installed."""
+    try:
+        from open_clip.tokenizer import default_bpe
+    except ImportError:
+        raise InteropError("CLIP's merges file (bpe_simple_vocab_16e6.txt.gz) comes with open_clip: install it, "
+                           "or give the file's path (--bpe)") from None
+    return Path(default_bpe())
+
+
+def import_open_clip(open_clip_config: dict[str, Any], weights: str | Path, output: str | Path,
+                     bpe_path: str | Path | None = None, allow_pickle: bool = False) -> Path:
+    """Write a growclip checkpoint of an open_clip model: its weights, config and CLIP's tokenizer
+    (from `bpe_path`, default open_clip's own file); `growclip train --resume OUTPUT` grows it."""
+    config = model_config_from_open_clip(open_clip_config)
+    model = create_model(config)
+    model.load_state_dict(to_growclip(read_weights(weights, allow_pickle), config))
+    tokenizer = clip_tokenizer(bpe_path or default_bpe_path(), config.context_length)
+    return save_checkpoint(output, model, tokenizer, {"imported_from": {"open_clip": open_clip_config,
+                                                                        "weights": str(weights)}})
+
+
+def checked_clip_vocabulary(tokenizer: Tokenizer, checkpoint: str | Path) -> int:
+    """-> the CLIP vocabulary size of an exportable checkpoint's tokenizer, or an InteropError."""
+    if not is_clip_vocabulary(tokenizer):
+        raise InteropError(f"{checkpoint}: its tokenizer is not CLIP's vocabulary (open_clip and transformers "
+                           "tokenize with CLIP's BPE and pool text at its end-of-text token); export a model imported "
+                           "from open_clip, or one trained with such a model's tokenizer.json (--tokenizer)")
+    return tokenizer.vocab_size - ID_SHIFT
+
+
+def export_open_clip(checkpoint: str | Path, output: str | Path) -> Path:
+    """Write `open_clip_config.json` and `open_clip_model.safetensors` for
+    `open_clip.create_model_and_transforms("local-dir:OUTPUT")`; CLIP's own tokenizer reads its text."""
+    model, tokenizer, _ = load_checkpoint(checkpoint)
+    model_cfg = open_clip_config(model.config, checked_clip_vocabulary(tokenizer, checkpoint))
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    preprocess = {"mean": MEAN, "std": STD, "interpolation": "bicubic", "resize_mode": "shortest"}  # as growclip
+    (output / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg, "preprocess_cfg": preprocess},
+                                                             indent=2) + "\n")
+    save_file(to_open_clip(model), output / "open_clip_model.safetensors")
+    return output

@@ -1,0 +1,165 @@
+"""open_clip and transformers in and out. The config rules and the weight layout are tested here in any
+environment; the full path (an open_clip model imported, grown, trained, exported to both libraries,
+embeddings compared at each hop) needs open_clip and transformers, as in the peer environment that
+`.ci/run` makes (`benchmarks/peer_env.py`), and is skipped elsewhere."""
+
+import json
+
+import pytest
+import torch
+
+from conftest import tiny_config
+from growclip.cli import main
+from growclip.data.tokenizer import Tokenizer
+from growclip.interop.open_clip import (
+    InteropError,
+    export_open_clip,
+    model_config_from_open_clip,
+    read_weights,
+    to_growclip,
+    to_open_clip,
+)
+from growclip.interop.transformers import export_transformers
+from growclip.model import PAD_ID, create_model
+from growclip.train import TrainConfig, train
+from growclip.train.checkpoint import load_checkpoint, save_checkpoint
+from growclip.train.growing import train_stream
+
+TINY_OPEN_CLIP = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32,
+                                                 "patch_size": 8},
+                  "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}}
+VIT_B_32 = {"embed_dim": 512, "vision_cfg": {"image_size": 224, "layers": 12, "width": 768, "patch_size": 32},
+            "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12}}
+SMALL_RUN = dict(stage_sizes=(64, 64, 64, 64), batch_size=16, warmup=1, eval_images_per_class=2,
+                 retrieval_images=8, progress=False)
+TEXTS = ["a red circle", "two blue squares, left of a striped triangle!", "x " * 40, ""]
+
+
+def test_an_open_clip_config_becomes_the_growclip_config_it_describes():
+    config = model_config_from_open_clip({"model_cfg": TINY_OPEN_CLIP, "preprocess_cfg": {}})
+    assert (config.width, config.heads, config.vision_layers, config.text_layers, config.shared_layers) == \
+        (64, 2, 2, 2, 0)
+    assert (config.embed_dim, config.patch_size, config.image_size, config.context_length) == (32, 8, 32, 16)
+    assert config.vocab_size == 49409  # CLIP's vocabulary and growclip's pad
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({}, "width 768 \\(vision\\) vs 512 \\(text\\)"),  # ViT-B-32 as it is
+    ({"quick_gelu": True}, "quick_gelu=True"),
+    ({"vision_cfg": {**TINY_OPEN_CLIP["vision_cfg"], "ls_init_value": 1e-5}}, "ls_init_value"),
+    ({"vision_cfg": {**TINY_OPEN_CLIP["vision_cfg"], "attentional_pool": True}}, "attentional_pool"),
+    ({"text_cfg": {**TINY_OPEN_CLIP["text_cfg"], "hf_model_name": "roberta-base"}}, "hf_model_name"),
+    ({"vision_cfg": {**TINY_OPEN_CLIP["vision_cfg"], "timm_model_name": "convnext_tiny"}}, "timm_model_name"),
+    ({"text_cfg": {**TINY_OPEN_CLIP["text_cfg"], "rotary": True}}, "cannot express: rotary"),
+])
+def test_what_growclip_cannot_express_is_refused_by_name(change, message):
+    base = VIT_B_32 if not change else TINY_OPEN_CLIP
+    with pytest.raises(InteropError, match=message):
+        model_config_from_open_clip({**base, **change})
+
+
+def test_the_open_clip_layout_round_trips_and_keeps_the_pad_row_zero():
+    config = tiny_config(shared_layers=0, vocab_size=300)
+    model = create_model(config, seed=0)
+    theirs = to_open_clip(model)
+    assert theirs["token_embedding.weight"].shape == (299, config.width)
+    assert theirs["visual.proj"].shape == (config.width, config.embed_dim)  # x @ proj
+    ours = to_growclip(theirs, config)
+    original = model.state_dict()
+    assert set(ours) == set(original)
+    for name, tensor in ours.items():
+        expected = original[name].clone()
+        if name == "text_embed.token_embedding.weight":
+            expected[PAD_ID] = 0
+        torch.testing.assert_close(tensor, expected, rtol=0, atol=0, msg=name)
+    with pytest.raises(InteropError, match="missing"):
+        to_growclip({k: v for k, v in theirs.items() if k != "visual.proj"}, config)
+
+
+def test_a_pickle_is_read_only_when_allowed(tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save({"state_dict": {"module.logit_scale": torch.tensor(1.0)}}, path)
+    with pytest.raises(InteropError, match="--allow-pickle"):
+        read_weights(path)
+    assert set(read_weights(path, allow_pickle=True)) == {"module.logit_scale"}
+
+
+def test_models_neither_library_can_hold_are_refused_on_export(tmp_path, corpus_tokenizer):
+    save_checkpoint(tmp_path / "own-bpe", create_model(tiny_config(shared_layers=0)), corpus_tokenizer, {})
+    with pytest.raises(InteropError, match="not CLIP's vocabulary"):
+        export_open_clip(tmp_path / "own-bpe", tmp_path / "out")
+    assert main(["export", "--checkpoint", str(tmp_path / "own-bpe"), "--to", "transformers",
+                 "--output", str(tmp_path / "out")]) == 2
+
+
+@pytest.fixture
+def corpus_tokenizer():
+    return Tokenizer.train(["a red circle", "two blue squares"] * 20, 300, 12)
+
+
+# --- the full path, with open_clip and transformers installed ---
+
+
+def _embeddings(encode_image, encode_text, images, tokens):
+    with torch.no_grad():
+        return torch.cat([encode_image(images), encode_text(tokens)])
+
+
+def test_open_clip_in_grown_trained_and_out_to_open_clip_and_transformers(tmp_path):
+    open_clip = pytest.importorskip("open_clip", reason="needs open_clip (the peer environment)")
+    transformers = pytest.importorskip("transformers", reason="needs transformers (the peer environment)")
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    source = open_clip.CLIP(**TINY_OPEN_CLIP).eval()  # built here: no download
+    with torch.no_grad():
+        for tensor in source.parameters():  # norms and biases away from their initial 1 and 0
+            tensor.add_(0.02 * torch.randn_like(tensor))
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, tmp_path / "source.safetensors")
+    (tmp_path / "source.json").write_text(json.dumps(TINY_OPEN_CLIP))
+    images = torch.randn(4, 3, 32, 32)
+    open_clip_tokens = open_clip.tokenize(TEXTS, context_length=16)
+    reference = _embeddings(lambda x: source.encode_image(x, normalize=True),
+                            lambda t: source.encode_text(t, normalize=True), images, open_clip_tokens)
+
+    assert main(["import", "--open-clip", str(tmp_path / "source.json"), "--weights",
+                 str(tmp_path / "source.safetensors"), "--output", str(tmp_path / "imported")]) == 0
+    model, tokenizer, _ = load_checkpoint(tmp_path / "imported")
+    assert torch.equal(torch.where(tokenizer(TEXTS) > 0, tokenizer(TEXTS) - 1, 0), open_clip_tokens)
+    imported = _embeddings(model.encode_image, model.encode_text, images, tokenizer(TEXTS))
+    torch.testing.assert_close(imported, reference, atol=1e-4, rtol=0)
+
+    assert main(["grow", "--checkpoint", str(tmp_path / "imported"), "--op", "text_layers+1", "--op", "mlp_ratio=6",
+                 "--output", str(tmp_path / "grown")]) == 0  # exact operators
+    grown, _, _ = load_checkpoint(tmp_path / "grown")
+    torch.testing.assert_close(_embeddings(grown.encode_image, grown.encode_text, images, tokenizer(TEXTS)),
+                               reference, atol=1e-4, rtol=0)
+
+    train(TrainConfig(resume=str(tmp_path / "grown"), stages=(0,), samples=64, output=str(tmp_path / "trained"),
+                      **SMALL_RUN))
+    trained, _, _ = load_checkpoint(tmp_path / "trained" / "checkpoints" / "step_00000004")
+    ours = _embeddings(trained.encode_image, trained.encode_text, images, tokenizer(TEXTS))
+    assert not torch.allclose(ours, reference, atol=1e-3)  # it trained
+
+    assert main(["export", "--checkpoint", str(tmp_path / "trained"), "--to", "open_clip",
+                 "--output", str(tmp_path / "open_clip")]) == 0
+    back, _, _ = open_clip.create_model_and_transforms(f"local-dir:{tmp_path / 'open_clip'}")
+    back_tokens = open_clip.get_tokenizer(f"local-dir:{tmp_path / 'open_clip'}")(TEXTS)
+    torch.testing.assert_close(_embeddings(lambda x: back.eval().encode_image(x, normalize=True),
+                                           lambda t: back.encode_text(t, normalize=True), images, back_tokens),
+                               ours, atol=1e-4, rtol=0)
+
+    export_transformers(tmp_path / "trained", tmp_path / "transformers")
+    hf = transformers.CLIPModel.from_pretrained(tmp_path / "transformers").eval()
+    hf_tokens = transformers.CLIPTokenizer.from_pretrained(tmp_path / "transformers")(
+        TEXTS, padding="max_length", max_length=16, truncation=True, return_tensors="pt")
+    with torch.no_grad():
+        out = hf(pixel_values=images, **hf_tokens)
+    hf_embeddings = torch.nn.functional.normalize(torch.cat([out.image_embeds, out.text_embeds]), dim=-1)
+    torch.testing.assert_close(hf_embeddings, ours, atol=1e-4, rtol=0)
+
+    history = train_stream(TrainConfig(resume=str(tmp_path / "imported"), chunks=("corpus:0", "corpus:1"), epochs=2,
+                                       search_fraction=1.0, heldout=16, output=str(tmp_path / "stream"),
+                                       **SMALL_RUN))
+    assert [r["chunk"] for r in history] == [0, 1]  # a growing run starts from the imported model
+    assert history[0]["architecture"]["width"] == 64
