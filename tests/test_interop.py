@@ -85,11 +85,12 @@ def test_a_pickle_is_read_only_when_allowed(tmp_path):
 
 
 def test_models_neither_library_can_hold_are_refused_on_export(tmp_path, corpus_tokenizer):
-    save_checkpoint(tmp_path / "own-bpe", create_model(tiny_config(shared_layers=0)), corpus_tokenizer, {})
-    with pytest.raises(InteropError, match="not CLIP's vocabulary"):
-        export_open_clip(tmp_path / "own-bpe", tmp_path / "out")
-    assert main(["export", "--checkpoint", str(tmp_path / "own-bpe"), "--to", "transformers",
-                 "--output", str(tmp_path / "out")]) == 2
+    for name, fields in (("shared", dict(shared_layers=1)), ("conv", dict(shared_layers=0, stem="conv"))):
+        save_checkpoint(tmp_path / name, create_model(tiny_config(**fields)), corpus_tokenizer, {})
+        with pytest.raises(InteropError, match="only a plain CLIP"):
+            export_open_clip(tmp_path / name, tmp_path / "out")
+        assert main(["export", "--checkpoint", str(tmp_path / name), "--to", "transformers",
+                     "--output", str(tmp_path / "out")]) == 2
 
 
 @pytest.fixture
@@ -163,3 +164,33 @@ def test_open_clip_in_grown_trained_and_out_to_open_clip_and_transformers(tmp_pa
                                        **SMALL_RUN))
     assert [r["chunk"] for r in history] == [0, 1]  # a growing run starts from the imported model
     assert history[0]["architecture"]["width"] == 64
+
+
+def test_a_model_on_growclip_s_own_bpe_exports_to_both_libraries(tmp_path):
+    open_clip = pytest.importorskip("open_clip", reason="needs open_clip (the peer environment)")
+    transformers = pytest.importorskip("transformers", reason="needs transformers (the peer environment)")
+    tiny_config(shared_layers=0, image_size=32, context_length=16, vocab_size=400).to_json(tmp_path / "model.json")
+    trained = train(TrainConfig(model=str(tmp_path / "model.json"), stages=(0,), samples=32,
+                                output=str(tmp_path / "run"), **SMALL_RUN))
+    model, tokenizer = trained.model, load_checkpoint(trained.checkpoint)[1]
+    images = torch.randn(4, 3, 32, 32)
+    ours = _embeddings(model.encode_image, model.encode_text, images, tokenizer(TEXTS))
+
+    assert main(["export", "--checkpoint", str(tmp_path / "run"), "--to", "open_clip",
+                 "--output", str(tmp_path / "open_clip")]) == 0
+    back, _, _ = open_clip.create_model_and_transforms(f"local-dir:{tmp_path / 'open_clip'}")
+    back_tokens = open_clip.get_tokenizer(f"local-dir:{tmp_path / 'open_clip'}")(TEXTS)
+    assert torch.equal(back_tokens, tokenizer(TEXTS))
+    torch.testing.assert_close(_embeddings(lambda x: back.eval().encode_image(x, normalize=True),
+                                           lambda t: back.encode_text(t, normalize=True), images, back_tokens),
+                               ours, atol=1e-4, rtol=0)
+
+    assert main(["export", "--checkpoint", str(tmp_path / "run"), "--to", "transformers",
+                 "--output", str(tmp_path / "transformers")]) == 0
+    hf = transformers.CLIPModel.from_pretrained(tmp_path / "transformers").eval()
+    hf_tokens = transformers.AutoTokenizer.from_pretrained(tmp_path / "transformers")(
+        TEXTS, padding="max_length", max_length=16, truncation=True, return_tensors="pt")
+    with torch.no_grad():
+        out = hf(pixel_values=images, **hf_tokens)
+    hf_embeddings = torch.nn.functional.normalize(torch.cat([out.image_embeds, out.text_embeds]), dim=-1)
+    torch.testing.assert_close(hf_embeddings, ours, atol=1e-4, rtol=0)

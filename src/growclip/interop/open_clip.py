@@ -18,9 +18,9 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from growclip.data.tokenizer import Tokenizer
 from growclip.data.transforms import MEAN, STD
-from growclip.interop.clip_bpe import ID_SHIFT, clip_tokenizer, is_clip_vocabulary
+from growclip.interop.clip_bpe import ID_SHIFT, clip_tokenizer
+from growclip.interop.tokenizer_files import text_ids, write_tokenizer_files
 from growclip.model import ModelConfig, create_model
 from growclip.model.clip import CLIP
 from growclip.train.checkpoint import load_checkpoint, save_checkpoint
@@ -77,17 +77,25 @@ def model_config_from_open_clip(open_clip_config: dict[str, Any]) -> ModelConfig
                        vocab_size=text["vocab_size"] + ID_SHIFT)
 
 
-def open_clip_config(config: ModelConfig, vocab_size: int) -> dict[str, Any]:
-    """open_clip's model config for a plain-CLIP growclip config (its text vocabulary: `vocab_size`)."""
+def check_plain_clip(config: ModelConfig) -> None:
+    """open_clip and transformers hold a plain CLIP only: refuse anything else, saying so."""
     if config.shared_layers or config.stem != "patch" or config.parallel_branch:
-        raise InteropError("open_clip has no shared encoder, conv stem or parallel branch: only a plain CLIP "
-                           f"(shared_layers=0, stem=patch, no branch) can be expressed, not {config.describe()}")
+        raise InteropError("open_clip and transformers have no shared encoder, conv stem or parallel branch: only "
+                           f"a plain CLIP (shared_layers=0, stem=patch, no branch) can go there, not "
+                           f"{config.describe()}; it stays a growclip checkpoint (see the README)")
+
+
+def open_clip_config(config: ModelConfig, vocab_size: int, text: dict[str, Any] | None = None) -> dict[str, Any]:
+    """open_clip's model config for a plain-CLIP growclip config (its text vocabulary: `vocab_size`;
+    `text`: more text_cfg fields)."""
+    check_plain_clip(config)
     return {"embed_dim": config.embed_dim,
             "vision_cfg": {"image_size": config.image_size, "layers": config.vision_layers, "width": config.width,
                            "head_width": config.head_dim, "mlp_ratio": config.mlp_ratio,
                            "patch_size": config.patch_size},
             "text_cfg": {"context_length": config.context_length, "vocab_size": vocab_size, "width": config.width,
-                         "heads": config.heads, "layers": config.text_layers, "mlp_ratio": config.mlp_ratio}}
+                         "heads": config.heads, "layers": config.text_layers, "mlp_ratio": config.mlp_ratio,
+                         **(text or {})}}
 
 
 def _block_names(growclip_prefix: str, open_clip_prefix: str) -> dict[str, str]:
@@ -136,13 +144,14 @@ def to_growclip(state: dict[str, torch.Tensor], config: ModelConfig) -> dict[str
             "text_embed.token_embedding.weight": torch.cat([tokens.new_zeros(1, tokens.shape[1]), tokens])}
 
 
-def to_open_clip(model: CLIP) -> dict[str, torch.Tensor]:
-    """growclip model -> open_clip state dict (the inverse of `to_growclip`)."""
+def to_open_clip(model: CLIP, shift: int = ID_SHIFT) -> dict[str, torch.Tensor]:
+    """growclip model -> open_clip state dict (the inverse of `to_growclip`); `shift`: token-embedding
+    rows to drop, growclip's pad row for CLIP's vocabulary, none for growclip's own."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return {**{theirs: state[ours].contiguous() for ours, theirs in name_map(model.config).items()},
             "visual.proj": state["image_head.proj.weight"].t().contiguous(),
             "text_projection": state["text_head.proj.weight"].t().contiguous(),
-            "token_embedding.weight": state["text_embed.token_embedding.weight"][ID_SHIFT:].contiguous()}
+            "token_embedding.weight": state["text_embed.token_embedding.weight"][shift:].contiguous()}
 
 
 def read_weights(path: str | Path, allow_pickle: bool = False) -> dict[str, torch.Tensor]:
@@ -198,24 +207,22 @@ def import_open_clip(open_clip_config: dict[str, Any], weights: str | Path, outp
                                                                         "weights": str(weights)}})
 
 
-def checked_clip_vocabulary(tokenizer: Tokenizer, checkpoint: str | Path) -> int:
-    """-> the CLIP vocabulary size of an exportable checkpoint's tokenizer, or an InteropError."""
-    if not is_clip_vocabulary(tokenizer):
-        raise InteropError(f"{checkpoint}: its tokenizer is not CLIP's vocabulary (open_clip and transformers "
-                           "tokenize with CLIP's BPE and pool text at its end-of-text token); export a model imported "
-                           "from open_clip, or one trained with such a model's tokenizer.json (--tokenizer)")
-    return tokenizer.vocab_size - ID_SHIFT
-
-
 def export_open_clip(checkpoint: str | Path, output: str | Path) -> Path:
     """Write `open_clip_config.json` and `open_clip_model.safetensors` for
-    `open_clip.create_model_and_transforms("local-dir:OUTPUT")`; CLIP's own tokenizer reads its text."""
+    `open_clip.create_model_and_transforms("local-dir:OUTPUT")`. On CLIP's vocabulary open_clip's own
+    tokenizer reads the text; a growclip BPE goes with it as `tokenizer.json` (open_clip's
+    `HFTokenizer`), and text pools at its end-of-text id (`pool_type` eos)."""
     model, tokenizer, _ = load_checkpoint(checkpoint)
-    model_cfg = open_clip_config(model.config, checked_clip_vocabulary(tokenizer, checkpoint))
+    ids = text_ids(tokenizer, model.config.vocab_size)
+    own_bpe = {} if ids["shift"] else {"pool_type": "eos", "eos_id": ids["eos"], "pad_id": ids["pad"],
+                                        "hf_tokenizer_name": "."}  # with local-dir: the folder's tokenizer
+    model_cfg = open_clip_config(model.config, ids["vocab_size"], own_bpe)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
+    if own_bpe:
+        write_tokenizer_files(tokenizer, output)
     preprocess = {"mean": MEAN, "std": STD, "interpolation": "bicubic", "resize_mode": "shortest"}  # as growclip
     (output / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg, "preprocess_cfg": preprocess},
                                                              indent=2) + "\n")
-    save_file(to_open_clip(model), output / "open_clip_model.safetensors")
+    save_file(to_open_clip(model, ids["shift"]), output / "open_clip_model.safetensors")
     return output

@@ -1,10 +1,7 @@
 """A plain-CLIP growclip model as a Hugging Face transformers `CLIPModel` folder (`config.json`,
-`model.safetensors`, CLIP's tokenizer files), for `CLIPModel.from_pretrained` and
-`CLIPTokenizer.from_pretrained`. transformers itself is not needed to write it.
-
-Like open_clip, transformers' CLIP tokenizes with CLIP's BPE and pools text at the end-of-text
-token, so only a model whose tokenizer is CLIP's vocabulary (imported from open_clip, or trained with
-such a tokenizer) is exported; shared layers and MS-CLIP's parts have no counterpart there.
+`model.safetensors`, the tokenizer's files), for `CLIPModel.from_pretrained` and
+`AutoTokenizer.from_pretrained`. transformers itself is not needed to write it. Shared layers and
+MS-CLIP's parts have no counterpart there, so such models are refused.
 """
 
 from __future__ import annotations
@@ -16,25 +13,25 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from growclip.data.tokenizer import END_OF_TEXT, START_OF_TEXT, Tokenizer
-from growclip.interop.clip_bpe import ID_SHIFT
-from growclip.interop.open_clip import checked_clip_vocabulary, open_clip_config
+from growclip.interop.open_clip import check_plain_clip
+from growclip.interop.tokenizer_files import swapped_ids, text_ids, write_tokenizer_files
 from growclip.model import ModelConfig
 from growclip.model.clip import CLIP, LOGIT_SCALE_INIT
 from growclip.train.checkpoint import load_checkpoint
 
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's, which growclip uses
+TOKEN_EMBEDDING = "text_model.embeddings.token_embedding.weight"
+LEGACY_EOS_ID = 2  # transformers' CLIP pools text at the highest id when eos_token_id is 2 (old CLIP configs)
 
 
-def clip_model_config(config: ModelConfig, vocab_size: int, tokenizer: Tokenizer) -> dict[str, Any]:
-    """transformers' `CLIPConfig` as JSON, for a plain-CLIP growclip config."""
-    open_clip_config(config, vocab_size)  # refuses what neither library can express
+def clip_model_config(config: ModelConfig, ids: dict[str, int]) -> dict[str, Any]:
+    """transformers' `CLIPConfig` as JSON, for a plain-CLIP growclip config and its text ids
+    (`tokenizer_files.text_ids`). transformers pools text at the first end-of-text id (any id but 2)."""
     tower = {"hidden_size": config.width, "intermediate_size": config.mlp_hidden, "num_attention_heads": config.heads,
              "hidden_act": "gelu", "layer_norm_eps": LAYER_NORM_EPS, "projection_dim": config.embed_dim}
-    start, end = (tokenizer.backend.token_to_id(t) - ID_SHIFT for t in (START_OF_TEXT, END_OF_TEXT))
-    text = {**tower, "vocab_size": vocab_size, "num_hidden_layers": config.text_layers,
-            "max_position_embeddings": config.context_length, "bos_token_id": start, "eos_token_id": end,
-            "pad_token_id": end}
+    text = {**tower, "vocab_size": ids["vocab_size"], "num_hidden_layers": config.text_layers,
+            "max_position_embeddings": config.context_length, "bos_token_id": ids["bos"],
+            "eos_token_id": ids["eos"], "pad_token_id": ids["pad"]}
     vision = {**tower, "num_hidden_layers": config.vision_layers, "image_size": config.image_size,
               "patch_size": config.patch_size, "num_channels": 3}
     return {"architectures": ["CLIPModel"], "model_type": "clip", "projection_dim": config.embed_dim,
@@ -55,15 +52,15 @@ def _block(state: dict[str, torch.Tensor], ours: str, theirs: str, modality: str
     return tensors
 
 
-def to_transformers(model: CLIP) -> dict[str, torch.Tensor]:
-    """growclip model -> transformers `CLIPModel` state dict (the token embedding loses the pad row)."""
+def to_transformers(model: CLIP, shift: int) -> dict[str, torch.Tensor]:
+    """growclip model -> transformers `CLIPModel` state dict (`shift`: token-embedding rows to drop)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     vision, text = "vision_model", "text_model"
     tensors = {"logit_scale": state["logit_scale"],
                f"{vision}.embeddings.class_embedding": state["vision_embed.class_embedding"],
                f"{vision}.embeddings.patch_embedding.weight": state["vision_embed.stem.proj.weight"],
                f"{vision}.embeddings.position_embedding.weight": state["vision_embed.positional_embedding"],
-               f"{text}.embeddings.token_embedding.weight": state["text_embed.token_embedding.weight"][ID_SHIFT:],
+               TOKEN_EMBEDDING: state["text_embed.token_embedding.weight"][shift:],
                f"{text}.embeddings.position_embedding.weight": state["text_embed.positional_embedding"],
                "visual_projection.weight": state["image_head.proj.weight"],
                "text_projection.weight": state["text_head.proj.weight"]}
@@ -78,27 +75,23 @@ def to_transformers(model: CLIP) -> dict[str, torch.Tensor]:
     return {name: tensor.contiguous() for name, tensor in tensors.items()}
 
 
-def write_clip_tokenizer_files(tokenizer: Tokenizer, output: Path) -> None:
-    """CLIP's `vocab.json` and `merges.txt` (its ids, without growclip's shift) and the config that
-    makes `CLIPTokenizer` pad with end-of-text, as OpenAI's CLIP folders do."""
-    model = json.loads(tokenizer.backend.to_str())["model"]
-    vocab = {token: i - ID_SHIFT for token, i in model["vocab"].items() if i >= ID_SHIFT}
-    merges = [" ".join(m) if isinstance(m, list) else m for m in model["merges"]]
-    (output / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
-    (output / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
-    config = {"tokenizer_class": "CLIPTokenizer", "model_max_length": tokenizer.context_length,
-              "bos_token": START_OF_TEXT, "eos_token": END_OF_TEXT, "unk_token": END_OF_TEXT, "pad_token": END_OF_TEXT}
-    (output / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
-
-
 def export_transformers(checkpoint: str | Path, output: str | Path) -> Path:
     """Write a `CLIPModel.from_pretrained`-able folder of a growclip checkpoint."""
     model, tokenizer, _ = load_checkpoint(checkpoint)
-    vocab_size = checked_clip_vocabulary(tokenizer, checkpoint)
+    check_plain_clip(model.config)
+    ids = text_ids(tokenizer, model.config.vocab_size)
+    weights = to_transformers(model, ids["shift"])
+    if ids["eos"] == LEGACY_EOS_ID:  # growclip's own BPE: end-of-text trades places with the last id
+        last = ids["vocab_size"] - 1
+        tokenizer = swapped_ids(tokenizer, LEGACY_EOS_ID, last)
+        order = torch.arange(ids["vocab_size"])
+        order[[LEGACY_EOS_ID, last]] = order[[last, LEGACY_EOS_ID]]
+        weights[TOKEN_EMBEDDING] = weights[TOKEN_EMBEDDING][order].contiguous()
+        ids = text_ids(tokenizer, model.config.vocab_size)
+    config = clip_model_config(model.config, ids)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    config = clip_model_config(model.config, vocab_size, tokenizer)
     (output / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    save_file(to_transformers(model), output / "model.safetensors", metadata={"format": "pt"})
-    write_clip_tokenizer_files(tokenizer, output)
+    save_file(weights, output / "model.safetensors", metadata={"format": "pt"})
+    write_tokenizer_files(tokenizer, output)
     return output
