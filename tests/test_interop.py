@@ -19,7 +19,6 @@ from growclip.interop.open_clip import (
     to_growclip,
     to_open_clip,
 )
-from growclip.interop.transformers import export_transformers
 from growclip.model import PAD_ID, create_model
 from growclip.train import TrainConfig, train
 from growclip.train.checkpoint import load_checkpoint, save_checkpoint
@@ -106,6 +105,24 @@ def _embeddings(encode_image, encode_text, images, tokens):
         return torch.cat([encode_image(images), encode_text(tokens)])
 
 
+def _open_clip_embeddings(open_clip, folder, images):
+    """Image then text embeddings of an exported folder, as open_clip loads and tokenizes it."""
+    model = open_clip.create_model_and_transforms(f"local-dir:{folder}")[0].eval()
+    tokens = open_clip.get_tokenizer(f"local-dir:{folder}")(TEXTS)
+    return _embeddings(lambda x: model.encode_image(x, normalize=True), lambda t: model.encode_text(t, normalize=True),
+                       images, tokens)
+
+
+def _transformers_embeddings(transformers, folder, images):
+    """The same as transformers loads and tokenizes it (`AutoTokenizer`: CLIPTokenizer or the tokenizer.json)."""
+    model = transformers.CLIPModel.from_pretrained(folder).eval()
+    tokens = transformers.AutoTokenizer.from_pretrained(folder)(TEXTS, padding="max_length", max_length=16,
+                                                                truncation=True, return_tensors="pt")
+    with torch.no_grad():
+        out = model(pixel_values=images, **tokens)
+    return torch.nn.functional.normalize(torch.cat([out.image_embeds, out.text_embeds]), dim=-1)
+
+
 def test_open_clip_in_grown_trained_and_out_to_open_clip_and_transformers(tmp_path):
     open_clip = pytest.importorskip("open_clip", reason="needs open_clip (the peer environment)")
     transformers = pytest.importorskip("transformers", reason="needs transformers (the peer environment)")
@@ -142,22 +159,13 @@ def test_open_clip_in_grown_trained_and_out_to_open_clip_and_transformers(tmp_pa
     ours = _embeddings(trained.encode_image, trained.encode_text, images, tokenizer(TEXTS))
     assert not torch.allclose(ours, reference, atol=1e-3)  # it trained
 
-    assert main(["export", "--checkpoint", str(tmp_path / "trained"), "--to", "open_clip",
-                 "--output", str(tmp_path / "open_clip")]) == 0
-    back, _, _ = open_clip.create_model_and_transforms(f"local-dir:{tmp_path / 'open_clip'}")
-    back_tokens = open_clip.get_tokenizer(f"local-dir:{tmp_path / 'open_clip'}")(TEXTS)
-    torch.testing.assert_close(_embeddings(lambda x: back.eval().encode_image(x, normalize=True),
-                                           lambda t: back.encode_text(t, normalize=True), images, back_tokens),
-                               ours, atol=1e-4, rtol=0)
-
-    export_transformers(tmp_path / "trained", tmp_path / "transformers")
-    hf = transformers.CLIPModel.from_pretrained(tmp_path / "transformers").eval()
-    hf_tokens = transformers.CLIPTokenizer.from_pretrained(tmp_path / "transformers")(
-        TEXTS, padding="max_length", max_length=16, truncation=True, return_tensors="pt")
-    with torch.no_grad():
-        out = hf(pixel_values=images, **hf_tokens)
-    hf_embeddings = torch.nn.functional.normalize(torch.cat([out.image_embeds, out.text_embeds]), dim=-1)
-    torch.testing.assert_close(hf_embeddings, ours, atol=1e-4, rtol=0)
+    for library in ("open_clip", "transformers"):
+        assert main(["export", "--checkpoint", str(tmp_path / "trained"), "--to", library,
+                     "--output", str(tmp_path / library)]) == 0
+    torch.testing.assert_close(_open_clip_embeddings(open_clip, tmp_path / "open_clip", images), ours, atol=1e-4,
+                               rtol=0)
+    torch.testing.assert_close(_transformers_embeddings(transformers, tmp_path / "transformers", images), ours,
+                               atol=1e-4, rtol=0)
 
     history = train_stream(TrainConfig(resume=str(tmp_path / "imported"), chunks=("corpus:0", "corpus:1"), epochs=2,
                                        search_fraction=1.0, heldout=16, output=str(tmp_path / "stream"),
@@ -176,21 +184,12 @@ def test_a_model_on_growclip_s_own_bpe_exports_to_both_libraries(tmp_path):
     images = torch.randn(4, 3, 32, 32)
     ours = _embeddings(model.encode_image, model.encode_text, images, tokenizer(TEXTS))
 
-    assert main(["export", "--checkpoint", str(tmp_path / "run"), "--to", "open_clip",
-                 "--output", str(tmp_path / "open_clip")]) == 0
-    back, _, _ = open_clip.create_model_and_transforms(f"local-dir:{tmp_path / 'open_clip'}")
-    back_tokens = open_clip.get_tokenizer(f"local-dir:{tmp_path / 'open_clip'}")(TEXTS)
-    assert torch.equal(back_tokens, tokenizer(TEXTS))
-    torch.testing.assert_close(_embeddings(lambda x: back.eval().encode_image(x, normalize=True),
-                                           lambda t: back.encode_text(t, normalize=True), images, back_tokens),
-                               ours, atol=1e-4, rtol=0)
-
-    assert main(["export", "--checkpoint", str(tmp_path / "run"), "--to", "transformers",
-                 "--output", str(tmp_path / "transformers")]) == 0
-    hf = transformers.CLIPModel.from_pretrained(tmp_path / "transformers").eval()
-    hf_tokens = transformers.AutoTokenizer.from_pretrained(tmp_path / "transformers")(
-        TEXTS, padding="max_length", max_length=16, truncation=True, return_tensors="pt")
-    with torch.no_grad():
-        out = hf(pixel_values=images, **hf_tokens)
-    hf_embeddings = torch.nn.functional.normalize(torch.cat([out.image_embeds, out.text_embeds]), dim=-1)
-    torch.testing.assert_close(hf_embeddings, ours, atol=1e-4, rtol=0)
+    for library in ("open_clip", "transformers"):
+        assert main(["export", "--checkpoint", str(tmp_path / "run"), "--to", library,
+                     "--output", str(tmp_path / library)]) == 0
+    tokens = open_clip.get_tokenizer(f"local-dir:{tmp_path / 'open_clip'}")(TEXTS)
+    assert torch.equal(tokens, tokenizer(TEXTS))  # open_clip reads growclip's tokenizer.json
+    torch.testing.assert_close(_open_clip_embeddings(open_clip, tmp_path / "open_clip", images), ours, atol=1e-4,
+                               rtol=0)
+    torch.testing.assert_close(_transformers_embeddings(transformers, tmp_path / "transformers", images), ours,
+                               atol=1e-4, rtol=0)
