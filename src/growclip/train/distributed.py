@@ -50,8 +50,20 @@ def init_world(device: torch.device) -> World:
         return SINGLE
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend, timeout=TIMEOUT)
+        dist.init_process_group(backend, timeout=TIMEOUT, **_attempt_store())
     return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _attempt_store() -> dict:
+    """After a torchrun restart, the agent's store still holds the addresses the dead attempt's
+    ranks published, and a new rank could read one and fail to connect (seen with gloo: "connectFullMesh
+    failed ... Connection refused"). Each attempt gets its own key prefix in the agent's store."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return {}
+    client = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                           timeout=TIMEOUT)
+    store = dist.PrefixStore(f"growclip/attempt_{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", client)
+    return {"store": store, "rank": int(os.environ["RANK"]), "world_size": int(os.environ["WORLD_SIZE"])}
 
 
 def process_device(device: torch.device, world: World) -> torch.device:
