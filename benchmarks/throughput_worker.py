@@ -24,7 +24,7 @@ import torch
 
 from growclip.growth import grow, grown_config
 from growclip.model import PAD_ID, ModelConfig, create_model, load_config
-from growclip.runtime import resolve_device
+from growclip.runtime import peak_flops, resolve_device
 from growclip.train.optim import make_optimizer, warmup_cosine
 from growclip.train.step import train_step
 
@@ -75,20 +75,6 @@ def open_clip_step(config: ModelConfig, images: torch.Tensor, texts: torch.Tenso
     return step
 
 
-def peak_flops(device: torch.device, precision: str, size: int = 2048) -> float:
-    """FLOP/s of a large square matmul, best of a few: the device's practical peak in `precision`."""
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    a, b = (torch.randn(size, size, device=device).to(dtype) for _ in range(2))
-    best = math.inf
-    for _ in range(5):
-        synchronize(device)
-        start = time.perf_counter()
-        a @ b
-        synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
-
-
 def peak_memory_gib(device: torch.device) -> float:
     """Peak allocated memory on CUDA; on CPU the process's peak resident set (weights and all)."""
     if device.type == "cuda":
@@ -127,7 +113,7 @@ def main() -> None:
     for line in sys.stdin:
         words = line.split()
         if words[0] == "peak":
-            answer = {"peak_flops": peak_flops(device, words[1])}
+            answer = {"peak_flops": peak_flops(device, words[1], size=2048)}
         else:
             precision = words[0]
             for _ in range(0 if precision in warm else 2):  # allocator, kernels, compilation

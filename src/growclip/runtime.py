@@ -33,10 +33,9 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 @functools.cache
-def peak_flops(device: torch.device, precision: str) -> float:
+def peak_flops(device: torch.device, precision: str, size: int = 1024) -> float:
     """FLOP/s of a large square matmul on `device` in `precision`, best of a few: the utilisation
     logged beside samples/s is measured against it (a CPU's or GPU's practical peak, not its datasheet)."""
-    size = 1024
     dtype = AUTOCAST_DTYPES.get(precision, torch.float32)
     a, b = (torch.randn(size, size, generator=torch.Generator().manual_seed(0)).to(device, dtype) for _ in range(2))
     best = math.inf

@@ -11,7 +11,7 @@ from growclip.train.checkpoint import resolve_checkpoint
 EXPORTERS = {"open_clip": export_open_clip, "transformers": export_transformers}
 HOW_TO_LOAD = {"open_clip": "open_clip.create_model_and_transforms('local-dir:{0}'); "
                             "open_clip.get_tokenizer('local-dir:{0}')",
-               "transformers": "transformers.CLIPModel.from_pretrained('{0}'); CLIPTokenizer.from_pretrained('{0}')"}
+               "transformers": "transformers.CLIPModel.from_pretrained('{0}'); AutoTokenizer.from_pretrained('{0}')"}
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from growclip.interop.clip_bpe import ID_SHIFT
 from growclip.interop.open_clip import import_open_clip, read_open_clip_config
 from growclip.model import model_cost
 from growclip.train.checkpoint import load_checkpoint
@@ -26,6 +27,6 @@ def run(args: argparse.Namespace) -> int:
                             args.allow_pickle)
     model, tokenizer, _ = load_checkpoint(path)
     print(f"imported {args.open_clip}: {model.config.describe()}, {model_cost(model.config).params / 1e6:.2f} M "
-          f"params, CLIP tokenizer ({tokenizer.vocab_size - 1} tokens and growclip's pad)")
+          f"params, CLIP tokenizer ({tokenizer.vocab_size - ID_SHIFT} tokens and growclip's pad)")
     print(f"checkpoint: {path}")
     return 0

@@ -237,9 +237,9 @@ class Trainer:
             progress.update()
             if not self.proxy and (self.step % config.log_every == 0 or self.step == self.steps):
                 seconds = time.perf_counter() - window_start
-                self._log_step(mean_over_ranks(loss, self.world), lr, window_steps * self.step_samples / seconds,
-                               self.data_wait / seconds)
-                progress.set_postfix(loss=f"{loss:.3f}", samples_s=f"{window_steps * self.step_samples / seconds:.0f}")
+                speed = window_steps * self.step_samples / seconds
+                self._log_step(mean_over_ranks(loss, self.world), lr, speed, self.data_wait / seconds)
+                progress.set_postfix(loss=f"{loss:.3f}", samples_s=f"{speed:.0f}")
                 window_start, window_steps, self.data_wait = time.perf_counter(), 0, 0.0
             if report and config.eval_every and self.step % config.eval_every == 0 and self.step < self.steps:
                 self.evaluate()
