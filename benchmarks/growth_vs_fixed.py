@@ -1,83 +1,141 @@
-"""Automatic growth against fixed architectures at equal compute, on the embedded 4-stage stream.
+"""Automatic growth against fixed architectures at equal compute, and the compute growth needs to
+reach a from-scratch model's quality, on the embedded corpus as a stream of 4 chunks.
 
-Runs `--growth auto` from the start model, reads its total compute (training + search overhead,
-from its `stream.json`), then trains two fixed models through the same stream for that same
-compute: the start model and the architecture the search ended with, each with `--epochs`
-scaled so that epochs x pairs x training FLOPs per pair matches. Prints one row per run.
+Per seed:
+  - `auto`: the search decides before chunks 1-3; its total compute (training + search) is the budget;
+  - `fixed`: the start model, the architecture `auto` ended with, and `--fixed` others, each trained
+    through the same stream for the same total compute (`--epochs` scaled to match);
+  - `schedule`: a hand-made growth (`--schedule`), `scratch`: search, then retrain the chosen
+    architecture from zero before every chunk;
+  - `final, same pairs`: `auto`'s final architecture from zero through the stream with the same
+    pairs as `auto` (not the same compute): the from-scratch reference. The compute `auto` spends
+    to reach its mean zero-shot top-1 and its held-out loss is read along `auto`'s chunks (linear
+    between chunk ends; "not reached" when `auto` ends below it).
 
-    python benchmarks/growth_vs_fixed.py [--model growclip-seed] [--epochs 6] [--output runs/vs]
+    python benchmarks/growth_vs_fixed.py --seeds 0 1 2 [--fixed clip-tiny growclip-start]
 
-Also runs on a finished auto run (`--auto-run DIR`), training only the fixed baselines.
+Prints the tables (medians over seeds, spread in brackets) and writes results.md, results.json and
+curves.png to --output. See `benchmarks/streams.py` for the stream and for reading back finished runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
+import statistics
 from pathlib import Path
 from typing import Any
 
 from growclip.model import ModelConfig, load_config
 from growclip.model.cost import train_flops_per_sample
-from growclip.train import TrainConfig
-from growclip.train.growing import train_stream
+from streams import (
+    Stream,
+    add_stream_args,
+    chunk_table,
+    decisions,
+    final,
+    plot_curves,
+    summary_table,
+    task_table,
+    write_report,
+)
 
 
-def run(name: str, settings: dict[str, Any], output: Path) -> tuple[list[dict[str, Any]], float]:
-    start = time.perf_counter()
-    history = train_stream(TrainConfig.from_dict({**settings, "output": str(output / name)}))
-    return history, time.perf_counter() - start
+def equal_compute_epochs(stream: Stream, config: ModelConfig, tflop: float) -> float:
+    return tflop * 1e12 / (train_flops_per_sample(config) * stream.pairs)
 
 
-def row(name: str, history: list[dict[str, Any]], seconds: float | None) -> str:
-    last = history[-1]
-    search = sum(r["search_tflop"] for r in history)
-    decisions = " / ".join(r["decision"] for r in history[1:])
-    wall = f"{seconds / 60:.1f} min" if seconds is not None else "-"
-    return (f"| {name} | {decisions} | {last['params'] / 1e6:.3f} M | {last['total_tflop']:.2f} "
-            f"({search / last['total_tflop']:.0%} search) | {last['zeroshot_mean_top1']:.3f} | "
-            f"{last['image_to_text_R@1']:.3f} / {last['text_to_image_R@1']:.3f} | "
-            f"{last['heldout_new_loss']:.3f} / {last['heldout_old_loss']:.3f} | {wall} |")
+def final_architecture(stream: Stream, auto: dict[str, Any]) -> str:
+    path = stream.output / f"auto-final-seed{auto['seed']}.json"
+    path.write_text(json.dumps(auto["history"][-1]["architecture"]) + "\n")
+    return str(path)
 
 
-def equal_compute_epochs(config: ModelConfig, tflop: float, pairs_per_epoch: int) -> float:
-    return tflop * 1e12 / (train_flops_per_sample(config) * pairs_per_epoch)
+def runs_for_seed(stream: Stream, seed: int, fixed: list[str], schedule: list[str]) -> dict[str, dict[str, Any]]:
+    """Every run of one seed, keyed by its label in the tables."""
+    auto = stream.run("auto", seed, growth="auto")
+    budget = final(auto)["total_tflop"]
+    final_model = final_architecture(stream, auto)
+    runs = {"auto": auto}
+    for label, model in [("start", stream.model), ("auto's final", final_model), *((f, f) for f in fixed)]:
+        epochs = equal_compute_epochs(stream, load_config(model), budget)
+        name = "fixed-final" if model == final_model else f"fixed-{Path(model).stem}"
+        runs[f"fixed {label}"] = stream.run(name, seed, model=model, growth="fixed", epochs=epochs)
+    runs["schedule"] = stream.run("schedule", seed, growth="schedule", grow_schedule=schedule)
+    runs["scratch"] = stream.run("scratch", seed, growth="scratch")
+    runs["final, same pairs"] = stream.run("final-same-pairs", seed, model=final_model, growth="fixed")
+    return runs
+
+
+def tflop_to_reach(history: list[dict[str, Any]], key: str, target: float, lower_is_better: bool) -> float | None:
+    """Compute at which the run first reaches `target`, linear between chunk ends; None if never."""
+    sign = -1.0 if lower_is_better else 1.0
+    before = None
+    for record in history:
+        value, tflop = sign * record[key], record["total_tflop"]
+        if value >= sign * target:
+            if before is None or before[0] == value:
+                return tflop
+            share = (sign * target - before[0]) / (value - before[0])
+            return before[1] + share * (tflop - before[1])
+        before = (value, tflop)
+    return None
+
+
+def compute_to_target(auto: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
+    """`auto`'s compute to reach the from-scratch reference's end, as a share of the reference's."""
+    ref = final(reference)
+    row = {"seed": auto["seed"], "reference_tflop": ref["total_tflop"], "auto_tflop": final(auto)["total_tflop"],
+           "auto_minutes": final(auto)["seconds"] / 60, "reference_minutes": ref["seconds"] / 60}
+    for key, lower in (("zeroshot_mean_top1", False), ("stream_heldout_loss", True)):
+        reached = tflop_to_reach(auto["history"], key, ref[key], lower)
+        row[key] = {"target": ref[key], "tflop": reached,
+                    "share": None if reached is None else reached / ref["total_tflop"]}
+    return row
+
+
+def target_table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| seed | from-scratch TFLOP | its mean top-1 | auto reaches it at | its held-out loss | "
+             "auto reaches it at | auto / scratch minutes |", "|---|---:|---:|---|---:|---|---|"]
+    for row in rows:
+        cells = []
+        for key in ("zeroshot_mean_top1", "stream_heldout_loss"):
+            hit = row[key]
+            reach = "not reached" if hit["tflop"] is None else f"{hit['tflop']:.2f} TFLOP ({hit['share']:.0%})"
+            cells += [f"{hit['target']:.3f}", reach]
+        lines.append(f"| {row['seed']} | {row['reference_tflop']:.2f} | " + " | ".join(cells)
+                     + f" | {row['auto_minutes']:.1f} / {row['reference_minutes']:.1f} |")
+    shares = [row["zeroshot_mean_top1"]["share"] for row in rows]
+    if all(s is not None for s in shares):
+        lines.append(f"\nmedian share of the from-scratch compute to reach its mean top-1: "
+                     f"{statistics.median(shares):.0%}")
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="growclip-seed")
-    parser.add_argument("--epochs", type=float, default=6.0, help="of the auto run")
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--auto-run", help="a finished auto run folder to compare against (skips the auto run)")
-    parser.add_argument("--output", default="runs/growth_vs_fixed")
+    add_stream_args(parser, "runs/growth_vs_fixed")
+    parser.add_argument("--fixed", nargs="*", default=["growclip-start", "clip-tiny"],
+                        help="more fixed architectures (presets or .json) at the same compute")
+    parser.add_argument("--schedule", nargs="+", default=["1:width=64", "2:vision_layers+1", "3:text_layers+1"],
+                        help="the hand-made growth, K:OP items as --grow-schedule")
     args = parser.parse_args()
-    output = Path(args.output)
-    base = {"model": args.model, "chunks": ["corpus"], "lr": args.lr, "progress": False}
-
-    if args.auto_run:
-        auto_dir, seconds = Path(args.auto_run), None
-        auto = json.loads((auto_dir / "stream.json").read_text())
-    else:
-        auto_dir = output / "auto"
-        auto, seconds = run("auto", {**base, "epochs": args.epochs}, output)
-    rows = [row("auto", auto, seconds)]
-    tflop = auto[-1]["total_tflop"]
-    pairs_per_epoch = sum(r["pairs"] for r in auto)
-    final = ModelConfig(**auto[-1]["architecture"])
-    final_file = auto_dir / "final_architecture.json"
-    final_file.write_text(json.dumps(final.to_dict()))
-    for name, config, model in (("fixed start", load_config(args.model), args.model),
-                                ("fixed final", final, str(final_file))):
-        epochs = equal_compute_epochs(config, tflop, pairs_per_epoch)
-        history, seconds = run(name.replace(" ", "_"), {**base, "model": model, "growth": "fixed", "epochs": epochs},
-                               output)
-        rows.append(row(f"{name}, --epochs {epochs:.2f}", history, seconds))
-    print("| run | decisions before chunks 1-3 | final params | TFLOP | zero-shot mean top-1 | R@1 I->T / T->I "
-          "| held-out loss new / old | wall |")
-    print("|---|---|---:|---:|---:|---|---|---:|")
-    print("\n".join(rows))
+    stream = Stream.from_args(args)
+    stream.output.mkdir(parents=True, exist_ok=True)
+    per_seed = [runs_for_seed(stream, seed, args.fixed, args.schedule) for seed in args.seeds]
+    runs = {label: [seed_runs[label] for seed_runs in per_seed] for label in per_seed[0]}
+    targets = [compute_to_target(s["auto"], s["final, same pairs"]) for s in per_seed]
+    header = (f"embedded corpus, stages of {', '.join(map(str, stream.stage_sizes))} pairs as 4 chunks, "
+              f"{stream.epochs:g} epochs per chunk for auto (fixed: scaled to auto's compute), start "
+              f"`{stream.model}`, lr {stream.lr:g}, {stream.precision}, seeds {' '.join(map(str, args.seeds))}; "
+              f"medians [min-max]")
+    report = "\n\n".join([header, summary_table(runs), "Per task (zero-shot top-1, medians):", task_table(runs),
+                          "After each chunk (mean zero-shot top-1, medians):", chunk_table(runs),
+                          "Decisions: auto: " + decisions(runs["auto"]) + "\nscratch: " + decisions(runs["scratch"]),
+                          "Compute to reach the final architecture trained from scratch with the same pairs:",
+                          target_table(targets)]) + "\n"
+    plot_curves(runs, stream.output / "curves.png", "growth vs fixed architectures")
+    write_report(stream.output, report, runs, {"settings": vars(args), "compute_to_target": targets})
 
 
 if __name__ == "__main__":

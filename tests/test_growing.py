@@ -1,6 +1,7 @@
 """Growing runs on chunk streams: decisions, determinism, resume mid-search, watched folders."""
 
 import json
+import math
 import threading
 import time
 from dataclasses import fields
@@ -11,10 +12,12 @@ from safetensors.torch import load_file
 
 from conftest import tiny_config
 from growclip.cli import main
+from growclip.growth import GrowthState, grown_config
 from growclip.growth.decision import Decision
+from growclip.growth.policy import ChunkContext, Search
 from growclip.growth.search import MIN_PROXY_STEPS, SuccessiveHalving, plan_search, proxy_score, search_decision
 from growclip.growth.space import Candidate, growth_space
-from growclip.model import ModelConfig, train_flops_per_sample
+from growclip.model import ModelConfig, create_model, train_flops_per_sample
 from growclip.train import TrainConfig
 from growclip.train.checkpoint import checkpoints_of
 from growclip.train.growing import GrowingRun, train_stream
@@ -213,3 +216,56 @@ def test_the_decision_record_counts_every_proxy_step_but_the_winners_as_overhead
     assert "ahead of keep (2.000)" in decision.why and decision.label == "width=32 (m=0.9)"
     retrained = search_decision(3, search, 2, 1000.0, retrain=True)
     assert retrained.proxy_steps == 0 and retrained.search_flops == spent  # nothing of the search is kept
+
+
+def test_the_search_picks_the_child_that_is_better_per_flop():
+    """A constructed case: doubling the width lowers the held-out loss a little for 4x the FLOPs,
+    a wider MLP lowers it a lot for far less; with the cost penalty the MLP child must win, and
+    without any benefit from growing, "keep" must."""
+    state = GrowthState.capture(create_model(MODEL, seed=0))
+    gains = {"width": 0.05, "mlp_ratio": 0.5}
+
+    def proxy(grown: GrowthState, steps: int, round_: int) -> tuple[GrowthState, float, float | None]:
+        grew = {dim for dim in gains if getattr(grown.config, dim) != getattr(MODEL, dim)}
+        return grown, 3.0 - sum(gains[dim] for dim in grew), 2.0
+
+    context = ChunkContext(1, pairs_seen=1000, chunk_steps=400, step_samples=32, scored_pairs=64, run_proxy=proxy)
+    policy = Search(params_per_pair=1e6, momenta=(0.9,), search_fraction=1.0, cost_weight=0.05, seed=0)
+    chosen, decision = policy.decide(state, context)
+    assert decision.ops == ("mlp_ratio=3",) and chosen.config.mlp_ratio == 3
+    scores = {c["label"]: c["rounds"][0]["score"] for c in decision.candidates}
+    width_ratio = train_flops_per_sample(grown_config(MODEL, ["width=32"])) / train_flops_per_sample(MODEL)
+    assert scores["width=32 m=0.9"] == pytest.approx(2.5 - 0.05 / 2 + 0.05 * math.log2(width_ratio))
+    gains.update(width=0.0, mlp_ratio=0.0)
+    assert policy.decide(state, context)[1].ops == ()
+
+
+@pytest.mark.slow
+def test_search_and_training_add_up_to_the_runs_compute(tmp_path, monkeypatch):
+    """Every chunk's total is the previous total plus its training and its search; the training is
+    the steps the chunk's model took (the winner's proxy steps included), and the search is every
+    proxy step actually trained and every held-out scoring, less the winner's proxy steps."""
+    trained = []  # (architecture, steps) of every proxy, as the run trains them
+    proxy = GrowingRun._proxy
+
+    def counting_proxy(self, state, steps, round_):
+        trained.append((state.config, steps))
+        return proxy(self, state, steps, round_)
+
+    monkeypatch.setattr(GrowingRun, "_proxy", counting_proxy)
+    history = train_stream(settings(tmp_path, chunks=("corpus:0", "corpus:1"), params_per_pair=60.0, **SEARCHED))
+    searched = history[1]
+    assert len(searched["candidates"]) > 1 and trained
+    step_samples, total = 32, 0.0
+    for before, record in zip([{"step": 0}, *history], history):
+        flops = train_flops_per_sample(ModelConfig(**record["architecture"]))
+        assert record["train_tflop"] == pytest.approx((record["step"] - before["step"]) * step_samples * flops / 1e12)
+        total += record["train_tflop"] + record["search_tflop"]
+        assert record["total_tflop"] == pytest.approx(total)
+    proxy_flops = sum(steps * step_samples * train_flops_per_sample(config) for config, steps in trained)
+    scoring = sum(r["score_flops"] for c in searched["candidates"] for r in c["rounds"])
+    winner = next(c for c in searched["candidates"] if c["alive"])
+    winner_flops = sum(r["steps"] for r in winner["rounds"]) * step_samples * winner["rounds"][-1]["train_flops"]
+    assert searched["search_tflop"] == pytest.approx((proxy_flops + scoring - winner_flops) / 1e12)
+    assert 0 < searched["search_fraction"] == pytest.approx(
+        searched["search_tflop"] / (searched["search_tflop"] + searched["train_tflop"]))

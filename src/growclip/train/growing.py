@@ -229,7 +229,8 @@ class GrowingRun:
                 "pairs": self.chunks.records(decision.chunk), "architecture": asdict(model.config),
                 "decision": decision.label, "grew": decision.grew, "params": cost.params,
                 "gflops_per_pair": cost.forward_flops / 1e9, "search_fraction": decision.search_fraction,
-                "heldout_new_loss": new, "heldout_old_loss": old, **compute, **speed, **results["summary"]}
+                "heldout_new_loss": new, "heldout_old_loss": old, **compute, **speed, **results["summary"],
+                "zeroshot_top1": {task: m["top1"] for task, m in results["zeroshot"].items()}}
 
     def _on_main(self, compute: Callable[[], Any]) -> Any:
         """Computed by rank 0 and handed to every rank, so that all decide alike."""

@@ -1,0 +1,80 @@
+"""One growth step at the same point of the stream, trained on to the stream's end: which dimension
+pays most per FLOP added, and which PIM momentum m.
+
+Every run starts from the same model and trains through the same stream with the same pairs; one
+grows by OP with PIM m before chunk `--at` (a `--growth schedule` run), the reference ("keep")
+never grows. Per run, medians over seeds: mean zero-shot top-1 and R@1 at the end, the all-stage
+held-out loss, and the gain over "keep" per TFLOP of compute added.
+
+    python benchmarks/growth_sweep.py --ops width=64 mlp_ratio=4 vision_layers+1 text_layers+1 \\
+        shared_layers+1 heads=2                                  # the dimensions, at m = 0.9
+    python benchmarks/growth_sweep.py --ops width=64 --momenta 1 0.95 0.9 0.7 0.5 0   # PIM
+
+Runs shared by both (the same op, m and seed) are trained once. Writes results.md, results.json and
+curves.png to --output (see `benchmarks/streams.py` for the stream).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from typing import Any
+
+from streams import Stream, add_stream_args, final, plot_curves, summary_table, task_table, write_report
+
+KEEP = "keep"
+
+
+def sweep(stream: Stream, ops: list[str], momenta: list[float], at: int, seeds: list[int]
+          ) -> dict[str, list[dict[str, Any]]]:
+    runs = {KEEP: [stream.run(KEEP, seed, growth="fixed") for seed in seeds]}
+    for op in ops:
+        for m in momenta:
+            runs[f"{op} m={m:g}"] = [stream.run(f"{op}-m{m:g}", seed, growth="schedule", grow_schedule=[f"{at}:{op}"],
+                                                momentum=m) for seed in seeds]
+    return runs
+
+
+def gain_table(runs: dict[str, list[dict[str, Any]]]) -> str:
+    """Per grown run, against "keep" of the same seed: points of mean top-1 and of R@1 gained, and
+    the same per TFLOP the growth added to the run."""
+    lines = ["| run | TFLOP added | mean top-1 gain (points) | per TFLOP added | I->T R@1 gain "
+             "| held-out loss change |", "|---|---:|---|---:|---:|---:|"]
+    keep = {r["seed"]: final(r) for r in runs[KEEP]}
+    for label, seeds in runs.items():
+        if label == KEEP:
+            continue
+        ends = [(final(r), keep[r["seed"]]) for r in seeds]
+        added = statistics.median(e["total_tflop"] - k["total_tflop"] for e, k in ends)
+        gains = [100 * (e["zeroshot_mean_top1"] - k["zeroshot_mean_top1"]) for e, k in ends]
+        per = statistics.median(g / (e["total_tflop"] - k["total_tflop"]) for g, (e, k) in zip(gains, ends))
+        r1 = statistics.median(100 * (e["image_to_text_R@1"] - k["image_to_text_R@1"]) for e, k in ends)
+        loss = statistics.median(e["stream_heldout_loss"] - k["stream_heldout_loss"] for e, k in ends)
+        spread = f" [{min(gains):+.1f} to {max(gains):+.1f}]" if len(gains) > 1 else ""
+        lines.append(f"| {label} | {added:.2f} | {statistics.median(gains):+.1f}{spread} | {per:+.1f} | "
+                     f"{r1:+.1f} | {loss:+.3f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_stream_args(parser, "runs/growth_sweep")
+    parser.add_argument("--ops", nargs="+", default=["width=64", "mlp_ratio=4", "vision_layers+1", "text_layers+1",
+                                                     "shared_layers+1", "heads=2"])
+    parser.add_argument("--momenta", type=float, nargs="+", default=[0.9], help="PIM m of each growth")
+    parser.add_argument("--at", type=int, default=1, help="the chunk the growth comes before")
+    args = parser.parse_args()
+    stream = Stream.from_args(args)
+    stream.output.mkdir(parents=True, exist_ok=True)
+    runs = sweep(stream, args.ops, args.momenta, args.at, args.seeds)
+    header = (f"embedded corpus, stages of {', '.join(map(str, stream.stage_sizes))} pairs as 4 chunks, "
+              f"{stream.epochs:g} epochs per chunk, start `{stream.model}`, growth before chunk {args.at}, "
+              f"lr {stream.lr:g}, {stream.precision}, seeds {' '.join(map(str, args.seeds))}; medians [min-max]")
+    report = "\n\n".join([header, summary_table(runs), "Against keep, same seed (medians):", gain_table(runs),
+                          "Per task (zero-shot top-1, medians):", task_table(runs)]) + "\n"
+    plot_curves(runs, stream.output / f"curves-{'-'.join(args.ops)}.png".replace("=", ""), "one growth step")
+    write_report(stream.output, report, runs, {"settings": vars(args)})
+
+
+if __name__ == "__main__":
+    main()

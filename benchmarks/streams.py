@@ -1,0 +1,171 @@
+"""What the growth benchmarks share: one stream setting, growing runs per policy and seed (a finished
+run is read back from its folder, not trained again, so an interrupted benchmark picks up where it
+stopped), held-out loss on every stage at each chunk's end, medians with their spread, and the
+tables and plot they print.
+
+The stream is the embedded corpus's four stages as chunks. The default, 4k/8k/16k/32k pairs with
+2 epochs per chunk, is the main run's stream at half the pairs and a third of the epochs, so that
+3 seeds of every policy fit in an hour on 2 CPU cores; `--stage-sizes 8000,16000,32000,64000
+--epochs 6` is the main run's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from growclip.data.corpus import EmbeddedCorpus
+from growclip.eval.heldout import heldout_loss
+from growclip.train import TrainConfig
+from growclip.train.checkpoint import checkpoint_path, load_checkpoint
+from growclip.train.growing import train_stream
+
+HELDOUT = 256  # pairs per stage; the growing run's own held-out sets (TrainConfig.heldout)
+
+
+def add_stream_args(parser: argparse.ArgumentParser, output: str) -> None:
+    parser.add_argument("--model", default="growclip-seed", help="the start architecture")
+    parser.add_argument("--stage-sizes", default="4000,8000,16000,32000", help="pairs per chunk (corpus stage)")
+    parser.add_argument("--epochs", type=float, default=2.0, help="passes over each chunk's size per chunk")
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--output", default=output)
+
+
+@dataclass(frozen=True)
+class Stream:
+    """The stream and recipe every run of a benchmark shares; a run differs in policy and model."""
+
+    model: str
+    stage_sizes: tuple[int, ...]
+    epochs: float
+    lr: float
+    precision: str
+    output: Path
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Stream:
+        sizes = tuple(int(size) for size in args.stage_sizes.split(","))
+        return cls(args.model, sizes, args.epochs, args.lr, args.precision, Path(args.output))
+
+    @property
+    def pairs(self) -> int:
+        return sum(self.stage_sizes)
+
+    def run(self, name: str, seed: int, **overrides: Any) -> dict[str, Any]:
+        """A growing run (`overrides`: policy, model, epochs...), or its finished records if there."""
+        folder = self.output / f"{name}-seed{seed}"
+        done = folder / "bench.json"
+        if done.is_file():
+            return json.loads(done.read_text())
+        settings = {"model": self.model, "chunks": ["corpus"], "stage_sizes": list(self.stage_sizes),
+                    "epochs": self.epochs, "lr": self.lr, "precision": self.precision, "seed": seed,
+                    "progress": False, "keep_checkpoints": 0, "output": str(folder), **overrides}
+        start = time.perf_counter()
+        history = train_stream(TrainConfig.from_dict(settings))
+        seconds = time.perf_counter() - start
+        for record in history:
+            record["stream_heldout_loss"] = self.heldout_loss(folder, record["step"])
+        run = {"name": name, "seed": seed, "seconds": seconds, "settings": settings, "history": history}
+        done.write_text(json.dumps(run, indent=2) + "\n")
+        return run
+
+    def heldout_loss(self, folder: Path, step: int) -> float:
+        """Mean contrastive loss on every stage's held-out pairs, of the checkpoint a chunk ended with:
+        the same pairs at every chunk, so quality can be read along the stream."""
+        model, tokenizer, _ = load_checkpoint(checkpoint_path(folder, step))
+        corpus = EmbeddedCorpus(0, model.config.image_size, self.stage_sizes)
+        sets = [corpus.retrieval_set(HELDOUT, captions_per_image=1, stage=s) for s in range(len(self.stage_sizes))]
+        return statistics.mean(heldout_loss(model, tokenizer, held, self.precision) for held in sets)
+
+
+def final(run: dict[str, Any]) -> dict[str, Any]:
+    """The run's end: its last chunk's record, with the wall time."""
+    return {**run["history"][-1], "seconds": run["seconds"]}
+
+
+def median_spread(values: list[float], digits: int = 3) -> str:
+    """`median [min-max]` over seeds; the median alone for one seed."""
+    middle = f"{statistics.median(values):.{digits}f}"
+    return middle if len(values) == 1 else f"{middle} [{min(values):.{digits}f}-{max(values):.{digits}f}]"
+
+
+def summary_table(runs: dict[str, list[dict[str, Any]]]) -> str:
+    """One row per run label: medians over seeds (and the spread of mean zero-shot top-1)."""
+    lines = ["| run | params | TFLOP (search) | **mean top-1** | I->T R@1 | T->I R@1 | held-out loss all stages "
+             "| held-out new / old | minutes |", "|---|---:|---:|---|---:|---:|---:|---|---:|"]
+    for label, seeds in runs.items():
+        ends = [final(r) for r in seeds]
+        med = {key: statistics.median(e[key] for e in ends) for key in
+               ("params", "total_tflop", "image_to_text_R@1", "text_to_image_R@1", "stream_heldout_loss",
+                "heldout_new_loss", "heldout_old_loss", "seconds")}
+        search = statistics.median(sum(c["search_tflop"] for c in r["history"]) / final(r)["total_tflop"]
+                                   for r in seeds)
+        lines.append(f"| {label} | {med['params'] / 1e6:.3f} M | {med['total_tflop']:.2f} ({search:.0%}) | "
+                     f"**{median_spread([e['zeroshot_mean_top1'] for e in ends])}** | "
+                     f"{med['image_to_text_R@1']:.3f} | {med['text_to_image_R@1']:.3f} | "
+                     f"{med['stream_heldout_loss']:.3f} | {med['heldout_new_loss']:.3f} / "
+                     f"{med['heldout_old_loss']:.3f} | {med['seconds'] / 60:.1f} |")
+    return "\n".join(lines)
+
+
+def task_table(runs: dict[str, list[dict[str, Any]]]) -> str:
+    """Zero-shot top-1 per corpus task at the stream's end, median over seeds."""
+    tasks = list(final(next(iter(runs.values()))[0])["zeroshot_top1"])
+    lines = ["| run | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
+    for label, seeds in runs.items():
+        cells = [statistics.median(final(r)["zeroshot_top1"][t] for r in seeds) for t in tasks]
+        lines.append(f"| {label} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def chunk_table(runs: dict[str, list[dict[str, Any]]]) -> str:
+    """Mean zero-shot top-1 after each chunk (median over seeds): where the best fixed model changes."""
+    chunks = len(next(iter(runs.values()))[0]["history"])
+    lines = ["| run | " + " | ".join(f"after chunk {c}" for c in range(chunks)) + " |", "|---" * (chunks + 1) + "|"]
+    for label, seeds in runs.items():
+        cells = [statistics.median(r["history"][c]["zeroshot_mean_top1"] for r in seeds) for c in range(chunks)]
+        lines.append(f"| {label} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def decisions(seeds: list[dict[str, Any]]) -> str:
+    """Each seed's decisions before chunks 1.., e.g. `seed 0: keep / width=64 (m=0.9) / keep`."""
+    return "; ".join(f"seed {r['seed']}: " + " / ".join(c["decision"] for c in r["history"][1:]) for r in seeds)
+
+
+def plot_curves(runs: dict[str, list[dict[str, Any]]], path: Path, title: str) -> None:
+    """Mean zero-shot top-1 and all-stage held-out loss against compute, one line per run (seed median)."""
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for label, seeds in runs.items():
+        chunks = range(len(seeds[0]["history"]))
+        tflop = [statistics.median(r["history"][c]["total_tflop"] for r in seeds) for c in chunks]
+        for axis, key in zip(axes, ("zeroshot_mean_top1", "stream_heldout_loss")):
+            axis.plot(tflop, [statistics.median(r["history"][c][key] for r in seeds) for c in chunks], marker="o",
+                      label=label)
+    for axis, name in zip(axes, ("mean zero-shot top-1", "held-out loss, all stages")):
+        axis.set_xlabel("training + search TFLOP")
+        axis.set_ylabel(name)
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def write_report(output: Path, report: str, runs: dict[str, list[dict[str, Any]]], extra: dict[str, Any]) -> None:
+    print("\n" + report)
+    (output / "results.md").write_text(report)
+    (output / "results.json").write_text(json.dumps({**extra, "runs": runs}, indent=2) + "\n")
