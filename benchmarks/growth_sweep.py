@@ -7,7 +7,7 @@ never grows. Per run, medians over seeds: mean zero-shot top-1 and R@1 at the en
 held-out loss, and the gain over "keep" per TFLOP of compute added.
 
     python benchmarks/growth_sweep.py --ops width=64 mlp_ratio=4 vision_layers+1 text_layers+1 \\
-        shared_layers+1 heads=2                                  # the dimensions, at m = 0.9
+        shared_layers+1 heads=2 share                            # the dimensions, at m = 0.9
     python benchmarks/growth_sweep.py --ops width=64 --momenta 1 0.95 0.9 0.7 0.5 0   # PIM
 
 Runs shared by both (the same op, m and seed) are trained once. Writes results.md, results.json and
@@ -60,7 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_stream_args(parser, "runs/growth_sweep")
     parser.add_argument("--ops", nargs="+", default=["width=64", "mlp_ratio=4", "vision_layers+1", "text_layers+1",
-                                                     "shared_layers+1", "heads=2"])
+                                                     "shared_layers+1", "heads=2", "share"])
     parser.add_argument("--momenta", type=float, nargs="+", default=[0.9], help="PIM m of each growth")
     parser.add_argument("--at", type=int, default=1, help="the chunk the growth comes before")
     args = parser.parse_args()

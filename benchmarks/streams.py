@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import time
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ class Stream:
         done = folder / "bench.json"
         if done.is_file():
             return json.loads(done.read_text())
+        shutil.rmtree(folder, ignore_errors=True)  # an interrupted run starts again, so its time is whole
         settings = {"model": self.model, "chunks": ["corpus"], "stage_sizes": list(self.stage_sizes),
                     "epochs": self.epochs, "lr": self.lr, "precision": self.precision, "seed": seed,
                     "progress": False, "keep_checkpoints": 0, "output": str(folder), **overrides}
