@@ -9,6 +9,7 @@ and MS-CLIP's parts (shared encoder, conv stem, parallel branch, each on and off
 A model is a preset or config .json, optionally with `:field=value,...` overrides. With
 `--equal-compute` every model trains for the training FLOPs that the first one (or `--budget-model`)
 spends on `--samples` pairs. Prints Markdown tables (medians, then every run) and writes them with JSON to --output.
+A run whose folder holds its `run.json` is read back, not trained again: seeds can be added to a comparison.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def parse_model(spec: str) -> ModelConfig:
 
 def run_one(spec: str, config: ModelConfig, samples: int, seed: int, args: argparse.Namespace) -> dict:
     out = Path(args.output) / f"{spec.replace(':', '_').replace('=', '-').replace(',', '_')}-seed{seed}"
+    if (out / "run.json").is_file():  # finished before: read back, so that seeds can be added later
+        return json.loads((out / "run.json").read_text())
     out.mkdir(parents=True, exist_ok=True)
     config.to_json(out / "model.json")
     start = time.perf_counter()
@@ -50,10 +53,12 @@ def run_one(spec: str, config: ModelConfig, samples: int, seed: int, args: argpa
                                precision=args.precision, compile=args.compile, seed=seed, output=str(out),
                                progress=False, eval_every=every))
     midway = [r for r in read_metrics(out / "metrics.jsonl") if "zeroshot_mean_top1" in r and not r.get("final")]
-    return {"seed": seed, "samples": samples, "minutes": (time.perf_counter() - start) / 60,
-            "tasks": {t: m["top1"] for t, m in result.eval["zeroshot"].items()},
-            "curve": {r["samples"]: r["zeroshot_mean_top1"] for r in midway},
-            **{k: result.eval["summary"][k] for k in SUMMARY}}
+    run = {"seed": seed, "samples": samples, "minutes": (time.perf_counter() - start) / 60,
+           "tasks": {t: m["top1"] for t, m in result.eval["zeroshot"].items()},
+           "curve": {r["samples"]: r["zeroshot_mean_top1"] for r in midway},
+           **{k: result.eval["summary"][k] for k in SUMMARY}}
+    (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+    return run
 
 
 def table(rows: list[tuple[str, ModelConfig, dict]]) -> str:
