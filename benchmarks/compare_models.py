@@ -44,7 +44,8 @@ def parse_model(spec: str) -> ModelConfig:
 def run_one(spec: str, config: ModelConfig, samples: int, seed: int, args: argparse.Namespace) -> dict:
     out = Path(args.output) / f"{spec.replace(':', '_').replace('=', '-').replace(',', '_')}-seed{seed}"
     if (out / "run.json").is_file():  # finished before: read back, so that seeds can be added later
-        return json.loads((out / "run.json").read_text())
+        run = json.loads((out / "run.json").read_text())
+        return {**run, "curve": {int(samples): top1 for samples, top1 in run["curve"].items()}}  # JSON keys: str
     out.mkdir(parents=True, exist_ok=True)
     config.to_json(out / "model.json")
     start = time.perf_counter()
