@@ -51,7 +51,18 @@ def final_architecture(stream: Stream, auto: dict[str, Any]) -> str:
     return str(path)
 
 
-def runs_for_seed(stream: Stream, seed: int, fixed: list[str], schedule: list[str]) -> dict[str, dict[str, Any]]:
+def parse_variant(spec: str) -> dict[str, Any]:
+    """`cost_weight=0.2,search_momenta=1` -> the growing run's settings (numbers and lists parsed)."""
+    settings = {}
+    for item in spec.split(","):
+        key, _, value = item.partition("=")
+        number = [float(v) for v in value.split(":")]
+        settings[key] = number if key == "search_momenta" else number[0]
+    return settings
+
+
+def runs_for_seed(stream: Stream, seed: int, fixed: list[str], schedule: list[str], variants: list[str]
+                  ) -> dict[str, dict[str, Any]]:
     """Every run of one seed, keyed by its label in the tables."""
     auto = stream.run("auto", seed, growth="auto")
     budget = final(auto)["total_tflop"]
@@ -64,6 +75,8 @@ def runs_for_seed(stream: Stream, seed: int, fixed: list[str], schedule: list[st
     runs["schedule"] = stream.run("schedule", seed, growth="schedule", grow_schedule=schedule)
     runs["scratch"] = stream.run("scratch", seed, growth="scratch")
     runs["final, same pairs"] = stream.run("final-same-pairs", seed, model=final_model, growth="fixed")
+    for spec in variants:  # the search with other settings, same pairs as auto
+        runs[f"auto, {spec}"] = stream.run(f"auto-{spec}", seed, growth="auto", **parse_variant(spec))
     return runs
 
 
@@ -119,10 +132,12 @@ def main() -> None:
                         help="more fixed architectures (presets or .json) at the same compute")
     parser.add_argument("--schedule", nargs="+", default=["1:width=64", "2:vision_layers+1", "3:text_layers+1"],
                         help="the hand-made growth, K:OP items as --grow-schedule")
+    parser.add_argument("--variants", nargs="*", default=[],
+                        help="more auto runs with other search settings, e.g. cost_weight=0.2 search_momenta=1:0.9")
     args = parser.parse_args()
     stream = Stream.from_args(args)
     stream.output.mkdir(parents=True, exist_ok=True)
-    per_seed = [runs_for_seed(stream, seed, args.fixed, args.schedule) for seed in args.seeds]
+    per_seed = [runs_for_seed(stream, seed, args.fixed, args.schedule, args.variants) for seed in args.seeds]
     runs = {label: [seed_runs[label] for seed_runs in per_seed] for label in per_seed[0]}
     targets = [compute_to_target(s["auto"], s["final, same pairs"]) for s in per_seed]
     header = (f"embedded corpus, stages of {', '.join(map(str, stream.stage_sizes))} pairs as 4 chunks, "
