@@ -10,8 +10,8 @@ held-out loss, and the gain over "keep" per TFLOP of compute added.
         shared_layers+1 heads=2 share                            # the dimensions, at m = 0.9
     python benchmarks/growth_sweep.py --ops width=64 --momenta 1 0.95 0.9 0.7 0.5 0   # PIM
 
-Runs shared by both (the same op, m and seed) are trained once. Writes results.md, results.json and
-curves.png to --output (see `benchmarks/streams.py` for the stream).
+Runs shared by both (the same op, m and seed) are trained once. Writes results-OPS-MOMENTA.md,
+.json and curves-OPS-MOMENTA.png to --output (see `benchmarks/streams.py` for the stream).
 """
 
 from __future__ import annotations
@@ -72,8 +72,9 @@ def main() -> None:
               f"lr {stream.lr:g}, {stream.precision}, seeds {' '.join(map(str, args.seeds))}; medians [min-max]")
     report = "\n\n".join([header, summary_table(runs), "Against keep, same seed (medians):", gain_table(runs),
                           "Per task (zero-shot top-1, medians):", task_table(runs)]) + "\n"
-    plot_curves(runs, stream.output / f"curves-{'-'.join(args.ops)}.png".replace("=", ""), "one growth step")
-    write_report(stream.output, report, runs, {"settings": vars(args)})
+    name = "-".join(args.ops + [f"m{m:g}" for m in args.momenta]).replace("=", "")
+    plot_curves(runs, stream.output / f"curves-{name}.png", "one growth step")
+    write_report(stream.output, report, runs, {"settings": vars(args)}, f"results-{name}")
 
 
 if __name__ == "__main__":

@@ -167,7 +167,9 @@ def plot_curves(runs: dict[str, list[dict[str, Any]]], path: Path, title: str) -
     plt.close(figure)
 
 
-def write_report(output: Path, report: str, runs: dict[str, list[dict[str, Any]]], extra: dict[str, Any]) -> None:
+def write_report(output: Path, report: str, runs: dict[str, list[dict[str, Any]]], extra: dict[str, Any],
+                 name: str = "results") -> None:
+    """Print the report; write it as NAME.md, with every run's records as NAME.json."""
     print("\n" + report)
-    (output / "results.md").write_text(report)
-    (output / "results.json").write_text(json.dumps({**extra, "runs": runs}, indent=2) + "\n")
+    (output / f"{name}.md").write_text(report)
+    (output / f"{name}.json").write_text(json.dumps({**extra, "runs": runs}, indent=2) + "\n")
