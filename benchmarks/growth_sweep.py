@@ -37,7 +37,7 @@ def sweep(stream: Stream, ops: list[str], momenta: list[float], at: int, seeds: 
 
 def gain_table(runs: dict[str, list[dict[str, Any]]]) -> str:
     """Per grown run, against "keep" of the same seed: points of mean top-1 and of R@1 gained, and
-    the same per TFLOP the growth added to the run."""
+    the median gain per median TFLOP the growth added (none for heads and share, which add none)."""
     lines = ["| run | TFLOP added | mean top-1 gain (points) | per TFLOP added | I->T R@1 gain "
              "| held-out loss change |", "|---|---:|---|---:|---:|---:|"]
     keep = {r["seed"]: final(r) for r in runs[KEEP]}
@@ -47,11 +47,11 @@ def gain_table(runs: dict[str, list[dict[str, Any]]]) -> str:
         ends = [(final(r), keep[r["seed"]]) for r in seeds]
         added = statistics.median(e["total_tflop"] - k["total_tflop"] for e, k in ends)
         gains = [100 * (e["zeroshot_mean_top1"] - k["zeroshot_mean_top1"]) for e, k in ends]
-        per = statistics.median(g / (e["total_tflop"] - k["total_tflop"]) for g, (e, k) in zip(gains, ends))
+        per = f"{statistics.median(g / added for g in gains):+.1f}" if added > 0.01 else "- (no FLOPs added)"
         r1 = statistics.median(100 * (e["image_to_text_R@1"] - k["image_to_text_R@1"]) for e, k in ends)
         loss = statistics.median(e["stream_heldout_loss"] - k["stream_heldout_loss"] for e, k in ends)
         spread = f" [{min(gains):+.1f} to {max(gains):+.1f}]" if len(gains) > 1 else ""
-        lines.append(f"| {label} | {added:.2f} | {statistics.median(gains):+.1f}{spread} | {per:+.1f} | "
+        lines.append(f"| {label} | {added:.2f} | {statistics.median(gains):+.1f}{spread} | {per} | "
                      f"{r1:+.1f} | {loss:+.3f} |")
     return "\n".join(lines)
 
