@@ -25,13 +25,12 @@ from streams import Stream, add_stream_args, final, plot_curves, summary_table, 
 KEEP = "keep"
 
 
-def sweep(stream: Stream, ops: list[str], momenta: list[float], at: int, seeds: list[int]
-          ) -> dict[str, list[dict[str, Any]]]:
-    runs = {KEEP: [stream.run(KEEP, seed, growth="fixed") for seed in seeds]}
+def sweep(stream: Stream, ops: list[str], momenta: list[float], at: int) -> dict[str, list[dict[str, Any]]]:
+    runs = {KEEP: [stream.run(KEEP, seed, growth="fixed") for seed in stream.seeds]}
     for op in ops:
         for m in momenta:
             runs[f"{op} m={m:g}"] = [stream.run(f"{op}-m{m:g}", seed, growth="schedule", grow_schedule=[f"{at}:{op}"],
-                                                momentum=m) for seed in seeds]
+                                                momentum=m) for seed in stream.seeds]
     return runs
 
 
@@ -65,11 +64,8 @@ def main() -> None:
     parser.add_argument("--at", type=int, default=1, help="the chunk the growth comes before")
     args = parser.parse_args()
     stream = Stream.from_args(args)
-    stream.output.mkdir(parents=True, exist_ok=True)
-    runs = sweep(stream, args.ops, args.momenta, args.at, args.seeds)
-    header = (f"embedded corpus, stages of {', '.join(map(str, stream.stage_sizes))} pairs as 4 chunks, "
-              f"{stream.epochs:g} epochs per chunk, start `{stream.model}`, growth before chunk {args.at}, "
-              f"lr {stream.lr:g}, {stream.precision}, seeds {' '.join(map(str, args.seeds))}; medians [min-max]")
+    runs = sweep(stream, args.ops, args.momenta, args.at)
+    header = stream.describe(f"growth before chunk {args.at}")
     report = "\n\n".join([header, summary_table(runs), "Against keep, same seed (medians):", gain_table(runs),
                           "Per task (zero-shot top-1, medians):", task_table(runs)]) + "\n"
     name = "-".join(args.ops + [f"m{m:g}" for m in args.momenta]).replace("=", "")

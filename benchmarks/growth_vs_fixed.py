@@ -87,7 +87,7 @@ def tflop_to_reach(history: list[dict[str, Any]], key: str, target: float, lower
     for record in history:
         value, tflop = sign * record[key], record["total_tflop"]
         if value >= sign * target:
-            if before is None or before[0] == value:
+            if before is None:  # reached with the first chunk
                 return tflop
             share = (sign * target - before[0]) / (value - before[0])
             return before[1] + share * (tflop - before[1])
@@ -136,14 +136,10 @@ def main() -> None:
                         help="more auto runs with other search settings, e.g. cost_weight=0.2 search_momenta=1:0.9")
     args = parser.parse_args()
     stream = Stream.from_args(args)
-    stream.output.mkdir(parents=True, exist_ok=True)
-    per_seed = [runs_for_seed(stream, seed, args.fixed, args.schedule, args.variants) for seed in args.seeds]
+    per_seed = [runs_for_seed(stream, seed, args.fixed, args.schedule, args.variants) for seed in stream.seeds]
     runs = {label: [seed_runs[label] for seed_runs in per_seed] for label in per_seed[0]}
     targets = [compute_to_target(s["auto"], s["final, same pairs"]) for s in per_seed]
-    header = (f"embedded corpus, stages of {', '.join(map(str, stream.stage_sizes))} pairs as 4 chunks, "
-              f"{stream.epochs:g} epochs per chunk for auto (fixed: scaled to auto's compute), start "
-              f"`{stream.model}`, lr {stream.lr:g}, {stream.precision}, seeds {' '.join(map(str, args.seeds))}; "
-              f"medians [min-max]")
+    header = stream.describe("fixed runs' epochs scaled to auto's compute")
     report = "\n\n".join([header, summary_table(runs), "Per task (zero-shot top-1, medians):", task_table(runs),
                           "After each chunk (mean zero-shot top-1, medians):", chunk_table(runs),
                           "Decisions: auto: " + decisions(runs["auto"]) + "\nscratch: " + decisions(runs["scratch"]),

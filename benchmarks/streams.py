@@ -17,6 +17,7 @@ import shutil
 import statistics
 import time
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from growclip.data.corpus import EmbeddedCorpus
+from growclip.data.evalsets import RetrievalSet
 from growclip.eval.heldout import heldout_loss
 from growclip.train import TrainConfig
 from growclip.train.checkpoint import checkpoint_path, load_checkpoint
 from growclip.train.growing import train_stream
-
-HELDOUT = 256  # pairs per stage; the growing run's own held-out sets (TrainConfig.heldout)
 
 
 def add_stream_args(parser: argparse.ArgumentParser, output: str) -> None:
@@ -53,12 +53,21 @@ class Stream:
     epochs: float
     lr: float
     precision: str
+    seeds: tuple[int, ...]
     output: Path
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Stream:
+        """The stream of the parsed `add_stream_args` flags, its output folder made."""
         sizes = tuple(int(size) for size in args.stage_sizes.split(","))
-        return cls(args.model, sizes, args.epochs, args.lr, args.precision, Path(args.output))
+        Path(args.output).mkdir(parents=True, exist_ok=True)
+        return cls(args.model, sizes, args.epochs, args.lr, args.precision, tuple(args.seeds), Path(args.output))
+
+    def describe(self, detail: str) -> str:
+        """A report's first line: the stream, the recipe and `detail` (what the benchmark varies)."""
+        return (f"embedded corpus, stages of {', '.join(map(str, self.stage_sizes))} pairs as "
+                f"{len(self.stage_sizes)} chunks, {self.epochs:g} epochs per chunk, start `{self.model}`, {detail}, "
+                f"lr {self.lr:g}, {self.precision}, seeds {' '.join(map(str, self.seeds))}; medians [min-max]")
 
     @property
     def pairs(self) -> int:
@@ -87,9 +96,18 @@ class Stream:
         """Mean contrastive loss on every stage's held-out pairs, of the checkpoint a chunk ended with:
         the same pairs at every chunk, so quality can be read along the stream."""
         model, tokenizer, _ = load_checkpoint(checkpoint_path(folder, step))
-        corpus = EmbeddedCorpus(0, model.config.image_size, self.stage_sizes)
-        sets = [corpus.retrieval_set(HELDOUT, captions_per_image=1, stage=s) for s in range(len(self.stage_sizes))]
+        sets = stage_heldouts(self.stage_sizes, model.config.image_size)
         return statistics.mean(heldout_loss(model, tokenizer, held, self.precision) for held in sets)
+
+
+@cache
+def stage_heldouts(stage_sizes: tuple[int, ...], image_size: int) -> list[RetrievalSet]:
+    """Every stage's held-out pairs as a growing run holds them out (the default corpus seed and
+    held-out size), rendered once per benchmark rather than at every chunk of every run."""
+    defaults = TrainConfig()
+    corpus = EmbeddedCorpus(defaults.corpus_seed, image_size, stage_sizes)
+    return [corpus.retrieval_set(defaults.heldout, captions_per_image=1, stage=stage)
+            for stage in range(len(stage_sizes))]
 
 
 def final(run: dict[str, Any]) -> dict[str, Any]:
