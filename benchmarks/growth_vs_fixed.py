@@ -52,18 +52,18 @@ def final_architecture(stream: Stream, auto: dict[str, Any]) -> str:
 
 
 def parse_variant(spec: str) -> dict[str, Any]:
-    """`cost_weight=0.2,search_momenta=1` -> the growing run's settings (numbers and lists parsed)."""
+    """`cost_weight=0.2,search_momenta=1:0.9` -> the growing run's settings (numbers and lists parsed)."""
     settings = {}
     for item in spec.split(","):
         key, _, value = item.partition("=")
-        number = [float(v) for v in value.split(":")]
+        number = [int(v) if v.isdigit() else float(v) for v in value.split(":")]
         settings[key] = number if key == "search_momenta" else number[0]
     return settings
 
 
-def runs_for_seed(stream: Stream, seed: int, fixed: list[str], schedule: list[str], variants: list[str]
-                  ) -> dict[str, dict[str, Any]]:
-    """Every run of one seed, keyed by its label in the tables."""
+def runs_for_seed(stream: Stream, seed: int, fixed: list[str], schedule: list[str], variants: list[str],
+                  skip: list[str]) -> dict[str, dict[str, Any]]:
+    """Every run of one seed, keyed by its label in the tables (but the `skip`ped groups)."""
     auto = stream.run("auto", seed, growth="auto")
     budget = final(auto)["total_tflop"]
     final_model = final_architecture(stream, auto)
@@ -72,9 +72,12 @@ def runs_for_seed(stream: Stream, seed: int, fixed: list[str], schedule: list[st
         epochs = equal_compute_epochs(stream, load_config(model), budget)
         name = "fixed-final" if model == final_model else f"fixed-{Path(model).stem}"
         runs[f"fixed {label}"] = stream.run(name, seed, model=model, growth="fixed", epochs=epochs)
-    runs["schedule"] = stream.run("schedule", seed, growth="schedule", grow_schedule=schedule)
-    runs["scratch"] = stream.run("scratch", seed, growth="scratch")
-    runs["final, same pairs"] = stream.run("final-same-pairs", seed, model=final_model, growth="fixed")
+    if "schedule" not in skip:
+        runs["schedule"] = stream.run("schedule", seed, growth="schedule", grow_schedule=schedule)
+    if "scratch" not in skip:
+        runs["scratch"] = stream.run("scratch", seed, growth="scratch")
+    if "reference" not in skip:
+        runs["final, same pairs"] = stream.run("final-same-pairs", seed, model=final_model, growth="fixed")
     for spec in variants:  # the search with other settings, same pairs as auto
         runs[f"auto, {spec}"] = stream.run(f"auto-{spec}", seed, growth="auto", **parse_variant(spec))
     return runs
@@ -134,17 +137,24 @@ def main() -> None:
                         help="the hand-made growth, K:OP items as --grow-schedule")
     parser.add_argument("--variants", nargs="*", default=[],
                         help="more auto runs with other search settings, e.g. cost_weight=0.2 search_momenta=1:0.9")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["schedule", "scratch", "reference"],
+                        help="run groups to leave out (reference: the final architecture from zero, same pairs)")
     args = parser.parse_args()
     stream = Stream.from_args(args)
-    per_seed = [runs_for_seed(stream, seed, args.fixed, args.schedule, args.variants) for seed in stream.seeds]
+    per_seed = [runs_for_seed(stream, seed, args.fixed, args.schedule, args.variants, args.skip)
+                for seed in stream.seeds]
     runs = {label: [seed_runs[label] for seed_runs in per_seed] for label in per_seed[0]}
-    targets = [compute_to_target(s["auto"], s["final, same pairs"]) for s in per_seed]
-    header = stream.describe("fixed runs' epochs scaled to auto's compute")
-    report = "\n\n".join([header, summary_table(runs), "Per task (zero-shot top-1, medians):", task_table(runs),
-                          "After each chunk (mean zero-shot top-1, medians):", chunk_table(runs),
-                          "Decisions: auto: " + decisions(runs["auto"]) + "\nscratch: " + decisions(runs["scratch"]),
-                          "Compute to reach the final architecture trained from scratch with the same pairs:",
-                          target_table(targets)]) + "\n"
+    sections = [stream.describe("fixed runs' epochs scaled to auto's compute"), summary_table(runs),
+                "Per task (zero-shot top-1, medians):", task_table(runs),
+                "After each chunk (mean zero-shot top-1, medians):", chunk_table(runs),
+                "Decisions: " + "\n".join(f"{label}: {decisions(runs[label])}" for label in ("auto", "scratch")
+                                           if label in runs)]
+    targets = []
+    if "final, same pairs" in runs:
+        targets = [compute_to_target(s["auto"], s["final, same pairs"]) for s in per_seed]
+        sections += ["Compute to reach the final architecture trained from scratch with the same pairs:",
+                     target_table(targets)]
+    report = "\n\n".join(sections) + "\n"
     plot_curves(runs, stream.output / "curves.png", "growth vs fixed architectures")
     write_report(stream.output, report, runs, {"settings": vars(args), "compute_to_target": targets})
 

@@ -74,15 +74,16 @@ class Stream:
         return sum(self.stage_sizes)
 
     def run(self, name: str, seed: int, **overrides: Any) -> dict[str, Any]:
-        """A growing run (`overrides`: policy, model, epochs...), or its finished records if there."""
+        """A growing run (`overrides`: policy, model, epochs...), or its finished records if there with
+        the same settings (a default changed in `TrainConfig` is not seen: use a new --output)."""
         folder = self.output / f"{name}-seed{seed}"
-        done = folder / "bench.json"
-        if done.is_file():
-            return json.loads(done.read_text())
-        shutil.rmtree(folder, ignore_errors=True)  # an interrupted run starts again, so its time is whole
         settings = {"model": self.model, "chunks": ["corpus"], "stage_sizes": list(self.stage_sizes),
                     "epochs": self.epochs, "lr": self.lr, "precision": self.precision, "seed": seed,
                     "progress": False, "keep_checkpoints": 0, "output": str(folder), **overrides}
+        done = folder / "bench.json"
+        if done.is_file() and json.loads(done.read_text())["settings"] == json.loads(json.dumps(settings)):
+            return json.loads(done.read_text())
+        shutil.rmtree(folder, ignore_errors=True)  # an interrupted or stale run starts again
         start = time.perf_counter()
         history = train_stream(TrainConfig.from_dict(settings))
         seconds = time.perf_counter() - start

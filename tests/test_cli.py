@@ -87,7 +87,7 @@ def test_cli_user_errors_are_one_clear_line(argv, message, capsys, tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["--growth", "auto"], "--growth applies only to a growing run: add --chunks"),
-    (["--replay", "0.5", "--search-fraction", "0.1"], "--replay, --search-fraction apply only to a growing run"),
+    (["--replay", "0.5", "--search-fraction", "0.3"], "--replay, --search-fraction apply only to a growing run"),
     (["--growth", "schedule", "--chunks", "corpus:0", "corpus:1", "--grow-schedule", "1:widht=64"],
      "unknown growth operator 'widht=64'"),
     (["--growth", "schedule", "--chunks", "corpus", "--grow-schedule", "0:width=512"], "K a chunk number from 1"),

@@ -132,7 +132,7 @@ def _stream_settings(tmp_path: Path, output: str, **overrides) -> dict:
     model.to_json(tmp_path / "stream_model.json")
     return {"model": str(tmp_path / "stream_model.json"), "chunks": ("corpus:0", "corpus:1"),
             "stage_sizes": (256, 512, 512, 512), "batch_size": 16, "lr": 3e-3, "warmup": 4, "heldout": 32,
-            "epochs": 8, "search_fraction": 1.0, "params_per_pair": 60.0, "eval_images_per_class": 4,
+            "epochs": 8, "search_fraction": 0.5, "params_per_pair": 60.0, "eval_images_per_class": 4,
             "retrieval_images": 32, "progress": False, "output": str(tmp_path / output), **overrides}
 
 

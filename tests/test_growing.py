@@ -26,7 +26,7 @@ from growclip.train.run_state import Phase, StreamProgress
 MODEL = tiny_config(width=16, heads=1, mlp_ratio=1.0, vision_layers=1, text_layers=1, shared_layers=0,
                     patch_size=8, embed_dim=16)
 # long enough chunks, and a search budget, for four contenders and two successive-halving rounds
-SEARCHED = dict(epochs=8, search_fraction=1.0)
+SEARCHED = dict(epochs=8, search_fraction=0.5)
 
 
 def settings(tmp_path, **overrides) -> TrainConfig:
@@ -51,6 +51,12 @@ def test_growth_space_respects_the_budget_and_always_offers_keep():
     assert len(labels) == len(set(labels))
 
 
+def test_more_heads_are_offered_only_while_a_head_keeps_the_minimum_dims():
+    config = tiny_config(width=32, heads=1)  # head dim 32
+    assert "heads=2" in [op for c in growth_space(config, max_params=1e9, min_head_dim=16) for op in c.ops]
+    assert "heads=2" not in [op for c in growth_space(config, max_params=1e9, min_head_dim=32) for op in c.ops]
+
+
 def test_successive_halving_keeps_the_best_half_and_its_state_round_trips():
     search = SuccessiveHalving([Candidate(), *(Candidate((f"width={w}",)) for w in (64, 96, 128, 160))], 2)
     quality = [3.0, 1.0, 2.0, 0.5, 4.0]
@@ -62,11 +68,14 @@ def test_successive_halving_keeps_the_best_half_and_its_state_round_trips():
     assert restored.winner.candidate.ops == ("width=128",) and restored.round == 3
 
 
-def test_the_search_fits_its_budget_by_leaving_out_the_dearest_candidates():
+def test_the_search_fits_its_overhead_cap_by_leaving_out_the_dearest_candidates():
     space = growth_space(MODEL, max_params=1e9)
-    kept, steps = plan_search(MODEL, space, budget_steps=0.16)
+    assert plan_search(MODEL, space, overhead_steps=0.16, score_steps=0.5) == (space[:1], 0)  # no child affordable
+    child = train_flops_per_sample(grown_config(MODEL, space[1].ops)) / train_flops_per_sample(MODEL)
+    scoring = 0.5 * 2 * (1 + child) / 2
+    kept, steps = plan_search(MODEL, space, overhead_steps=1.05 * MIN_PROXY_STEPS * child + scoring, score_steps=0.5)
     assert kept == space[:2] and steps == MIN_PROXY_STEPS  # "keep" and the cheapest child, at the floor
-    kept, steps = plan_search(MODEL, space, budget_steps=6400)
+    kept, steps = plan_search(MODEL, space, overhead_steps=6400, score_steps=0.5)
     assert kept == space and steps > MIN_PROXY_STEPS
 
 
@@ -230,7 +239,7 @@ def test_the_search_picks_the_child_that_is_better_per_flop():
         return grown, 3.0 - sum(gains[dim] for dim in grew), 2.0
 
     context = ChunkContext(1, pairs_seen=1000, chunk_steps=400, step_samples=32, scored_pairs=64, run_proxy=proxy)
-    policy = Search(params_per_pair=1e6, momenta=(0.9,), search_fraction=1.0, cost_weight=0.05, seed=0)
+    policy = Search(params_per_pair=1e6, momenta=(0.9,), search_fraction=0.5, cost_weight=0.05, seed=0)
     chosen, decision = policy.decide(state, context)
     assert decision.ops == ("mlp_ratio=3",) and chosen.config.mlp_ratio == 3
     scores = {c["label"]: c["rounds"][0]["score"] for c in decision.candidates}
@@ -238,6 +247,19 @@ def test_the_search_picks_the_child_that_is_better_per_flop():
     assert scores["width=32 m=0.9"] == pytest.approx(2.5 - 0.05 / 2 + 0.05 * math.log2(width_ratio))
     gains.update(width=0.0, mlp_ratio=0.0)
     assert policy.decide(state, context)[1].ops == ()
+
+
+def test_a_chunk_too_small_for_the_overhead_cap_keeps_the_model_without_searching():
+    state = GrowthState.capture(create_model(MODEL, seed=0))
+
+    def proxy(grown: GrowthState, steps: int, round_: int) -> tuple[GrowthState, float, float | None]:
+        raise AssertionError("no proxy may train when the cap affords no child")
+
+    context = ChunkContext(1, pairs_seen=1000, chunk_steps=40, step_samples=32, scored_pairs=64, run_proxy=proxy)
+    policy = Search(params_per_pair=1e6, momenta=(0.9,), search_fraction=0.1, cost_weight=0.05, seed=0)
+    chosen, decision = policy.decide(state, context)
+    assert chosen is state and decision.ops == () and decision.search_flops == 0
+    assert "10% of the chunk" in decision.why and decision.left_out
 
 
 @pytest.mark.slow

@@ -168,7 +168,7 @@ def test_open_clip_in_grown_trained_and_out_to_open_clip_and_transformers(tmp_pa
                                atol=1e-4, rtol=0)
 
     history = train_stream(TrainConfig(resume=str(tmp_path / "imported"), chunks=("corpus:0", "corpus:1"), epochs=2,
-                                       search_fraction=1.0, heldout=16, output=str(tmp_path / "stream"),
+                                       search_fraction=0.5, heldout=16, output=str(tmp_path / "stream"),
                                        **SMALL_RUN))
     assert [r["chunk"] for r in history] == [0, 1]  # a growing run starts from the imported model
     assert history[0]["architecture"]["width"] == 64

@@ -22,7 +22,7 @@ from growclip.growth.decision import Decision
 from growclip.growth.grow import grow_state, grown_config
 from growclip.growth.parse import parse_op
 from growclip.growth.search import SuccessiveHalving, plan_search, proxy_score, search_decision
-from growclip.growth.space import growth_space, params_budget
+from growclip.growth.space import MIN_HEAD_DIM, growth_space, params_budget
 from growclip.growth.state import GrowthState
 from growclip.model.config import ModelConfig
 from growclip.model.cost import model_cost, train_flops_per_sample
@@ -87,6 +87,7 @@ class Search(GrowthPolicy):
     search_fraction: float
     cost_weight: float
     seed: int
+    min_head_dim: int = MIN_HEAD_DIM
     retrain: bool = False  # scratch: the chosen architecture starts afresh
 
     def decide_growth(self, state: GrowthState, context: ChunkContext) -> tuple[GrowthState, Decision]:
@@ -97,10 +98,14 @@ class Search(GrowthPolicy):
         return chosen, decision
 
     def _search(self, state: GrowthState, context: ChunkContext) -> tuple[GrowthState, Decision]:
-        space = growth_space(state.config, params_budget(context.pairs_seen, self.params_per_pair), self.momenta)
+        space = growth_space(state.config, params_budget(context.pairs_seen, self.params_per_pair), self.momenta,
+                             self.min_head_dim)
         if len(space) == 1:
             return state, Decision(context.chunk, why=f"nothing else fits {self.params_per_pair:g} params/pair")
         search, contenders = context.resumed or self._start(state, space, context)
+        if search.done:
+            return state, Decision(context.chunk, why=f"no child's proxy fits {self.search_fraction:.0%} of the chunk",
+                                   left_out=[c.label for c in space[1:]])
         while not search.done:
             search.run_round(lambda i, _, steps: self._train_and_score(i, contenders, steps, search.round,
                                                                        state.config, context))
@@ -114,8 +119,15 @@ class Search(GrowthPolicy):
         return chosen, decision
 
     def _start(self, state: GrowthState, space: list, context: ChunkContext) -> tuple[SuccessiveHalving, Contenders]:
-        candidates, first_steps = plan_search(state.config, space, self.search_fraction * context.chunk_steps)
+        """The search's contenders, as many as an overhead of `search_fraction` of the chunk's
+        training affords (the overhead is reported against the overhead plus the chunk's training)."""
+        flops = train_flops_per_sample(state.config)
+        score_steps = context.scored_pairs * model_cost(state.config).forward_flops / (context.step_samples * flops)
+        cap = self.search_fraction / (1 - self.search_fraction) * context.chunk_steps
+        candidates, first_steps = plan_search(state.config, space, cap, score_steps)
         search = SuccessiveHalving(candidates, first_steps)
+        if search.done:  # only "keep" is affordable: nothing to grow
+            return search, {}
         seed = derive_seed(self.seed, context.chunk)
         return search, {i: grow_state(state, c.candidate.ops, c.candidate.momentum, seed)
                         for i, c in enumerate(search.contenders)}

@@ -87,22 +87,27 @@ class SuccessiveHalving:
         return search
 
 
-def plan_search(config: ModelConfig, candidates: list[Candidate], budget_steps: float
+def plan_search(config: ModelConfig, candidates: list[Candidate], overhead_steps: float, score_steps: float
                 ) -> tuple[list[Candidate], int]:
     """The candidates a search can afford and the proxy steps of its first round.
 
-    `budget_steps` is in training steps of the current model (`config`). Successive halving spends
-    about the same in every round, so the whole search costs about the budget; when that cannot
-    give every candidate MIN_PROXY_STEPS, the dearest candidates go (the space lists them last)."""
+    `overhead_steps` caps the search's overhead, in training steps of the current model (`config`):
+    the winner's proxy steps count as the chunk's training, so the cap pays for every other
+    contender's steps (priced as the average child, since "keep" is the cheapest and wins often) and
+    for scoring every contender in every round (`score_steps` each). When that cannot give every
+    candidate MIN_PROXY_STEPS the dearest candidates go (the space lists them last); when it cannot
+    even give one child, only "keep" is left and nothing is searched."""
     base = train_flops_per_sample(config)
-    while True:
-        rounds = math.ceil(math.log2(len(candidates)))
-        units = sum(math.ceil(len(candidates) / 2**r) * 2**r for r in range(rounds))
-        ratio = mean(train_flops_per_sample(grown_config(config, c.ops)) / base for c in candidates)
-        steps = int(budget_steps / (units * ratio))
-        if steps >= MIN_PROXY_STEPS or len(candidates) == 2:
-            return candidates, max(MIN_PROXY_STEPS, steps)
+    ratios = [train_flops_per_sample(grown_config(config, c.ops)) / base for c in candidates]
+    while len(candidates) > 1:
+        alive = [math.ceil(len(candidates) / 2**r) for r in range(math.ceil(math.log2(len(candidates))))]
+        losers = sum((n - 1) * 2**r for r, n in enumerate(alive)) * mean(ratios[1 : len(candidates)])
+        scoring = score_steps * sum(alive) * mean(ratios[: len(candidates)])
+        steps = int((overhead_steps - scoring) / losers)
+        if steps >= MIN_PROXY_STEPS:
+            return candidates, steps
         candidates = candidates[:-1]
+    return candidates, 0
 
 
 def proxy_score(new_loss: float, old_loss: float | None, cost: float, cost_weight: float) -> float:

@@ -19,6 +19,7 @@ from growclip.model.config import ModelConfig
 from growclip.model.cost import model_cost, train_flops_per_sample
 
 PARAMS_PER_PAIR = 20.0
+MIN_HEAD_DIM = 16  # narrower heads than this are not offered (see `single_ops`)
 
 
 @dataclass(frozen=True)
@@ -31,22 +32,24 @@ class Candidate:
         return "keep" if not self.ops else f"{' '.join(self.ops)} m={self.momentum:g}"
 
 
-def single_ops(config: ModelConfig) -> list[str]:
+def single_ops(config: ModelConfig, min_head_dim: int = MIN_HEAD_DIM) -> list[str]:
     """One step along each dimension: double width, MLP ratio +2, one block per tower, one shared
-    block, sharing the top blocks (when a tower keeps one), twice the heads (head dim >= 32)."""
+    block, sharing the top blocks (when a tower keeps one), twice the heads (while each head keeps
+    `min_head_dim` dims)."""
     ops = [f"width={2 * config.width}", f"mlp_ratio={config.mlp_ratio + 2:g}", "vision_layers+1", "text_layers+1",
            "shared_layers+1"]
     if config.vision_layers > 1 and config.text_layers > 1:
         ops.append("share")
-    if config.width % (2 * config.heads) == 0 and config.head_dim >= 64:
+    if config.width % (2 * config.heads) == 0 and config.head_dim >= 2 * min_head_dim:
         ops.append(f"heads={2 * config.heads}")
     return ops
 
 
-def growth_space(config: ModelConfig, max_params: float, momenta: tuple[float, ...] = (1.0,)) -> list[Candidate]:
+def growth_space(config: ModelConfig, max_params: float, momenta: tuple[float, ...] = (1.0,),
+                 min_head_dim: int = MIN_HEAD_DIM) -> list[Candidate]:
     """"keep", then every single operator and every pair with width growth that fits the budget,
     cheapest (training FLOPs per pair) first, so a search that cannot afford them all drops the dearest."""
-    singles = single_ops(config)
+    singles = single_ops(config, min_head_dim)
     chains = [(op,) for op in singles] + [pair for pair in combinations(singles, 2) if pair[0].startswith("width")]
     priced = []
     for ops in chains:

@@ -13,6 +13,7 @@ from typing import Any
 
 from growclip.data.corpus import DEFAULT_STAGE_SIZES, NUM_STAGES
 from growclip.growth.policy import parse_schedule
+from growclip.growth.space import MIN_HEAD_DIM
 from growclip.runtime import PRECISIONS, resolve_device
 
 GROWTH_POLICIES = ("auto", "fixed", "schedule", "scratch")
@@ -97,7 +98,10 @@ class TrainConfig:
     chunk_samples: int | None = setting(None, "training pairs per chunk (default: --epochs x the new chunk's size)",
                                         STREAM)
     params_per_pair: float = setting(20.0, "growth budget: parameters per training pair seen", STREAM)
-    search_fraction: float = setting(0.2, "search budget as a fraction of a chunk's training", STREAM)
+    search_fraction: float = setting(0.1, "cap on the search's overhead (proxies that lose, and scoring) as a "
+                                          "fraction of the chunk's compute", STREAM)
+    min_head_dim: int = setting(MIN_HEAD_DIM, "growth space: heads double only while each keeps at least this "
+                                              "many dims", STREAM)
     cost_weight: float = setting(0.05, "score penalty per doubling of training FLOPs per pair", STREAM)
     heldout: int = setting(256, "held-out pairs per chunk for scoring the search", STREAM)
     # optimization
@@ -187,8 +191,8 @@ class TrainConfig:
         parse_schedule(self.grow_schedule)
         if not 0 <= self.momentum <= 1 or not all(0 <= m <= 1 for m in self.search_momenta):
             raise ValueError("PIM momenta must be in [0, 1]")
-        if self.search_fraction <= 0 or self.params_per_pair < 0:
-            raise ValueError("search_fraction must be positive and params_per_pair non-negative")
+        if not 0 < self.search_fraction < 1 or self.params_per_pair < 0:
+            raise ValueError("search_fraction must be in (0, 1) and params_per_pair non-negative")
 
     @property
     def is_stream(self) -> bool:

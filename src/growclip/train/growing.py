@@ -71,7 +71,7 @@ def growth_policy(config: TrainConfig) -> GrowthPolicy:
         check_schedule(schedule, load_config(config.model))
         return Schedule(schedule, config.momentum, config.seed)
     return Search(config.params_per_pair, config.search_momenta, config.search_fraction, config.cost_weight,
-                  config.seed, retrain=config.growth == "scratch")
+                  config.seed, config.min_head_dim, retrain=config.growth == "scratch")
 
 
 class GrowingRun:
