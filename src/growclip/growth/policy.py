@@ -103,7 +103,7 @@ class Search(GrowthPolicy):
         if len(space) == 1:
             return state, Decision(context.chunk, why=f"nothing else fits {self.params_per_pair:g} params/pair")
         search, contenders = context.resumed or self._start(state, space, context)
-        if search.done:
+        if search.round == 0 and search.done:  # not a finished search resumed: no child was affordable
             return state, Decision(context.chunk, why=f"no child's proxy fits {self.search_fraction:.0%} of the chunk",
                                    left_out=[c.label for c in space[1:]])
         while not search.done:
