@@ -81,8 +81,9 @@ class Stream:
                     "epochs": self.epochs, "lr": self.lr, "precision": self.precision, "seed": seed,
                     "progress": False, "keep_checkpoints": 0, "output": str(folder), **overrides}
         done = folder / "bench.json"
-        if done.is_file() and json.loads(done.read_text())["settings"] == json.loads(json.dumps(settings)):
-            return json.loads(done.read_text())
+        stored = json.loads(done.read_text()) if done.is_file() else None
+        if stored is not None and stored["settings"] == json.loads(json.dumps(settings)):
+            return stored
         shutil.rmtree(folder, ignore_errors=True)  # an interrupted or stale run starts again
         start = time.perf_counter()
         history = train_stream(TrainConfig.from_dict(settings))

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from conftest import tiny_config
 from growclip.cli import main
-from growclip.growth import GrowthState, grown_config
+from growclip.growth import GrowthState, grow_state, grown_config
 from growclip.growth.decision import Decision
 from growclip.growth.policy import ChunkContext, Search
 from growclip.growth.search import MIN_PROXY_STEPS, SuccessiveHalving, plan_search, proxy_score, search_decision
@@ -260,6 +260,20 @@ def test_a_chunk_too_small_for_the_overhead_cap_keeps_the_model_without_searchin
     chosen, decision = policy.decide(state, context)
     assert chosen is state and decision.ops == () and decision.search_flops == 0
     assert "10% of the chunk" in decision.why and decision.left_out
+
+
+def test_a_finished_search_resumed_before_the_chunk_goes_on_with_its_winner():
+    """A search checkpointed after its last round is done, like one that could afford no child; only
+    the second is "keep" without a search."""
+    state = GrowthState.capture(create_model(MODEL, seed=0))
+    search = SuccessiveHalving([Candidate(), Candidate(("mlp_ratio=3",), 0.9)], MIN_PROXY_STEPS)
+    search.run_round(lambda i, c, steps: {"score": [2.0, 1.0][i], "train_flops": 1.0, "score_flops": 0.0})
+    contenders = {0: state, 1: grow_state(state, ["mlp_ratio=3"], 0.9, seed=0)}
+    context = ChunkContext(1, pairs_seen=1000, chunk_steps=40, step_samples=32, scored_pairs=64,
+                           resumed=(search, contenders))
+    policy = Search(params_per_pair=1e6, momenta=(0.9,), search_fraction=0.1, cost_weight=0.05, seed=0)
+    chosen, decision = policy.decide(state, context)
+    assert decision.ops == ("mlp_ratio=3",) and chosen is contenders[1]
 
 
 @pytest.mark.slow
