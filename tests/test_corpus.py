@@ -21,10 +21,27 @@ def test_same_seed_same_pairs_other_seed_other_pairs():
 
 
 def test_sample_does_not_depend_on_access_order():
-    corpus = EmbeddedCorpus(0, 32, SIZES)
+    corpus = EmbeddedCorpus(0, 32, SIZES, cache_mib=0)  # every read renders
     forward = [corpus.stage(2)[i] for i in range(10)]
     backward = [corpus.stage(2)[i] for i in reversed(range(10))][::-1]
     assert all(np.array_equal(f[0], b[0]) and f[1] == b[1] for f, b in zip(forward, backward))
+
+
+def test_cached_samples_are_the_rendered_ones_and_read_only():
+    image_bytes = 32 * 32 * 3
+    cached = EmbeddedCorpus(0, 32, SIZES, cache_mib=30 * image_bytes / 2**20)  # room for stage 0 and half of 1
+    rendered = EmbeddedCorpus(0, 32, SIZES, cache_mib=0)
+    for _ in range(2):  # the second pass reads the cache where there was room
+        for stage in range(NUM_STAGES):
+            for index in range(SIZES[stage]):
+                (image, text), (expected, expected_text) = cached.stage(stage)[index], rendered.stage(stage)[index]
+                assert np.array_equal(image, expected) and text == expected_text
+    assert cached.cache.free_bytes == 0 and len(cached.stage(1).cache.rest) == 10 and not cached.stage(2).cache.rest
+    with pytest.raises(ValueError, match="read-only"):
+        cached.stage(0)[3][0][0, 0, 0] = 1
+    tasks, fresh = EmbeddedCorpus(0, 32, SIZES).zeroshot_tasks(4), rendered.zeroshot_tasks(4)
+    assert all(np.array_equal(a.dataset[i][0], b.dataset[i][0]) and a.dataset[i][1] == b.dataset[i][1]
+               for a, b in zip(tasks, fresh) for i in (0, 5, 0))  # 0 again: from the cache
 
 
 def test_images_are_rgb_uint8_of_the_asked_size():

@@ -1,7 +1,8 @@
 """The embedded corpus: procedural image-caption pairs in stages of growing concepts and volume.
 
 Every sample is a pure function of (seed, split, stage, index), so any worker can render any
-sample, runs are reproducible, and nothing is downloaded or stored.
+sample, runs are reproducible, and nothing is downloaded or written to disk (a corpus keeps the
+samples it rendered in memory, up to a budget: `cache.py`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 from torch.utils.data import ConcatDataset, Dataset
 
 from growclip.data.corpus.attributes import NUM_STAGES
+from growclip.data.corpus.cache import DEFAULT_CACHE_MIB, RenderCache
 from growclip.data.corpus.render import render
 from growclip.data.corpus.scenes import caption, sample_scene
 from growclip.data.corpus.tasks import TASKS, CorpusTask
@@ -29,8 +31,9 @@ def _rng(seed: int, split: str, *keys: int) -> np.random.Generator:
 class StageDataset(Dataset):
     """Pairs of one stage. Items: ((S, S, 3) uint8 image, caption)."""
 
-    def __init__(self, seed: int, stage: int, size: int, image_size: int) -> None:
+    def __init__(self, seed: int, stage: int, size: int, image_size: int, cache: RenderCache | None = None) -> None:
         self.seed, self.stage, self.size, self.image_size = seed, stage, size, image_size
+        self.cache = (cache or RenderCache(0)).for_dataset(size, (image_size, image_size, 3))
 
     def __len__(self) -> int:
         return self.size
@@ -38,6 +41,9 @@ class StageDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[np.ndarray, str]:
         if not 0 <= index < self.size:
             raise IndexError(index)
+        return self.cache.get(index, lambda: self._render(index))
+
+    def _render(self, index: int) -> tuple[np.ndarray, str]:
         rng = _rng(self.seed, "train", self.stage, index)
         scene = sample_scene(rng, self.stage)
         return render(scene, self.image_size, rng), caption(scene, self.stage, rng)
@@ -46,10 +52,12 @@ class StageDataset(Dataset):
 class TaskDataset(Dataset):
     """Balanced images of one zero-shot task, drawn from the full (last-stage) distribution."""
 
-    def __init__(self, seed: int, task_index: int, images_per_class: int, image_size: int) -> None:
+    def __init__(self, seed: int, task_index: int, images_per_class: int, image_size: int,
+                 cache: RenderCache | None = None) -> None:
         self.task: CorpusTask = TASKS[task_index]
         self.seed, self.task_index, self.image_size = seed, task_index, image_size
         self.size = images_per_class * len(self.task.classnames)
+        self.cache = (cache or RenderCache(0)).for_dataset(self.size, (image_size, image_size, 3))
 
     def __len__(self) -> int:
         return self.size
@@ -57,6 +65,9 @@ class TaskDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
         if not 0 <= index < self.size:
             raise IndexError(index)
+        return self.cache.get(index, lambda: self._render(index))
+
+    def _render(self, index: int) -> tuple[np.ndarray, int]:
         label = index % len(self.task.classnames)
         rng = _rng(self.seed, "zeroshot", self.task_index, index)
         scene = sample_scene(rng, NUM_STAGES - 1, kind=self.task.kind, fixed=self.task.fixed(label))
@@ -68,15 +79,21 @@ class EmbeddedCorpus:
 
     num_stages = NUM_STAGES
 
-    def __init__(self, seed: int = 0, image_size: int = 32, stage_sizes: Sequence[int] = DEFAULT_STAGE_SIZES):
+    def __init__(self, seed: int = 0, image_size: int = 32, stage_sizes: Sequence[int] = DEFAULT_STAGE_SIZES,
+                 cache_mib: float = DEFAULT_CACHE_MIB):
+        """`cache_mib`: memory for rendered images, shared by all of this corpus's datasets."""
         if len(stage_sizes) != NUM_STAGES or any(size <= 0 for size in stage_sizes):
             raise ValueError(f"stage_sizes needs {NUM_STAGES} positive sizes, got {tuple(stage_sizes)}")
         self.seed, self.image_size, self.stage_sizes = seed, image_size, tuple(stage_sizes)
+        self.cache = RenderCache(cache_mib)
+        self._stages: dict[int, StageDataset] = {}  # one per stage, so the cache budget is taken once
 
     def stage(self, stage: int) -> StageDataset:
         if not 0 <= stage < NUM_STAGES:
             raise ValueError(f"stage must be in 0..{NUM_STAGES - 1}, got {stage}")
-        return StageDataset(self.seed, stage, self.stage_sizes[stage], self.image_size)
+        if stage not in self._stages:
+            self._stages[stage] = StageDataset(self.seed, stage, self.stage_sizes[stage], self.image_size, self.cache)
+        return self._stages[stage]
 
     def train_data(self, stages: Sequence[int] | None = None) -> Dataset:
         """The chosen stages (default: all), concatenated."""
@@ -96,7 +113,8 @@ class EmbeddedCorpus:
     def zeroshot_tasks(self, images_per_class: int = 40) -> list[ZeroShotTask]:
         return [
             ZeroShotTask(task.name, task.classnames, task.templates,
-                         TaskDataset(self.seed, index, self._per_class(task, images_per_class), self.image_size))
+                         TaskDataset(self.seed, index, self._per_class(task, images_per_class), self.image_size,
+                                     self.cache))
             for index, task in enumerate(TASKS)
         ]
 
