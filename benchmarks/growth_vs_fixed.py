@@ -68,7 +68,8 @@ def runs_for_seed(stream: Stream, seed: int, fixed: list[str], schedule: list[st
     budget = final(auto)["total_tflop"]
     final_model = final_architecture(stream, auto)
     runs = {"auto": auto}
-    for label, model in [("start", stream.model), ("auto's final", final_model), *((f, f) for f in fixed)]:
+    starts = [] if "start" in skip else [("start", stream.model)]
+    for label, model in [*starts, ("auto's final", final_model), *((f, f) for f in fixed)]:
         epochs = equal_compute_epochs(stream, load_config(model), budget)
         name = "fixed-final" if model == final_model else f"fixed-{Path(model).stem}"
         runs[f"fixed {label}"] = stream.run(name, seed, model=model, growth="fixed", epochs=epochs)
@@ -137,8 +138,9 @@ def main() -> None:
                         help="the hand-made growth, K:OP items as --grow-schedule")
     parser.add_argument("--variants", nargs="*", default=[],
                         help="more auto runs with other search settings, e.g. cost_weight=0.2 search_momenta=1:0.9")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["schedule", "scratch", "reference"],
-                        help="run groups to leave out (reference: the final architecture from zero, same pairs)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["start", "schedule", "scratch", "reference"],
+                        help="run groups to leave out (start: the start model fixed; reference: the final "
+                             "architecture from zero, same pairs)")
     args = parser.parse_args()
     stream = Stream.from_args(args)
     per_seed = [runs_for_seed(stream, seed, args.fixed, args.schedule, args.variants, args.skip)
