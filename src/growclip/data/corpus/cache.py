@@ -46,6 +46,7 @@ class RenderCache:
         self.free_bytes = int(budget_mib * 2**20)
 
     def for_dataset(self, count: int, image_shape: tuple[int, ...]) -> SampleCache:
-        affordable = min(count, self.free_bytes // int(np.prod(image_shape)))
-        self.free_bytes -= affordable * int(np.prod(image_shape))
+        image_bytes = int(np.prod(image_shape))
+        affordable = min(count, self.free_bytes // image_bytes)
+        self.free_bytes -= affordable * image_bytes
         return SampleCache(affordable, image_shape)
