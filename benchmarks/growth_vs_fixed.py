@@ -149,6 +149,8 @@ def main() -> None:
     sections = [stream.describe("fixed runs' epochs scaled to auto's compute"), summary_table(runs),
                 "Per task (zero-shot top-1, medians):", task_table(runs),
                 "After each chunk (mean zero-shot top-1, medians):", chunk_table(runs),
+                "After each chunk (held-out loss on that chunk's pairs, medians):",
+                chunk_table(runs, "heldout_new_loss"),
                 "Decisions: " + "\n".join(f"{label}: {decisions(runs[label])}" for label in ("auto", "scratch")
                                            if label in runs)]
     targets = []

@@ -152,12 +152,13 @@ def task_table(runs: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
-def chunk_table(runs: dict[str, list[dict[str, Any]]]) -> str:
-    """Mean zero-shot top-1 after each chunk (median over seeds): where the best fixed model changes."""
+def chunk_table(runs: dict[str, list[dict[str, Any]]], key: str = "zeroshot_mean_top1") -> str:
+    """`key` after each chunk (median over seeds): where the best fixed model changes. The fixed runs
+    of a seed share a budget and epochs per chunk, so they have spent the same compute at every chunk's end."""
     chunks = len(next(iter(runs.values()))[0]["history"])
     lines = ["| run | " + " | ".join(f"after chunk {c}" for c in range(chunks)) + " |", "|---" * (chunks + 1) + "|"]
     for label, seeds in runs.items():
-        cells = [statistics.median(r["history"][c]["zeroshot_mean_top1"] for r in seeds) for c in range(chunks)]
+        cells = [statistics.median(r["history"][c][key] for r in seeds) for c in range(chunks)]
         lines.append(f"| {label} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
     return "\n".join(lines)
 
