@@ -7,6 +7,8 @@ Per seed:
     through the same stream for the same total compute (`--epochs` scaled to match);
   - `schedule`: a hand-made growth (`--schedule`), `scratch`: search, then retrain the chosen
     architecture from zero before every chunk;
+  - `auto's growth at chunk 1`: every operator `auto` grew by, all applied before chunk 1 (same
+    pairs as `auto`): the best case of growing into `auto`'s final architecture;
   - `final, same pairs`: `auto`'s final architecture from zero through the stream with the same
     pairs as `auto` (not the same compute): the from-scratch reference. The compute `auto` spends
     to reach its mean zero-shot top-1 and its held-out loss is read along `auto`'s chunks (linear
@@ -51,6 +53,12 @@ def final_architecture(stream: Stream, auto: dict[str, Any]) -> str:
     return str(path)
 
 
+def grown_ops(run: dict[str, Any]) -> list[str]:
+    """Every operator a run grew by, in order, read from its decisions (`mlp_ratio=4 (m=0.9)`, `keep`)."""
+    return [op for record in run["history"][1:] if record["decision"] != "keep"
+            for op in record["decision"].rsplit(" (m=", 1)[0].split()]
+
+
 def parse_variant(spec: str) -> dict[str, Any]:
     """`cost_weight=0.2,search_momenta=1:0.9` -> the growing run's settings (numbers and lists parsed)."""
     settings = {}
@@ -75,6 +83,10 @@ def runs_for_seed(stream: Stream, seed: int, fixed: list[str], schedule: list[st
         runs[f"fixed {label}"] = stream.run(name, seed, model=model, growth="fixed", epochs=epochs)
     if "schedule" not in skip:
         runs["schedule"] = stream.run("schedule", seed, growth="schedule", grow_schedule=schedule)
+    if "at_once" not in skip and grown_ops(auto):
+        schedule_at_1 = [f"1:{op}" for op in grown_ops(auto)]
+        runs["auto's growth at chunk 1"] = stream.run("schedule-final-at-1", seed, growth="schedule",
+                                                      grow_schedule=schedule_at_1)
     if "scratch" not in skip:
         runs["scratch"] = stream.run("scratch", seed, growth="scratch")
     if "reference" not in skip:
@@ -138,9 +150,10 @@ def main() -> None:
                         help="the hand-made growth, K:OP items as --grow-schedule")
     parser.add_argument("--variants", nargs="*", default=[],
                         help="more auto runs with other search settings, e.g. cost_weight=0.2 search_momenta=1:0.9")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["start", "schedule", "scratch", "reference"],
-                        help="run groups to leave out (start: the start model fixed; reference: the final "
-                             "architecture from zero, same pairs)")
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["start", "schedule", "at_once", "scratch", "reference"],
+                        help="run groups to leave out (start: the start model fixed; at_once: auto's growth "
+                             "all before chunk 1; reference: the final architecture from zero, same pairs)")
     args = parser.parse_args()
     stream = Stream.from_args(args)
     per_seed = [runs_for_seed(stream, seed, args.fixed, args.schedule, args.variants, args.skip)
