@@ -83,10 +83,11 @@ def runs_for_seed(stream: Stream, seed: int, fixed: list[str], schedule: list[st
         runs[f"fixed {label}"] = stream.run(name, seed, model=model, growth="fixed", epochs=epochs)
     if "schedule" not in skip:
         runs["schedule"] = stream.run("schedule", seed, growth="schedule", grow_schedule=schedule)
-    if "at_once" not in skip and grown_ops(auto):
-        schedule_at_1 = [f"1:{op}" for op in grown_ops(auto)]
-        runs["auto's growth at chunk 1"] = stream.run("schedule-final-at-1", seed, growth="schedule",
-                                                      grow_schedule=schedule_at_1)
+    if "at_once" not in skip:  # a seed whose `auto` kept the start model gets the start model, same pairs
+        ops = grown_ops(auto)
+        runs["auto's growth at chunk 1"] = stream.run("schedule-final-at-1", seed,
+                                                      growth="schedule" if ops else "fixed",
+                                                      grow_schedule=[f"1:{op}" for op in ops])
     if "scratch" not in skip:
         runs["scratch"] = stream.run("scratch", seed, growth="scratch")
     if "reference" not in skip:
