@@ -1,5 +1,8 @@
+from pathlib import Path
+
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from growclip.model import ModelConfig
 
@@ -30,3 +33,42 @@ def architecture(request) -> ModelConfig:
 @pytest.fixture(autouse=True)
 def _seeded():
     torch.manual_seed(0)
+
+
+# -- short training runs for the fault and run-folder tests --------------------------------------
+
+FAULT_MODEL = tiny_config(vision_layers=1, text_layers=1, shared_layers=0)
+
+
+@pytest.fixture
+def model_json(tmp_path) -> Path:
+    FAULT_MODEL.to_json(tmp_path / "model.json")
+    return tmp_path / "model.json"
+
+
+def train_settings(model_json: Path, output: Path, **overrides) -> dict:
+    """A run of 20 steps of 16 pairs on the corpus (a few seconds), as TrainConfig settings."""
+    return {"model": str(model_json), "stage_sizes": (64, 64, 64, 64), "batch_size": 16, "samples": 320,
+            "warmup": 2, "log_every": 1, "eval_images_per_class": 2, "retrieval_images": 8, "progress": False,
+            "output": str(output), **overrides}
+
+
+def cli_args(config: dict) -> list[str]:
+    """`growclip train` flags for settings (as `train_settings` gives)."""
+    args = ["train"]
+    for name, value in config.items():
+        if name == "progress":
+            args.append("--no-progress")
+        elif isinstance(value, bool):
+            args += [f"--{name.replace('_', '-')}"] if value else []
+        else:
+            text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+            args += [f"--{name.replace('_', '-')}", text]
+    return args
+
+
+def run_weights(run: Path) -> dict[str, torch.Tensor]:
+    """The weights of a run's newest checkpoint."""
+    from growclip.train.checkpoint import checkpoints_of
+
+    return load_file(checkpoints_of(run)[-1] / "model.safetensors")

@@ -95,7 +95,18 @@ def test_cli_user_errors_are_one_clear_line(argv, message, capsys, tmp_path):
      "grow schedule, chunk 3"),
     (["--chunks", "corpus", "--grow-schedule", "1:width=256"], "go together"),
     (["--device", "cuda:7"], "no such CUDA device here"),
-    (["--lr", "-1"], "lr must be positive, got -1.0"),
+    (["--lr", "-1"], "lr (--lr) must be a finite number > 0, got -1.0"),
+    (["--lr", "inf"], "lr (--lr) must be a finite number > 0, got inf"),
+    (["--wd", "nan"], "wd (--wd) must be a finite number >= 0, got nan"),
+    (["--grad-clip-norm", "nan"], "grad_clip_norm (--grad-clip-norm) must be"),
+    (["--beta2", "1"], "beta2 (--beta2) must be a finite number >= 0 and < 1"),
+    (["--seed", "-1"], "seed (--seed) must be a finite number >= 0"),
+    (["--epochs", "0"], "epochs (--epochs) must be a finite number > 0"),
+    (["--stages", "7"], "each item of stages (--stages) must be a finite number >= 0 and <= 3"),
+    (["--stage-sizes", "100"], "stage_sizes (--stage-sizes) needs 4 sizes"),
+    (["--chunks", "corpus", "--search-momenta", "nan"], "each item of search_momenta (--search-momenta)"),
+    (["--chunks", "corpus", "--search-fraction", "1"], "search_fraction (--search-fraction) must be"),
+    (["--resume", "latest", "--overwrite"], "not both"),
 ])
 def test_setting_mistakes_fail_at_once_before_any_work(argv, message, capsys, tmp_path):
     """New-user mistakes that used to train for minutes first (or silently never grow)."""

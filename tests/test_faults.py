@@ -8,15 +8,17 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from conftest import tiny_config
+from conftest import FAULT_MODEL as MODEL
+from conftest import cli_args, tiny_config
+from conftest import run_weights as weights
+from conftest import train_settings as settings
 from datafiles import write_shards
 from growclip.cli import main
 from growclip.data.chunks import ChunkStream
@@ -27,36 +29,6 @@ from growclip.data.transforms import CenterCrop
 from growclip.train import CheckpointError, TrainConfig, checkpoint, load_checkpoint, train
 from growclip.train.checkpoint import checkpoints_of, save_checkpoint
 from growclip.train.faults import NonFiniteError, Preempted
-
-MODEL = tiny_config(vision_layers=1, text_layers=1, shared_layers=0)
-
-
-@pytest.fixture
-def model_json(tmp_path) -> Path:
-    MODEL.to_json(tmp_path / "model.json")
-    return tmp_path / "model.json"
-
-
-def settings(model_json: Path, output: Path, **overrides) -> dict:
-    return {"model": str(model_json), "stage_sizes": (64, 64, 64, 64), "batch_size": 16, "samples": 320,
-            "warmup": 2, "log_every": 1, "eval_images_per_class": 2, "retrieval_images": 8, "progress": False,
-            "output": str(output), **overrides}
-
-
-def cli_args(config: dict) -> list[str]:
-    args = ["train"]
-    for name, value in config.items():
-        if name == "progress":
-            args.append("--no-progress")
-        else:
-            text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
-            args += [f"--{name.replace('_', '-')}", text]
-    return args
-
-
-def weights(run: Path) -> dict[str, torch.Tensor]:
-    return load_file(checkpoints_of(run)[-1] / "model.safetensors")
-
 
 # -- preemption ---------------------------------------------------------------------------------
 

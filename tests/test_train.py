@@ -137,7 +137,7 @@ def test_truncated_or_mismatched_checkpoint_is_a_clear_error(tmp_path, corpus_an
     (directory / "hashes.json").unlink()  # a checkpoint from before hashes: the reader still says what is wrong
     with pytest.raises(CheckpointError, match=r"model\.safetensors: unreadable or truncated"):
         load_checkpoint(directory)
-    save_checkpoint(directory, model, tokenizer, {})
+    directory = save_checkpoint(tmp_path / "again", model, tokenizer, {})  # the old one is no longer marked ours
     config = json.loads((directory / "config.json").read_text())
     (directory / "config.json").write_text(json.dumps({**config, "width": 64}))
     (directory / "hashes.json").unlink()

@@ -17,7 +17,7 @@ import numpy as np
 import webdataset as wds
 from PIL import Image
 
-from growclip.cli.options import int_list
+from growclip.cli.options import COUNT, SEED_VALUE, SIZE, add_overwrite_flag, check_output_free, int_list
 from growclip.data.corpus import DEFAULT_STAGE_SIZES, NUM_STAGES, EmbeddedCorpus
 
 
@@ -26,15 +26,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                                  description=__doc__)
     add = parser.add_argument
     add("--output", required=True, help="folder to write into")
+    add_overwrite_flag(parser)
     add("--format", choices=("tsv", "wds"), default="tsv", help="tsv: PNG files + stageK.tsv (default); "
                                                                 "wds: webdataset shards stageK-NNNNNN.tar")
-    add("--shard-size", type=int, default=10_000, help="pairs per webdataset shard (default 10000)")
+    add("--shard-size", type=SIZE, default=10_000, help="pairs per webdataset shard (default 10000)")
     add("--stages", type=int_list, default=tuple(range(NUM_STAGES)), help="stages to write (default all)")
     add("--stage-sizes", type=int_list, default=DEFAULT_STAGE_SIZES, help="pairs per stage")
-    add("--seed", type=int, default=0, help="corpus seed (default 0)")
-    add("--image-size", type=int, default=32, help="image side in pixels (default 32)")
-    add("--retrieval-images", type=int, default=500, help="held-out retrieval images (0 = none)")
-    add("--zeroshot-images-per-class", type=int, default=0,
+    add("--seed", type=SEED_VALUE, default=0, help="corpus seed (default 0)")
+    add("--image-size", type=SIZE, default=32, help="image side in pixels (default 32)")
+    add("--retrieval-images", type=COUNT, default=500, help="held-out retrieval images (0 = none)")
+    add("--zeroshot-images-per-class", type=COUNT, default=0,
         help="also write each zero-shot task as class folders (for `growclip eval --zeroshot-data`)")
 
 
@@ -76,6 +77,7 @@ def _write_stage_shards(root: Path, stage: int, corpus: EmbeddedCorpus, shard_si
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_free(args.output, args.overwrite)
     root = Path(args.output)
     corpus = EmbeddedCorpus(args.seed, args.image_size, args.stage_sizes)
     for stage in args.stages:

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from growclip.cli.options import separator
+from growclip.cli.options import SEED_VALUE, SIZE, separator
 from growclip.data.pairs import format_skipped
 from growclip.data.sources import ReaderOptions
 from growclip.eval import evaluate, format_results
@@ -29,9 +29,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--csv-img-key", default="filepath", help="image path column of tables (default filepath)")
     add("--csv-caption-key", default="title", help="caption column of --val-data tables (default title)")
     add("--csv-label-key", default="label", help="class column of a --zeroshot-data table (default label)")
-    add("--corpus-seed", type=int, default=0, help="seed of the embedded corpus's evaluation sets")
-    add("--images-per-class", type=int, default=40, help="corpus task images per class (default 40)")
-    add("--retrieval-images", type=int, default=500, help="corpus retrieval images (default 500)")
+    add("--corpus-seed", type=SEED_VALUE, default=0, help="seed of the embedded corpus's evaluation sets")
+    add("--images-per-class", type=SIZE, default=40, help="corpus task images per class (default 40)")
+    add("--retrieval-images", type=SIZE, default=500, help="corpus retrieval images (default 500)")
     add("--precision", choices=PRECISIONS, default="fp32")
     add("--device", default="auto")
     add("--output", help="JSON results file (default: eval.json in the checkpoint folder)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from growclip.cli.options import add_overwrite_flag, check_output_free
 from growclip.interop.open_clip import export_open_clip
 from growclip.interop.transformers import export_transformers
 from growclip.train.checkpoint import resolve_checkpoint
@@ -21,9 +22,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--checkpoint", required=True, help="a checkpoint folder, or a run folder (its newest checkpoint)")
     add("--to", required=True, choices=sorted(EXPORTERS), help="the library to load it")
     add("--output", required=True, help="folder to write")
+    add_overwrite_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_free(args.output, args.overwrite)
     checkpoint = resolve_checkpoint(args.checkpoint)
     output = EXPORTERS[args.to](checkpoint, args.output)
     print(f"exported {checkpoint} for {args.to}: {output}")

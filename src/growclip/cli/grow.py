@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from growclip.cli.options import SEED_VALUE, add_overwrite_flag, check_output_free, in_range
 from growclip.growth import GrowthState, grow_state, is_exact, parse_op
 from growclip.model import model_cost
 from growclip.model.config import ModelConfig
@@ -15,6 +16,7 @@ from growclip.train.checkpoint import (
     resolve_checkpoint,
     save_checkpoint,
 )
+from growclip.train.config import MOMENTUM
 from growclip.train.state import RNG_PREFIX
 
 
@@ -25,9 +27,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add = parser.add_argument
     add("--checkpoint", required=True, help="a checkpoint folder, or a run folder (its newest checkpoint)")
     add("--op", action="append", required=True, dest="ops", help="a growth operator; repeat for several")
-    add("--momentum", type=float, default=1.0, help="PIM m: 1 = inherit only (default), 0 = fresh model")
-    add("--seed", type=int, default=0, help="seed of the fresh initialisation new units and PIM draw from")
+    add("--momentum", type=in_range(float, MOMENTUM), default=1.0,
+        help="PIM m: 1 = inherit only (default), 0 = fresh model")
+    add("--seed", type=SEED_VALUE, default=0, help="seed of the fresh initialisation new units and PIM draw from")
     add("--output", required=True, help="checkpoint folder to write (resume it with `train --resume`)")
+    add_overwrite_flag(parser)
 
 
 def _describe(config: ModelConfig) -> str:
@@ -36,6 +40,7 @@ def _describe(config: ModelConfig) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_free(args.output, args.overwrite)
     source = resolve_checkpoint(args.checkpoint)
     model, tokenizer, state = load_checkpoint(source)
     ops = [parse_op(spec) for spec in args.ops]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from growclip.cli.options import add_overwrite_flag, check_output_free
 from growclip.interop.clip_bpe import ID_SHIFT
 from growclip.interop.open_clip import import_open_clip, read_open_clip_config
 from growclip.model import model_cost
@@ -20,9 +21,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--allow-pickle", action="store_true",
         help="read a .pt/.bin pickle (tensors and plain values only); never one from an untrusted source")
     add("--output", required=True, help="checkpoint folder to write (train it with `train --resume`)")
+    add_overwrite_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_free(args.output, args.overwrite)
     path = import_open_clip(read_open_clip_config(args.open_clip), args.weights, args.output, args.bpe,
                             args.allow_pickle)
     model, tokenizer, _ = load_checkpoint(path)

@@ -10,6 +10,26 @@ from typing import Any
 
 import yaml
 
+from growclip.train.config import AT_LEAST_0, AT_LEAST_1, SEED, Range
+
+
+def in_range(kind: type[int] | type[float], limits: Range) -> Callable[[str], int | float]:
+    """An argparse type: a number of `kind` within `limits` (finite), else argparse's error naming the flag."""
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if not limits.admits(value):
+            raise argparse.ArgumentTypeError(f"must be {limits.describe()}, got {text}")
+        return value
+
+    return parse
+
+
+COUNT, SIZE, SEED_VALUE = in_range(int, AT_LEAST_0), in_range(int, AT_LEAST_1), in_range(int, SEED)
+
 
 def int_list(text: str) -> tuple[int, ...]:
     """'0,1,2' -> (0, 1, 2)."""
@@ -42,6 +62,20 @@ def separator(text: str) -> str:
     if len(text) != 1:
         raise argparse.ArgumentTypeError(f"expected one character (or '\\t'), got {text!r}")
     return text
+
+
+def add_overwrite_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into an --output that is not empty (replaces only what growclip writes there)")
+
+
+def check_output_free(path: str | Path, overwrite: bool) -> None:
+    """A command writes into a new or empty --output; into another only when asked (`--overwrite`), and
+    then it replaces only the files it writes, never the rest."""
+    path = Path(path)
+    if not overwrite and path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ValueError(f"--output {path} already exists and is not empty; choose another, or pass --overwrite "
+                         f"(replaces only the files growclip writes there)")
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from growclip.train import train as run_training
 from growclip.train.checkpoint import checkpoints_of
 from growclip.train.config import DATA, EVAL, OPTIM, RUN, STREAM
 from growclip.train.growing import train_stream
+from growclip.train.run_folder import saved_settings
 
 GROUP_TITLES = {DATA: "data (default: the embedded corpus)", STREAM: "growing run on a stream of chunks",
                 OPTIM: "optimization", RUN: "run", EVAL: "evaluation"}
@@ -61,10 +62,10 @@ def _scores(record: dict[str, Any]) -> tuple[str | None, str | None]:
 def chunk_line(record: dict[str, Any]) -> str:
     """One finished chunk: the decision, the architecture, its scores and the compute so far."""
     zeroshot, recall = _scores(record)
-    scores = (f" zero-shot {zeroshot}" if zeroshot else "") + (f" R@1 {recall}" if recall else "")
+    scores = (f", zero-shot {zeroshot}" if zeroshot else "") + (f" R@1 {recall}" if recall else "")
     old = record["heldout_old_loss"]
     return (f"chunk {record['chunk']} {record['name']}: {record['decision']} -> "
-            f"{ModelConfig(**record['architecture']).describe()}: {record['params'] / 1e6:.3f} M params,"
+            f"{ModelConfig(**record['architecture']).describe()}: {record['params'] / 1e6:.3f} M params"
             f"{scores}, held-out loss new {record['heldout_new_loss']:.3f}" + ("" if old is None else f" old {old:.3f}")
             + f", search overhead {record['search_fraction']:.0%}, {record['total_tflop']:.1f} TFLOP so far")
 
@@ -81,20 +82,33 @@ def format_stream(history: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Flags given over the config file; with --resume, both over the settings the run was saved with,
+    so that `--resume latest --output RUN` alone continues it and only what is typed counts as a change."""
+    settings = merged_settings(args, check=TrainConfig.check_settings)
+    if not settings.get("resume"):
+        return settings
+    output = settings.get("output", TrainConfig.output)
+    known = {f.name for f in fields(TrainConfig)} - {"resume", "resume_override", "output", "overwrite"}
+    saved = {name: value for name, value in saved_settings(settings["resume"], output).items() if name in known}
+    return {**saved, **settings}
+
+
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "list_models", False):
         from growclip.model import list_presets
 
         print("\n".join(list_presets()))
         return 0
-    config = TrainConfig.from_dict(merged_settings(args, check=TrainConfig.check_settings))
+    config = TrainConfig.from_dict(_settings(args))
     if config.is_stream:
         print(format_stream(train_stream(config, on_chunk=lambda record: print(chunk_line(record), flush=True))))
         print(f"checkpoint: {checkpoints_of(config.output)[-1]}")
         return 0
     result = run_training(config)
     if result.eval:  # rank 0 of a torchrun job (or the only process)
-        print(format_results(result.eval))
+        print(format_results(result.eval) if result.eval["zeroshot"] or result.eval["retrieval"] else
+              "not evaluated: give --val-data (retrieval on held-out pairs) or --zeroshot-data (labelled images)")
         print(format_skipped(result.skipped))
         print(f"checkpoint: {result.checkpoint}")
     return 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,17 +37,20 @@ class ChunkStream:
     in the run state, so a resumed run sees the same chunks) grows by the oldest-named entry that is
     new, settled (its size and modification time unchanged for one poll, or untouched for
     `settle_seconds`) and of a known kind (.csv/.tsv/.tar, or a folder); other files are reported
-    once and ignored. What is written into a chunk after it was taken is not used."""
+    once and ignored, and so is a folder still empty when END arrives. What is written into a chunk
+    after it was taken is not used. `sleep` waits between polls (a run passes one that a
+    preemption signal interrupts)."""
 
     def __init__(self, specs: Sequence[str] = (), watch: str | Path | None = None, poll_seconds: float = 2.0,
-                 taken: list[str] | None = None, settle_seconds: float = 2.0) -> None:
+                 taken: list[str] | None = None, settle_seconds: float = 2.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         if bool(specs) == (watch is not None):
             raise DataError("a stream is either a list of chunks or a watched folder")
         self.specs, self.watch, self.poll_seconds = list(specs), Path(watch) if watch else None, poll_seconds
         if self.watch is not None and not self.watch.is_dir():
             raise DataError(f"{self.watch}: the watched folder does not exist")
         self.taken = taken if taken is not None else []
-        self.settle_seconds = settle_seconds
+        self.settle_seconds, self.sleep = settle_seconds, sleep
         self._signatures: dict[Path, tuple] = {}
         self._reported: set[Path] = set()
 
@@ -69,7 +72,7 @@ class ChunkStream:
             elif (self.ended() and not pending) or not wait:
                 return None
             else:
-                time.sleep(self.poll_seconds)
+                self.sleep(self.poll_seconds)
         return self.taken[index]
 
     def _scan(self) -> tuple[Path | None, bool]:
@@ -79,16 +82,22 @@ class ChunkStream:
             if path.name.startswith(".") or path.suffix == ".tmp" or path.name == END_MARKER:
                 continue
             if path.is_file() and path.suffix.lower() not in CHUNK_SUFFIXES:
-                if path not in self._reported:
-                    logger.warning("%s: not a chunk (a table, shards or a folder); ignored", path)
-                    self._reported.add(path)
+                self._report(path, "not a chunk (a table, shards or a folder)")
                 continue
             if _watched_spec(path) in taken:
+                continue
+            if path.is_dir() and self.ended() and not any(p.is_file() for p in path.rglob("*")):
+                self._report(path, "an empty folder when the stream ended")
                 continue
             if self._settled(path):
                 return path, pending
             pending = True
         return None, pending
+
+    def _report(self, path: Path, why: str) -> None:
+        if path not in self._reported:
+            logger.warning("%s: %s; ignored", path, why)
+            self._reported.add(path)
 
     def _settled(self, path: Path) -> bool:
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())

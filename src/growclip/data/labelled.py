@@ -4,18 +4,21 @@ and label read with the same options as training tables (open_clip's `filepath` 
 from __future__ import annotations
 
 import csv
+import logging
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from PIL import UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from growclip.data.evalsets import ZeroShotTask
+from growclip.data.pairs import Skip, read_image
 from growclip.data.sources import ReaderOptions
+from growclip.data.sources.base import IMAGE_SUFFIXES
 from growclip.data.sources.table import default_separator, quoting_for
-from growclip.data.transforms import load_image
+from growclip.data.transforms import CenterCrop
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+logger = logging.getLogger(__name__)
 DEFAULT_TEMPLATES = (
     "a photo of a {}.", "a picture of a {}.", "an image of a {}.", "a close-up photo of a {}.",
     "a low resolution photo of a {}.", "a drawing of a {}.",
@@ -36,36 +39,47 @@ class LabelledImages(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, int] | None:
-        try:
-            return load_image(self.paths[index], self.image_size), self.labels[index]
-        except (OSError, UnidentifiedImageError, ValueError):
-            return None
+        """Read as training reads a pair's image: 16-bit or float images are skipped, not clipped."""
+        image = read_image(self.paths[index], CenterCrop(self.image_size), np.random.default_rng(0))
+        return None if isinstance(image, Skip) else (image, self.labels[index])
 
 
 def _from_folder(root: Path) -> tuple[list[Path], list[str]]:
     classes = sorted(d.name for d in root.iterdir() if d.is_dir())
     if not classes:
         raise LabelledDataError(f"{root}: expected one sub-folder per class, found none")
-    paths, names = [], []
+    paths, names, left_out = [], [], Counter()
     for name in classes:
-        for path in sorted((root / name).rglob("*")):
+        for path in sorted(p for p in (root / name).rglob("*") if p.is_file()):
             if path.suffix.lower() in IMAGE_SUFFIXES:
                 paths.append(path)
                 names.append(name)
+            else:
+                left_out[path.suffix.lower() or path.name] += 1
+    if left_out:
+        logger.warning("%s: left out %d files not read as images (%s)", root, left_out.total(),
+                       ", ".join(f"{kind}: {count}" for kind, count in left_out.most_common()))
     return paths, names
 
 
 def _from_table(path: Path, options: ReaderOptions) -> tuple[list[Path], list[str]]:
     image, label = options.csv_img_key, options.csv_label_key
-    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
-        separator = options.csv_separator or default_separator(path)
-        reader = csv.DictReader(handle, delimiter=separator, quoting=quoting_for(separator))
-        if not reader.fieldnames or not {image, label} <= set(reader.fieldnames):
-            raise LabelledDataError(f"{path}: needs a header with columns {image!r} and {label!r}, found "
-                                    f"{reader.fieldnames} (name others with --csv-img-key / --csv-label-key, "
-                                    f"the separator with --csv-separator)")
-        rows = [(row[image], row[label]) for row in reader if row.get(image) and row.get(label)]
-    return [path.parent / p for p, _ in rows], [label.strip() for _, label in rows]
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            separator = options.csv_separator or default_separator(path)
+            reader = csv.DictReader(handle, delimiter=separator, quoting=quoting_for(separator))
+            if not reader.fieldnames or not {image, label} <= set(reader.fieldnames):
+                raise LabelledDataError(f"{path}: needs a header with columns {image!r} and {label!r}, found "
+                                        f"{reader.fieldnames} (name others with --csv-img-key / --csv-label-key, "
+                                        f"the separator with --csv-separator)")
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as err:  # a label read wrongly would be a wrong class
+        raise LabelledDataError(f"{path}: unreadable table ({err})") from None
+    kept = [(row[image].strip(), row[label].strip()) for row in rows if (row.get(image) or "").strip()
+            and (row.get(label) or "").strip()]
+    if len(kept) < len(rows):
+        logger.warning("%s: left out %d rows without an image path or a label", path, len(rows) - len(kept))
+    return [path.parent / p for p, _ in kept], [label for _, label in kept]
 
 
 def labelled_task(source: str | Path, image_size: int, templates: tuple[str, ...] = DEFAULT_TEMPLATES,

@@ -14,7 +14,8 @@ from PIL import Image
 
 # Every reason a record can be skipped for; summaries list them in this order.
 SKIP_REASONS = (
-    "missing file", "empty file", "unreadable image", "unsupported image mode", "missing image", "missing caption",
+    "missing file", "empty file", "unreadable image", "unsupported image mode", "unsupported image format",
+    "missing image", "missing caption",
     "empty caption", "non-UTF-8 caption", "missing column", "malformed row", "corrupt shard", "cut-off shard",
 )
 

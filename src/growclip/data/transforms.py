@@ -4,30 +4,40 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 # CLIP's RGB statistics; the corpus is not natural imagery, but users bring their own photos.
 MEAN = (0.48145466, 0.4578275, 0.40821073)
 STD = (0.26862954, 0.26130258, 0.27577711)
 
 
+EXIF_ORIENTATION = 0x0112
+WHITE = (255, 255, 255, 255)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """The image as a viewer shows it, in 8-bit RGB: turned upright by its EXIF orientation (phone
+    photos are stored sideways and tagged), and its transparent parts over white, where a plain
+    conversion would show whatever colour the hidden pixels happen to hold."""
+    if image.getexif().get(EXIF_ORIENTATION, 1) != 1:
+        image = ImageOps.exif_transpose(image)
+    if image.has_transparency_data:
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, WHITE), rgba)
+    return image.convert("RGB")
+
+
 def resize_center_crop(image: Image.Image, image_size: int) -> np.ndarray:
     """Shorter side to `image_size` (bicubic), centre square crop, as (S, S, 3) uint8."""
-    image = image.convert("RGB")
+    image = to_rgb(image)
     scale = image_size / min(image.size)
     width, height = max(image_size, round(image.width * scale)), max(image_size, round(image.height * scale))
     image = image.resize((width, height), Image.Resampling.BICUBIC)
     left, top = (width - image_size) // 2, (height - image_size) // 2
     return np.asarray(image.crop((left, top, left + image_size, top + image_size)))
-
-
-def load_image(path: str | Path, image_size: int) -> np.ndarray:
-    with Image.open(path) as image:
-        return resize_center_crop(image, image_size)
 
 
 @dataclass(frozen=True)
@@ -50,7 +60,7 @@ class RandomResizedCrop:
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
 
     def __call__(self, image: Image.Image, rng: np.random.Generator) -> np.ndarray:
-        image = image.convert("RGB")
+        image = to_rgb(image)
         width, height = image.size
         log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
         for _ in range(10):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from growclip.data.transforms import MEAN, STD
@@ -160,12 +161,23 @@ def read_weights(path: str | Path, allow_pickle: bool = False) -> dict[str, torc
     values only, so a crafted file cannot run code through them."""
     path = Path(path)
     if path.suffix == ".safetensors":
-        return load_file(path)
+        try:
+            return load_file(path)
+        except (SafetensorError, OSError) as err:
+            raise InteropError(f"{path}: unreadable safetensors file ({err})") from None
     if not allow_pickle:
         raise InteropError(f"{path}: not safetensors; a {path.suffix} file is a pickle, which can run code when "
                            "loaded from an untrusted source: convert it to safetensors, or pass --allow-pickle")
-    loaded = torch.load(path, map_location="cpu", weights_only=True)
-    return loaded.get("state_dict", loaded)
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated, not a pickle, or holding more than tensors and plain values
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InteropError(f"{path}: not a readable PyTorch state dict ({reason})") from None
+    state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else loaded
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InteropError(f"{path}: holds a {type(state).__name__}, not a state dict of tensors (or a checkpoint "
+                           f"with one under 'state_dict')")
+    return state
 
 
 def read_open_clip_config(name_or_path: str | Path) -> dict[str, Any]:
@@ -201,7 +213,10 @@ def import_open_clip(open_clip_config: dict[str, Any], weights: str | Path, outp
     (from `bpe_path`, default open_clip's own file); `growclip train --resume OUTPUT` grows it."""
     config = model_config_from_open_clip(open_clip_config)
     model = create_model(config)
-    model.load_state_dict(to_growclip(read_weights(weights, allow_pickle), config))
+    try:
+        model.load_state_dict(to_growclip(read_weights(weights, allow_pickle), config))
+    except RuntimeError as err:  # tensors of other shapes than the config says
+        raise InteropError(f"{weights}: weights do not fit the config: {str(err).splitlines()[-1].strip()}") from None
     tokenizer = clip_tokenizer(bpe_path or default_bpe_path(), config.context_length)
     return save_checkpoint(output, model, tokenizer, {"imported_from": {"open_clip": open_clip_config,
                                                                         "weights": str(weights)}})

@@ -3,16 +3,24 @@ plus `trainer.safetensors` (optimizer moments, RNG) in checkpoints a run can res
 
 Written into a hidden temporary sibling folder and renamed into place, and deleted by renaming
 to a hidden name first, so a crash at any moment leaves whole checkpoints under `step_*` names
-and never a partial one. Nothing is pickled: tensors are safetensors, the rest JSON. `hashes.json`
-holds every file's SHA-256, checked on loading, so an edited or corrupted file is refused rather
-than loaded as a different model; non-finite weights are never written and never loaded.
+and never a partial one; a checkpoint that replaces one of the same name takes its place before the
+old copy is deleted, and `recover_leftovers` puts a complete copy a crash left hidden back. Nothing
+is pickled: tensors are safetensors, the rest JSON. `hashes.json` holds every file's SHA-256,
+checked on loading, so an edited or corrupted file is refused rather than loaded as a different
+model; non-finite weights are never written and never loaded.
+
+`hashes.json` is also what marks a folder as growclip's: rotation, clean-up and `--resume latest`
+consider only `checkpoints/step_NNNNNNNN` folders that carry one, and delete only the files it
+lists, so a user's `step_best` or notes are never touched.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -29,6 +37,10 @@ from growclip.model.factory import create_model
 WEIGHTS, CONFIG, TOKENIZER, STATE = "model.safetensors", "config.json", "tokenizer.json", "state.json"
 TRAINER, HASHES = "trainer.safetensors", "hashes.json"
 CHECKPOINTS = "checkpoints"
+EVAL_RESULTS = "eval.json"  # `growclip eval` writes it into a checkpoint folder: growclip's too
+STEP_NAME = re.compile(r"step_(\d{8})")
+LEFTOVER_NAME = re.compile(r"\.(step_\d{8})\.(tmp|old)\d+")  # staged (tmp) or retired (old) by a save
+logger = logging.getLogger(__name__)
 
 
 class CheckpointError(ValueError):
@@ -53,12 +65,13 @@ def save_checkpoint(directory: str | Path, model: CLIP, tokenizer: Tokenizer, st
     bad = nonfinite(weights)
     if bad:
         raise CheckpointError(f"not saving {directory}: non-finite weights in {bad[:3]}")
-    staging = directory.with_name(f".{directory.name}.tmp{os.getpid()}")
+    if directory.exists() and (not is_growclip_checkpoint(directory, any_name=True) or foreign_files(directory)):
+        raise CheckpointError(f"not saving {directory}: a folder of that name exists and holds files growclip "
+                              f"did not write; growclip replaces only its own checkpoints")
+    staging = _hidden(directory, "tmp")
     try:
         _write(staging, weights, model, tokenizer, state, trainer, extra)
-        if directory.exists():  # replace an older checkpoint of the same name
-            _retire(directory)
-        os.replace(staging, directory)
+        _put_in_place(staging, directory)
     except OSError as err:  # a read-only or full disk: no partial folder is left behind
         shutil.rmtree(staging, ignore_errors=True)
         raise CheckpointError(f"cannot write checkpoint {directory}: {err.strerror or err}") from None
@@ -107,30 +120,98 @@ def verify_hashes(directory: Path) -> None:
                                   f"corrupted; its SHA-256 does not match {HASHES})")
 
 
-def _retire(directory: Path) -> None:
-    """Delete a checkpoint so that a crash half-way leaves no partial folder under its real name."""
-    retired = directory.with_name(f".{directory.name}.old{os.getpid()}")
+def _hidden(directory: Path, kind: str) -> Path:
+    return directory.with_name(f".{directory.name}.{kind}{os.getpid()}")
+
+
+def _put_in_place(staging: Path, directory: Path) -> None:
+    """The new checkpoint takes its name before an older one of that name is deleted: a crash in
+    between leaves both complete, hidden, for `recover_leftovers`."""
+    if not directory.exists():
+        os.replace(staging, directory)
+        return
+    retired = _hidden(directory, "old")
+    os.replace(directory, retired)
+    os.replace(staging, directory)
+    _delete_owned(retired)
+
+
+def _listed_files(directory: Path) -> set[str] | None:
+    """The files `hashes.json` lists (the marker of a growclip checkpoint), or None without one."""
+    try:
+        hashes = json.loads((directory / HASHES).read_text())
+    except (OSError, ValueError):
+        return None
+    return set(hashes) if isinstance(hashes, dict) and {WEIGHTS, CONFIG} <= set(hashes) else None
+
+
+def is_growclip_checkpoint(directory: Path, any_name: bool = False) -> bool:
+    """A folder growclip wrote as a checkpoint: its `hashes.json` lists its weights and config, and
+    (unless `any_name`) it is named `step_NNNNNNNN` as the run's checkpoints are."""
+    named = any_name or STEP_NAME.fullmatch(directory.name) is not None
+    return named and directory.is_dir() and _listed_files(directory) is not None
+
+
+def foreign_files(directory: Path) -> list[str]:
+    """What in a growclip checkpoint folder growclip did not write (a user's notes, say)."""
+    ours = (_listed_files(directory) or set()) | {HASHES, EVAL_RESULTS}
+    return sorted(p.name for p in directory.iterdir() if p.name not in ours)
+
+
+def _delete_owned(directory: Path) -> None:
+    """Delete a checkpoint growclip wrote: renamed to a hidden name first, so that a crash half-way
+    leaves no partial folder under its real name."""
+    retired = directory if directory.name.startswith(".") else _hidden(directory, "old")
     os.replace(directory, retired)
     shutil.rmtree(retired)
 
 
 def checkpoints_of(run: str | Path) -> list[Path]:
-    """A run's complete checkpoints, oldest first (hidden staging or retired folders excluded)."""
+    """A run's complete growclip checkpoints, oldest first: `checkpoints/step_NNNNNNNN` with their
+    `hashes.json` (hidden staging or retired folders, and folders growclip did not write, excluded)."""
     folder = Path(run) / CHECKPOINTS
-    return sorted(p for p in folder.glob("step_*") if p.is_dir()) if folder.is_dir() else []
+    return sorted(p for p in folder.glob("step_*") if is_growclip_checkpoint(p)) if folder.is_dir() else []
 
 
-def remove_leftovers(run: str | Path) -> None:
-    """Hidden staging or retired folders of writes that were interrupted (a run's start clears them)."""
-    for leftover in (Path(run) / CHECKPOINTS).glob(".step_*"):
-        shutil.rmtree(leftover, ignore_errors=True)
+def _complete(directory: Path) -> bool:
+    try:
+        verify_hashes(directory)
+    except CheckpointError:
+        return False
+    return is_growclip_checkpoint(directory, any_name=True)
+
+
+def recover_leftovers(run: str | Path) -> None:
+    """After a crash during a save: a complete hidden copy (the newer, staged one first) whose real
+    name is free goes back into place; other staged or retired copies are deleted. Only the run's
+    owner calls it (see `run_folder`), so no other process is writing them."""
+    folder = Path(run) / CHECKPOINTS
+    hidden = folder.glob(".step_*") if folder.is_dir() else ()
+    found = [(match, p) for p in hidden if (match := LEFTOVER_NAME.fullmatch(p.name))]
+    for match, leftover in sorted(found, key=lambda item: (item[0].group(1), item[0].group(2) != "tmp")):
+        target = folder / match.group(1)
+        if not target.exists() and _complete(leftover):
+            os.replace(leftover, target)
+            logger.warning("recovered %s: a complete checkpoint an interrupted save left hidden", target)
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def delete_checkpoint(directory: Path) -> bool:
+    """Delete a growclip checkpoint unless it holds files growclip did not write (then it is kept,
+    with a warning); -> whether it was deleted."""
+    foreign = foreign_files(directory)
+    if foreign:
+        logger.warning("kept %s: it holds files growclip did not write (%s)", directory, ", ".join(foreign[:5]))
+        return False
+    _delete_owned(directory)
+    return True
 
 
 def prune_checkpoints(run: str | Path, keep: int) -> None:
-    """Keep the newest `keep` checkpoints (all if 0); clear leftovers of interrupted writes."""
-    remove_leftovers(run)
+    """Keep the newest `keep` of the run's growclip checkpoints (all if 0)."""
     for old in checkpoints_of(run)[:-keep] if keep else []:
-        _retire(old)
+        delete_checkpoint(old)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

@@ -7,6 +7,7 @@ more than one setting run here, at the edge, before any work starts.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -27,19 +28,61 @@ _ALLOWED_TYPES = {  # the annotation strings used below -> what a value may be
 }
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric setting (or each item of a tuple of numbers) may take; always finite."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low itself excluded
+    high_open: bool = False
+
+    def admits(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        return above and (self.high is None or (value < self.high if self.high_open else value <= self.high))
+
+    def describe(self) -> str:
+        bounds = [f"{sign} {_number_text(limit)}" for sign, limit in
+                  ((">" if self.low_open else ">=", self.low), ("<" if self.high_open else "<=", self.high))
+                  if limit is not None]
+        return " and ".join(["a finite number", *bounds]).replace(" and ", " ", 1)
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+AT_LEAST_1, AT_LEAST_0, POSITIVE = Range(1), Range(0), Range(0, low_open=True)
+FRACTION, MOMENTUM, SEED = Range(0, 1, True, True), Range(0, 1), Range(0, 2**32 - 1)  # NumPy's seeds are 32-bit
+
+
 def setting(default: Any, help: str, group: str = RUN, choices: tuple[str, ...] | None = None,
-            flag: str | None = None, free: bool = False) -> Any:
-    """A dataclass field carrying its help text, help group, choices and (if not the usual) flag;
-    `free`: may differ when a run resumes (where it is written, how it is logged or evaluated)."""
+            flag: str | None = None, free: bool = False, limits: Range | None = None) -> Any:
+    """A dataclass field carrying its help text, help group, choices, (if not the usual) flag and, for
+    numbers, the range of its values; `free`: may differ when a run resumes (where it is written, how
+    it is logged or evaluated)."""
     return field(default=default, metadata={"help": help, "group": group, "choices": choices, "flag": flag,
-                                            "free": free})
+                                            "free": free, "limits": limits})
 
 
-def _check_type(name: str, annotation: str, value: Any) -> None:
-    """Settings from YAML/JSON arrive untyped: say which one is wrong before it fails deep inside."""
-    allowed = _ALLOWED_TYPES[annotation]
+def flag_of(f: Any) -> str:
+    """The command-line flag of a TrainConfig field."""
+    return f.metadata["flag"] or "--" + f.name.replace("_", "-")
+
+
+def _check_value(f: Any, value: Any) -> None:
+    """Settings from YAML/JSON arrive untyped, and flags parse `inf` and `nan` as numbers: say which
+    setting is wrong, by its name and flag, before it fails deep inside or trains on nonsense."""
+    allowed = _ALLOWED_TYPES[f.type]
     if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-        raise ValueError(f"setting {name} must be {annotation}, got {value!r}")
+        raise ValueError(f"setting {f.name} must be {f.type}, got {value!r}")
+    limits = f.metadata["limits"]
+    items = value if isinstance(value, tuple) else () if value is None else (value,)
+    if limits is not None and not all(isinstance(v, int | float) and limits.admits(v) for v in items):
+        what = "each item of " if isinstance(value, tuple) else ""
+        raise ValueError(f"{what}{f.name} ({flag_of(f)}) must be {limits.describe()}, got {value!r}")
 
 
 def _as_tuple(value: Any) -> Any:
@@ -77,10 +120,12 @@ class TrainConfig:
     tokenizer: str | None = setting(None, "a tokenizer.json to use (default: BPE trained on the captions)", DATA)
     crop_scale: tuple[float, float] = setting((1.0, 1.0), "random-resized-crop area range for image files "
                                                           "(not the corpus); 1,1 = no random crop, 0.9,1.0 = "
-                                                          "open_clip's", DATA)
-    stages: tuple[int, ...] | None = setting(None, "embedded-corpus stages to train on, e.g. 0,1 (default all)", DATA)
-    stage_sizes: tuple[int, ...] = setting(DEFAULT_STAGE_SIZES, "pairs per corpus stage, e.g. 4000,8000,...", DATA)
-    corpus_seed: int = setting(0, "seed of the embedded corpus", DATA)
+                                                          "open_clip's", DATA, limits=Range(0, 1, low_open=True))
+    stages: tuple[int, ...] | None = setting(None, "embedded-corpus stages to train on, e.g. 0,1 (default all)", DATA,
+                                             limits=Range(0, NUM_STAGES - 1))
+    stage_sizes: tuple[int, ...] = setting(DEFAULT_STAGE_SIZES, "pairs per corpus stage, e.g. 4000,8000,...", DATA,
+                                           limits=AT_LEAST_1)
+    corpus_seed: int = setting(0, "seed of the embedded corpus", DATA, limits=SEED)
     # a growing run on a stream of chunks (train.growing)
     chunks: tuple[str, ...] | None = setting(None, "chunks in order: sources (as --train-data) or corpus:K; "
                                                    f"'corpus' = all {NUM_STAGES} corpus stages", STREAM)
@@ -91,59 +136,67 @@ class TrainConfig:
                                        "architecture from zero", STREAM, GROWTH_POLICIES)
     grow_schedule: tuple[str, ...] = setting((), "K:OP items, e.g. 1:width=128 2:shared_layers+2 "
                                                  "(--growth schedule)", STREAM)
-    momentum: float = setting(0.9, "PIM m of scheduled growth", STREAM)
-    search_momenta: tuple[float, ...] = setting((0.9,), "PIM m values the search tries, e.g. 1,0.9", STREAM)
+    momentum: float = setting(0.9, "PIM m of scheduled growth", STREAM, limits=MOMENTUM)
+    search_momenta: tuple[float, ...] = setting((0.9,), "PIM m values the search tries, e.g. 1,0.9", STREAM,
+                                                limits=MOMENTUM)
     replay: float | None = setting(None, "train on the new chunk plus REPLAY x its size of old pairs "
-                                         "(default: all data so far)", STREAM)
+                                         "(default: all data so far)", STREAM, limits=AT_LEAST_0)
     chunk_samples: int | None = setting(None, "training pairs per chunk (default: --epochs x the new chunk's size)",
-                                        STREAM)
-    params_per_pair: float = setting(20.0, "growth budget: parameters per training pair seen", STREAM)
+                                        STREAM, limits=AT_LEAST_1)
+    params_per_pair: float = setting(20.0, "growth budget: parameters per training pair seen", STREAM,
+                                     limits=AT_LEAST_0)
     search_fraction: float = setting(0.1, "cap on the search's overhead (proxies that lose, and scoring) as a "
-                                          "fraction of the chunk's compute", STREAM)
+                                          "fraction of the chunk's compute", STREAM, limits=FRACTION)
     min_head_dim: int = setting(MIN_HEAD_DIM, "growth space: heads double only while each keeps at least this "
-                                              "many dims", STREAM)
-    cost_weight: float = setting(0.05, "score penalty per doubling of training FLOPs per pair", STREAM)
-    heldout: int = setting(256, "held-out pairs per chunk for scoring the search", STREAM)
+                                              "many dims", STREAM, limits=AT_LEAST_1)
+    cost_weight: float = setting(0.05, "score penalty per doubling of training FLOPs per pair", STREAM,
+                                 limits=AT_LEAST_0)
+    heldout: int = setting(256, "held-out pairs per chunk for scoring the search", STREAM, limits=AT_LEAST_1)
     # optimization
-    batch_size: int = setting(128, "pairs per micro-batch", OPTIM)
-    accum_freq: int = setting(1, "micro-batches per optimizer step (the loss sees all of them: exact)", OPTIM)
-    epochs: float = setting(1.0, "passes over the training data; fractions allowed", OPTIM)
-    samples: int | None = setting(None, "total training pairs; overrides --epochs", OPTIM)
-    lr: float = setting(1e-3, "peak learning rate", OPTIM)
-    wd: float = setting(0.1, "AdamW weight decay on linear/conv weights", OPTIM)
-    beta1: float = setting(0.9, "AdamW beta1", OPTIM)
-    beta2: float = setting(0.98, "AdamW beta2", OPTIM)
-    eps: float = setting(1e-6, "AdamW epsilon", OPTIM)
-    warmup: int = setting(100, "linear warm-up steps before the cosine decay", OPTIM)
-    grad_clip_norm: float | None = setting(1.0, "clip the global gradient norm", OPTIM)
+    batch_size: int = setting(128, "pairs per micro-batch", OPTIM, limits=AT_LEAST_1)
+    accum_freq: int = setting(1, "micro-batches per optimizer step (the loss sees all of them: exact)", OPTIM,
+                              limits=AT_LEAST_1)
+    epochs: float = setting(1.0, "passes over the training data; fractions allowed", OPTIM, limits=POSITIVE)
+    samples: int | None = setting(None, "total training pairs; overrides --epochs", OPTIM, limits=AT_LEAST_1)
+    lr: float = setting(1e-3, "peak learning rate", OPTIM, limits=POSITIVE)
+    wd: float = setting(0.1, "AdamW weight decay on linear/conv weights", OPTIM, limits=AT_LEAST_0)
+    beta1: float = setting(0.9, "AdamW beta1", OPTIM, limits=Range(0, 1, high_open=True))
+    beta2: float = setting(0.98, "AdamW beta2", OPTIM, limits=Range(0, 1, high_open=True))
+    eps: float = setting(1e-6, "AdamW epsilon", OPTIM, limits=POSITIVE)
+    warmup: int = setting(100, "linear warm-up steps before the cosine decay", OPTIM, limits=AT_LEAST_0)
+    grad_clip_norm: float | None = setting(1.0, "clip the global gradient norm", OPTIM, limits=POSITIVE)
     precision: str = setting("fp32", "bf16 / fp16 = autocast (fp16 with a loss scaler; for GPUs)", OPTIM,
                              PRECISIONS, free=True)
-    seed: int = setting(0, "seed for init, shuffling and everything derived", OPTIM)
+    seed: int = setting(0, "seed for init, shuffling and everything derived", OPTIM, limits=SEED)
     grad_checkpointing: bool = setting(False, "recompute each block's activations in the backward pass: "
                                               "less memory for about a third more compute", OPTIM, free=True)
     compile: bool = setting(False, "torch.compile the model for training (compiled again after each growth; "
                                    "a growth search's short proxies run eagerly)", OPTIM, free=True)
     max_nonfinite_steps: int = setting(5, "steps in a row with a non-finite loss or gradient (each skipped) "
-                                          "before the run stops", OPTIM, free=True)
+                                          "before the run stops", OPTIM, free=True, limits=AT_LEAST_1)
     # run
-    workers: int = setting(0, "DataLoader worker processes", free=True)
+    workers: int = setting(0, "DataLoader worker processes", free=True, limits=AT_LEAST_0)
     device: str = setting("auto", "auto, cpu, cuda, cuda:1, ...", free=True)
     output: str = setting("runs/growclip", "run folder: metrics.jsonl, checkpoints/, eval.json", free=True)
-    log_every: int = setting(10, "steps between metric lines", free=True)
-    save_every: int | None = setting(None, "steps between checkpoints (one is always written at the end)", free=True)
+    log_every: int = setting(10, "steps between metric lines", free=True, limits=AT_LEAST_1)
+    save_every: int | None = setting(None, "steps between checkpoints (one is always written at the end)", free=True,
+                                     limits=AT_LEAST_1)
     save_every_minutes: float | None = setting(None, "minutes between checkpoints (with or instead of "
-                                                     "--save-every)", free=True)
-    keep_checkpoints: int = setting(3, "newest checkpoints kept; 0 keeps all", free=True)
+                                                     "--save-every)", free=True, limits=POSITIVE)
+    keep_checkpoints: int = setting(3, "newest checkpoints kept; 0 keeps all", free=True, limits=AT_LEAST_0)
     resume: str | None = setting(None, "'latest' (newest checkpoint in --output, or a new run if none) "
                                        "or a checkpoint path", free=True)
     report_to: str | None = setting(None, "also log TensorBoard scalars", RUN, ("tensorboard",), free=True)
     progress: bool = setting(True, "no tqdm progress bar", RUN, flag="--no-progress", free=True)
     resume_override: tuple[str, ...] = setting((), "settings allowed to differ from the resumed run's, e.g. "
                                                     "lr batch_size", free=True)
+    overwrite: bool = setting(False, "replace the run already in --output: deletes its checkpoints, metrics and "
+                                     "evaluation (nothing else in the folder)", free=True)
     # evaluation
-    eval_every: int | None = setting(None, "steps between evaluations (one always runs at the end)", EVAL, free=True)
-    eval_images_per_class: int = setting(40, "corpus zero-shot images per class", EVAL, free=True)
-    retrieval_images: int = setting(500, "corpus retrieval images", EVAL, free=True)
+    eval_every: int | None = setting(None, "steps between evaluations (one always runs at the end)", EVAL, free=True,
+                                     limits=AT_LEAST_1)
+    eval_images_per_class: int = setting(40, "corpus zero-shot images per class", EVAL, free=True, limits=AT_LEAST_1)
+    retrieval_images: int = setting(500, "corpus retrieval images", EVAL, free=True, limits=AT_LEAST_1)
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -158,20 +211,17 @@ class TrainConfig:
             raise ValueError("val_data needs train_data or a stream (the embedded corpus has its own retrieval split)")
 
     def _check_numbers(self) -> None:
-        for name in ("batch_size", "accum_freq", "log_every", "save_every", "eval_every", "max_nonfinite_steps"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("epochs", "lr", "save_every_minutes"):
-            if getattr(self, name) is not None and getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("warmup", "workers", "wd", "keep_checkpoints"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
-        if not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
-            raise ValueError(f"crop_scale must be two fractions 0 < min <= max <= 1, got {self.crop_scale}")
+        """What one setting's range cannot say (each range is checked with its type)."""
+        if self.crop_scale[0] > self.crop_scale[1]:
+            raise ValueError(f"crop_scale (--crop-scale) must be min,max with min <= max, got {self.crop_scale}")
+        if len(self.stage_sizes) != NUM_STAGES:
+            raise ValueError(f"stage_sizes (--stage-sizes) needs {NUM_STAGES} sizes, one per corpus stage, "
+                             f"got {self.stage_sizes}")
         if self.samples is not None and self.samples < self.batch_size * self.accum_freq:
             raise ValueError(f"samples ({self.samples}) is less than one optimizer step "
                              f"(batch_size x accum_freq = {self.batch_size * self.accum_freq})")
+        if self.overwrite and self.resume:
+            raise ValueError("give --resume to continue the run in --output, or --overwrite to replace it; not both")
 
     def _check_stream(self) -> None:
         """Stream settings without a stream would be silently ignored: refuse them instead."""
@@ -189,10 +239,8 @@ class TrainConfig:
         if (self.growth == "schedule") != bool(self.grow_schedule):
             raise ValueError("--growth schedule and --grow-schedule go together: give both or neither")
         parse_schedule(self.grow_schedule)
-        if not 0 <= self.momentum <= 1 or not all(0 <= m <= 1 for m in self.search_momenta):
-            raise ValueError("PIM momenta must be in [0, 1]")
-        if not 0 < self.search_fraction < 1 or self.params_per_pair < 0:
-            raise ValueError("search_fraction must be in (0, 1) and params_per_pair non-negative")
+        if not self.search_momenta:
+            raise ValueError("search_momenta (--search-momenta) needs at least one PIM m")
 
     @property
     def is_stream(self) -> bool:
@@ -200,7 +248,7 @@ class TrainConfig:
 
     def _check_types(self) -> None:
         for field_ in fields(self):
-            _check_type(field_.name, field_.type, getattr(self, field_.name))
+            _check_value(field_, getattr(self, field_.name))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -227,14 +275,14 @@ class TrainConfig:
     @classmethod
     def check_settings(cls, data: dict[str, Any]) -> dict[str, Any]:
         """Names and types of some settings (from a file, say), lists made tuples; no cross-field checks."""
-        types = {f.name: f.type for f in fields(cls)}
-        unknown = sorted(set(data) - set(types))
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ValueError(f"unknown training settings {unknown}; known settings are {sorted(types)}")
-        settings = {name: tuple(v) if types[name].startswith("tuple") and isinstance(v, list | tuple) else
-                    _number(v) if types[name].startswith("float") else v for name, v in data.items()}
+            raise ValueError(f"unknown training settings {unknown}; known settings are {sorted(known)}")
+        settings = {name: tuple(v) if known[name].type.startswith("tuple") and isinstance(v, list | tuple) else
+                    _number(v) if known[name].type.startswith("float") else v for name, v in data.items()}
         for name, value in settings.items():
-            _check_type(name, types[name], value)
+            _check_value(known[name], value)
         return settings
 
     @classmethod

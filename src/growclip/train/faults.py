@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from growclip.train.distributed import launched_size
 
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+PAUSE_SLICE = 0.1  # seconds: how soon a wait notices a stop request
 _received: list[int] = []
+_depth = [0]  # nested `preemption_signals` blocks: the outermost installs and restores the handlers
 
 
 class Preempted(Exception):  # a stop that was asked for, not an error
@@ -44,15 +47,17 @@ def preemption_signals() -> Iterator[None]:
     Under torchrun, SIGTERM keeps its usual effect: the agent sends it to the surviving ranks when
     one dies, and a rank that waited for the next step boundary would wait in a collective with the
     dead one. SIGUSR1 (the scheduler's warning) still stops every rank at the same step."""
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or _depth[0]:
         yield
         return
     deferred = [s for s in PREEMPTION_SIGNALS
                 if not (s == signal.SIGTERM and launched_size() > 1)]
     previous = {signum: signal.signal(signum, lambda signum, _: _received.append(signum)) for signum in deferred}
+    _depth[0] += 1
     try:
         yield
     finally:
+        _depth[0] -= 1
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         _received.clear()
@@ -61,3 +66,16 @@ def preemption_signals() -> Iterator[None]:
 def stop_requested() -> int:
     """The first preemption signal received (0: none)."""
     return _received[0] if _received else 0
+
+
+def pause(seconds: float) -> None:
+    """`time.sleep` for the waits of a run (a watched folder's next chunk): a stop request ends it
+    within PAUSE_SLICE by raising Preempted, so a preempted run never sits out its grace period."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if stop_requested():
+            raise Preempted(stop_requested())
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, PAUSE_SLICE))

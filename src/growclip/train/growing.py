@@ -34,10 +34,11 @@ from growclip.growth.policy import (
 from growclip.growth.search import SuccessiveHalving
 from growclip.growth.state import GrowthState
 from growclip.model.clip import CLIP
+from growclip.model.config import ModelConfig
 from growclip.model.cost import model_cost, train_flops_per_sample
 from growclip.model.factory import create_model, load_config
-from growclip.runtime import derive_seed, ensure_writable, resolve_device, seed_everything, warn_if_slow_precision
-from growclip.train.checkpoint import load_checkpoint, load_trainer_tensors, remove_leftovers
+from growclip.runtime import derive_seed, resolve_device, seed_everything, warn_if_slow_precision
+from growclip.train.checkpoint import load_checkpoint, load_trainer_tensors
 from growclip.train.config import TrainConfig
 from growclip.train.distributed import (
     broadcast_object,
@@ -46,9 +47,10 @@ from growclip.train.distributed import (
     launched_size,
     process_device,
 )
-from growclip.train.faults import preemption_signals
+from growclip.train.faults import pause, preemption_signals
 from growclip.train.inputs import RunInputs, evaluation_sets, reader_options, stream_tokenizer, train_transform
 from growclip.train.loop import Trainer, metrics_log, resume_checkpoint
+from growclip.train.run_folder import STREAM_RECORDS, RunFolder
 from growclip.train.run_state import Phase, StreamProgress, chunk_compute, load_contenders, save_progress
 from growclip.train.state import set_rng_state
 
@@ -90,10 +92,18 @@ class GrowingRun:
         resolved = resolve_device(config.device)
         self.world = init_world(resolved)
         self.device = process_device(resolved, self.world)
-        if self.world.is_main:
-            ensure_writable(self.output)
-            remove_leftovers(self.output)
-            (self.output / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        start_model = load_config(config.model)  # a misspelt --model fails before anything is written
+        self.folder = RunFolder(config, owner=self.world.is_main).claim()
+        try:
+            self._set_up(start_model)
+        except BaseException:
+            self.folder.release()
+            raise
+        self.folder.start()
+
+    def _set_up(self, start_model: ModelConfig) -> None:
+        """The model (new or resumed), the stream, the evaluation sets and the tokenizer."""
+        config = self.config
         seed_everything(config.seed)
         warn_if_slow_precision(self.device, config.precision)
         self.step_samples = config.batch_size * config.accum_freq * self.world.size
@@ -101,9 +111,9 @@ class GrowingRun:
         if self.checkpoint is not None:
             self._resume(self.checkpoint)
         else:
-            self.current = GrowthState.capture(create_model(load_config(config.model), seed=config.seed))
+            self.current = GrowthState.capture(create_model(start_model, seed=config.seed))
             self.progress, self.saved = StreamProgress(), {}
-        stream = ChunkStream(chunk_specs(config), config.watch, taken=self.progress.watched)
+        stream = ChunkStream(chunk_specs(config), config.watch, taken=self.progress.watched, sleep=pause)
         uses_corpus = any(s.startswith(CORPUS_PREFIX) for s in stream.known())
         corpus = EmbeddedCorpus(config.corpus_seed, self.current.config.image_size, config.stage_sizes)
         self.chunks = ArrivedChunks(stream, corpus, reader_options(config), config.heldout, config.seed, config.replay)
@@ -128,7 +138,15 @@ class GrowingRun:
         set_rng_state(self.saved["rng"], tensors)
 
     def run(self, on_chunk: Callable[[ChunkRecord], None] | None = None) -> list[ChunkRecord]:
-        """Decide, train, evaluate, checkpoint, chunk after chunk; -> one record per chunk."""
+        """Decide, train, evaluate, checkpoint, chunk after chunk; -> one record per chunk. The run
+        folder is released at the end, however the run ends."""
+        try:
+            self._run(on_chunk)
+        finally:
+            self.folder.release()
+        return self.progress.history
+
+    def _run(self, on_chunk: Callable[[ChunkRecord], None] | None) -> None:
         # the log keeps records up to the checkpoint's step, mid-chunk ones included
         resume = self.saved.get("global_step", self.progress.global_step) if self.checkpoint is not None else None
         with metrics_log(self.output, self.config, resume, self.world) as self.log:
@@ -143,8 +161,7 @@ class GrowingRun:
                     if on_chunk is not None and self.world.is_main:
                         on_chunk(record)
         if self.world.is_main:
-            (self.output / "stream.json").write_text(json.dumps(self.progress.history, indent=2) + "\n")
-        return self.progress.history
+            (self.output / STREAM_RECORDS).write_text(json.dumps(self.progress.history, indent=2) + "\n")
 
     def _decide(self) -> None:
         progress, chunk = self.progress, self.progress.chunk
@@ -253,5 +270,7 @@ class GrowingRun:
 
 def train_stream(config: TrainConfig, on_chunk: Callable[[ChunkRecord], None] | None = None) -> list[ChunkRecord]:
     """A growing run over `config.chunks` or `config.watch`; -> one record per chunk. `on_chunk`
-    sees each chunk's record as it finishes (the CLI prints it)."""
-    return GrowingRun(config).run(on_chunk)
+    sees each chunk's record as it finishes (the CLI prints it). A preemption signal while it sets
+    up (waiting for a watched folder's first chunk, say) stops it as one during training does."""
+    with preemption_signals():
+        return GrowingRun(config).run(on_chunk)

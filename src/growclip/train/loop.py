@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -27,7 +28,6 @@ from growclip.model.cost import train_flops_per_sample
 from growclip.model.factory import create_model, load_config
 from growclip.model.memory import check_fits
 from growclip.runtime import (
-    ensure_writable,
     grad_scaler,
     peak_flops,
     resolve_device,
@@ -40,7 +40,6 @@ from growclip.train.checkpoint import (
     load_checkpoint,
     load_trainer_tensors,
     prune_checkpoints,
-    remove_leftovers,
     resolve_checkpoint,
     save_checkpoint,
 )
@@ -58,6 +57,7 @@ from growclip.train.faults import NonFiniteError, Preempted, preemption_signals,
 from growclip.train.inputs import RunInputs, build_inputs
 from growclip.train.metrics import MetricsLog
 from growclip.train.optim import constant_lr, make_optimizer, warmup_cosine
+from growclip.train.run_folder import EVAL_RESULTS, RunFolder
 from growclip.train.state import (
     rng_state,
     schedule_at,
@@ -223,7 +223,7 @@ class Trainer:
         batches = iter(self.stream)
         report = not self.proxy and self.world.is_main
         progress = tqdm(initial=self.step, total=self.steps, disable=not (config.progress and report), desc="train",
-                        unit="step")
+                        unit="step", mininterval=0.1 if sys.stderr.isatty() else 60)  # a log file: once a minute
         window_start, window_steps = time.perf_counter(), 0
         while self.step < self.steps:
             micro_batches = self._fetch(batches)
@@ -316,30 +316,33 @@ def resume_checkpoint(config: TrainConfig) -> Path | None:
 
 def train(config: TrainConfig) -> TrainResult:
     """Train a fixed architecture on the embedded corpus or `config.train_data`, save, evaluate.
-    Under torchrun every process runs this; rank 0 writes and evaluates."""
+    Under torchrun every process runs this; rank 0 owns the run folder, writes and evaluates."""
     world = init_world(resolve_device(config.device))
     device = process_device(resolve_device(config.device), world)
+    model_config = load_config(config.model)  # a misspelt --model fails before anything is written
+    with RunFolder(config, owner=world.is_main) as folder:
+        seed_everything(config.seed)
+        warn_if_slow_precision(device, config.precision)
+        checkpoint = resume_checkpoint(config)
+        if checkpoint is not None:
+            model, tokenizer, state = load_checkpoint(checkpoint, device)
+            config.check_resume(state.get("train_config", {}), checkpoint)
+            inputs = build_inputs(config, model.config, tokenizer)
+            if "step" not in state:  # weights only (an imported model): a new run starts from them
+                checkpoint, state = None, None
+        else:
+            inputs = build_inputs(config, model_config)
+            model, state = create_model(model_config, seed=config.seed).to(device), None
+        if inputs.val_skipped:
+            logger.info("validation data: %s", format_skipped(inputs.val_skipped))
+        steps = total_steps(config, inputs.sources, world)
+        folder.start()
+        return _train_fixed(config, model, inputs, steps, checkpoint, state, world)
+
+
+def _train_fixed(config: TrainConfig, model: CLIP, inputs: RunInputs, steps: int, checkpoint: Path | None,
+                 state: dict[str, Any] | None, world: World) -> TrainResult:
     output = Path(config.output)
-    if world.is_main:
-        ensure_writable(output)
-        remove_leftovers(output)
-        (output / "train_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-    seed_everything(config.seed)
-    warn_if_slow_precision(device, config.precision)
-    checkpoint = resume_checkpoint(config)
-    if checkpoint is not None:
-        model, tokenizer, state = load_checkpoint(checkpoint, device)
-        config.check_resume(state.get("train_config", {}), checkpoint)
-        inputs = build_inputs(config, model.config, tokenizer)
-        if "step" not in state:  # weights only (an imported model): a new run starts from them
-            checkpoint, state = None, None
-    else:
-        model_config = load_config(config.model)
-        inputs = build_inputs(config, model_config)
-        model, state = create_model(model_config, seed=config.seed).to(device), None
-    if inputs.val_skipped:
-        logger.info("validation data: %s", format_skipped(inputs.val_skipped))
-    steps = total_steps(config, inputs.sources, world)
     with metrics_log(output, config, state["step"] if state else None, world) as log:
         trainer = Trainer(config, model.train(), inputs, steps, log, world=world)
         if checkpoint is not None:
@@ -349,8 +352,8 @@ def train(config: TrainConfig) -> TrainResult:
         path = trainer.save() if trainer.saved_step < trainer.step else checkpoint_path(output, trainer.step)
         results = trainer.evaluate(final=True) if world.is_main else {}
         skipped = dict(trainer.stream.total_skipped)
-    if world.is_main:
-        (output / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
+    if world.is_main and (results["zeroshot"] or results["retrieval"]):
+        (output / EVAL_RESULTS).write_text(json.dumps(results, indent=2) + "\n")
     return TrainResult(model.eval(), path, trainer.step, trainer.step * trainer.step_samples, trainer.losses, results,
                        skipped)
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-TENSORBOARD_DIR = "tensorboard"
+METRICS, TENSORBOARD_DIR = "metrics.jsonl", "tensorboard"
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:

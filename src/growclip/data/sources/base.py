@@ -9,7 +9,7 @@ import numpy as np
 
 from growclip.data.pairs import ImageTransform, Pair, Skip
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
 class IndexedSource(ABC):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from growclip.data.pairs import DataError, ImageTransform, Pair, Skip, clean_caption, read_image
+from growclip.data.pairs import DataError, ImageTransform, Pair, Skip, clean_caption, format_skipped, read_image
 from growclip.data.sources.base import IMAGE_SUFFIXES, IndexedSource
 
 
@@ -24,9 +24,21 @@ class FolderSource(IndexedSource):
         super().__init__()
         self.root = Path(root)
         self.name = self.root.name
-        self.images = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = [p for p in self.root.rglob("*") if p.is_file()]
+        self.images = sorted(p for p in files if p.suffix.lower() in IMAGE_SUFFIXES)
+        self._count_captions_left_out(files)
         if not self.images:
-            raise DataError(f"{self.root}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+            raise DataError(f"{self.root}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder "
+                            f"({format_skipped(self.skipped)})")
+
+    def _count_captions_left_out(self, files: list[Path]) -> None:
+        """A caption whose image is missing, or of a kind not read (`.heic`, say), is a pair left out:
+        counted, never silently dropped. Other files (a `.json` beside each pair) are not pairs."""
+        image_stems = {p.with_suffix("") for p in self.images}
+        other_stems = {p.with_suffix("") for p in files if p.suffix.lower() not in (*IMAGE_SUFFIXES, ".txt")}
+        for caption in (p.with_suffix("") for p in files if p.suffix.lower() == ".txt"):
+            if caption not in image_stems:
+                self.skipped["unsupported image format" if caption in other_stems else "missing image"] += 1
 
     def __len__(self) -> int:
         return len(self.images)

@@ -38,12 +38,23 @@ class TableSource(IndexedSource):
             reader = csv.DictReader(handle, delimiter=separator, quoting=quoting_for(separator))
             self._check_columns(reader.fieldnames, separator, img_key, caption_key)
             line = reader.line_num
-            for row in reader:
-                lines, line = reader.line_num - line, reader.line_num
-                if lines > 1 or None in row:  # an unclosed quote swallowed the next lines, or extra cells
+            while (row := self._next_row(reader)) is not None:
+                lines, line = max(reader.line_num - line, 1), reader.line_num
+                if not row or lines > 1 or None in row:  # unreadable, a quote swallowed lines, or extra cells
                     self.skipped["malformed row"] += lines
                     continue
                 self._add_row(row.get(img_key), row.get(caption_key))
+
+    @staticmethod
+    def _next_row(reader: csv.DictReader) -> dict[str, str] | None:
+        """The next row; {} for one the csv module cannot read (a field over its size limit, which a
+        runaway quote makes); None at the end."""
+        try:
+            return next(reader)
+        except StopIteration:
+            return None
+        except csv.Error:
+            return {}
 
     def _check_columns(self, columns: list[str] | None, separator: str, img_key: str, caption_key: str) -> None:
         if not columns:

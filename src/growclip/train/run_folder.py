@@ -1,0 +1,213 @@
+"""A run folder has one owner: the process that holds its lock writes there, and no other.
+
+Two runs on one `--output` would rotate each other's checkpoints away, interleave their logs and
+replace each other's settings; a second run on a held folder is refused at once, naming the holder.
+The lock is a POSIX record lock (`fcntl.lockf`) on `RUN/.growclip.lock`, which the kernel releases
+when its process ends however it ends (SIGKILL included) and which forked loader workers do not
+inherit, so a dead run's folder is free again at once and the next run takes it over (the lock file
+still names the dead holder, and the take-over says so). Under torchrun rank 0 holds it.
+
+Claiming also settles what may happen to what the folder already holds: a run there is continued
+only with `--resume`, and replaced only with `--overwrite`, which deletes only what growclip wrote.
+Nothing is written before the settings are checked: `train_config.json` is written by `start`, once
+the model and data have been opened, so a start that fails leaves an existing run's file as it was.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import os
+import socket
+import sys
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from growclip.runtime import ensure_writable
+from growclip.train.checkpoint import (
+    CHECKPOINTS,
+    STATE,
+    checkpoints_of,
+    delete_checkpoint,
+    recover_leftovers,
+    resolve_checkpoint,
+)
+from growclip.train.config import TrainConfig
+from growclip.train.metrics import METRICS, TENSORBOARD_DIR
+
+LOCK_FILE = ".growclip.lock"
+SETTINGS = "train_config.json"
+EVAL_RESULTS, STREAM_RECORDS = "eval.json", "stream.json"
+RUN_FILES = (SETTINGS, METRICS, EVAL_RESULTS, STREAM_RECORDS)  # what a run writes beside its checkpoints
+logger = logging.getLogger(__name__)
+
+
+class RunFolderError(ValueError):
+    """The run folder is held by another run, or holds a run this command would replace."""
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a run folder, as written into its lock file."""
+
+    host: str
+    pid: int
+    started: str
+    command: str
+
+    @classmethod
+    def this_process(cls) -> Holder:
+        return cls(socket.gethostname(), os.getpid(), datetime.now().astimezone().isoformat(timespec="seconds"),
+                   " ".join(sys.argv))
+
+    @classmethod
+    def parse(cls, text: str) -> Holder | None:
+        try:
+            return cls(**json.loads(text))
+        except (ValueError, TypeError):
+            return None
+
+    def describe(self) -> str:
+        return f"pid {self.pid} on {self.host}, started {self.started} ({self.command})"
+
+
+class RunLock:
+    """An exclusive, non-blocking lock on a run folder; the file names the holder while it is held."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            holder = Holder.parse(os.pread(fd, 1 << 16, 0).decode("utf-8", "replace"))
+            os.close(fd)
+            if err.errno not in (errno.EACCES, errno.EAGAIN):
+                raise RunFolderError(f"{self.path}: cannot lock the run folder ({err.strerror})") from None
+            who = holder.describe() if holder else "another process"
+            raise RunFolderError(f"{self.path.parent} is in use by {who}; wait for it to end, stop it, or "
+                                 f"choose another --output") from None
+        previous = Holder.parse(os.pread(fd, 1 << 16, 0).decode("utf-8", "replace"))
+        if previous is not None:
+            logger.warning("%s: taking over from %s, which ended without releasing it", self.path.parent,
+                           previous.describe())
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(asdict(Holder.this_process())).encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Clears the holder's name, so the next run sees a clean hand-over, and unlocks."""
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.close(self._fd)
+            self._fd = None
+
+
+class RunFolder:
+    """The run folder of one training process: claimed (locked and checked) before anything is
+    written, `start`ed once the run's settings and inputs are known good, released at the end.
+    Processes other than rank 0 pass `owner=False` and neither lock nor write."""
+
+    def __init__(self, config: TrainConfig, owner: bool = True) -> None:
+        self.config, self.path, self.owner = config, Path(config.output), owner
+        self.lock = RunLock(self.path)
+        self.created = self.started = False
+
+    def claim(self) -> RunFolder:
+        """Lock the folder, put back a checkpoint an interrupted save left hidden, and refuse to
+        replace a run there unless `--resume` continues it or `--overwrite` asks for a new one."""
+        if not self.owner:
+            return self
+        self.created = not self.path.exists()
+        ensure_writable(self.path)
+        self.lock.acquire()
+        try:
+            recover_leftovers(self.path)
+            if self.config.overwrite:
+                self._delete_run()
+            elif not self._continues():
+                held = self.held_run()
+                if held:
+                    raise RunFolderError(f"--output {self.path} already holds a run ({held}); continue it with "
+                                         f"--resume latest, or replace it with --overwrite (deletes its checkpoints, "
+                                         f"metrics and evaluation), or choose another --output")
+        except BaseException:
+            self.release()
+            raise
+        return self
+
+    def _continues(self) -> bool:
+        """`--resume latest` (continue, or start when there is nothing yet), or a checkpoint of this folder."""
+        resume = self.config.resume
+        return resume == "latest" or (resume is not None and Path(resume).resolve().is_relative_to(
+            self.path.resolve()))
+
+    def held_run(self) -> str:
+        """What says a run lives here ('' if none): its newest checkpoint and the files it wrote."""
+        found = [name for name in RUN_FILES if (self.path / name).is_file()]
+        checkpoints = checkpoints_of(self.path)
+        if checkpoints:
+            found.insert(0, f"{CHECKPOINTS}/{checkpoints[-1].name}")
+        return ", ".join(found)
+
+    def _delete_run(self) -> None:
+        """`--overwrite`: growclip's checkpoints, run files and TensorBoard events go; anything else stays."""
+        for checkpoint in checkpoints_of(self.path):
+            delete_checkpoint(checkpoint)
+        for name in RUN_FILES:
+            (self.path / name).unlink(missing_ok=True)
+        for events in (self.path / TENSORBOARD_DIR).glob("events.out.tfevents.*"):
+            events.unlink()
+        logger.info("--overwrite: deleted the run in %s", self.path)
+
+    def start(self) -> None:
+        """The run is set up: record its settings (atomically; the previous file stays until then)."""
+        self.started = True
+        if self.owner:
+            staging = self.path / f".{SETTINGS}.tmp{os.getpid()}"
+            staging.write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+            os.replace(staging, self.path / SETTINGS)
+
+    def release(self) -> None:
+        """Unlock; a folder this claim created for a run that never started is removed again."""
+        if not self.owner:
+            return
+        self.lock.release()
+        if self.created and not self.started:
+            self.lock.path.unlink(missing_ok=True)
+            if not any(self.path.iterdir()):
+                self.path.rmdir()
+
+    def __enter__(self) -> RunFolder:
+        return self.claim()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def saved_settings(resume: str, output: str | Path) -> dict[str, Any]:
+    """The settings a run folder's run was started with, for `--resume` to continue with: those of the
+    checkpoint it names (or the newest), else the run's `train_config.json`; {} for a checkpoint of
+    another folder (a new run starts from its weights, under the settings given) or none at all."""
+    output = Path(output)
+    try:
+        checkpoint = resolve_checkpoint(output if resume == "latest" else resume)
+        state = json.loads((checkpoint / STATE).read_text())
+    except (ValueError, OSError):
+        checkpoint, state = None, {}
+    if checkpoint is not None and not checkpoint.resolve().is_relative_to(output.resolve()):
+        return {}
+    settings = state.get("train_config") if isinstance(state, dict) else None
+    if settings is None and (output / SETTINGS).is_file():
+        try:
+            settings = json.loads((output / SETTINGS).read_text())
+        except ValueError:
+            settings = None
+    return settings if isinstance(settings, dict) else {}
