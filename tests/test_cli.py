@@ -1,5 +1,6 @@
 import json
 import time
+from dataclasses import asdict
 
 import pytest
 
@@ -115,6 +116,29 @@ def test_setting_mistakes_fail_at_once_before_any_work(argv, message, capsys, tm
     assert time.perf_counter() - start < 1.0
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("flag, hint", [("--batch", "did you mean --batch-size"), ("--lrr", "did you mean --lr")])
+def test_an_abbreviated_or_misspelt_flag_is_refused_with_the_nearest(flag, hint, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", flag, "16", "--output", str(tmp_path / "x")])
+    assert exit_.value.code == 2 and hint in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_commands_write_into_a_folder_that_is_not_empty_only_when_asked(tmp_path, capsys):
+    (tmp_path / "mine.txt").write_text("mine")
+    data = ["data", "--output", str(tmp_path), "--stages", "0", "--stage-sizes", "4,4,4,4", "--retrieval-images", "0"]
+    assert main(data) == 2 and "--overwrite" in capsys.readouterr().err
+    assert main([*data, "--overwrite"]) == 0
+    assert (tmp_path / "mine.txt").read_text() == "mine" and (tmp_path / "stage0.tsv").is_file()
+
+
+def test_a_chunk_line_without_scores_reads_cleanly():
+    from growclip.cli.train import chunk_line
+
+    record = {"chunk": 0, "name": "a.tsv", "decision": "keep", "architecture": asdict(tiny_config()), "params": 1e5,
+              "heldout_new_loss": 1.0, "heldout_old_loss": None, "search_fraction": 0.0, "total_tflop": 0.1}
+    assert "M params, held-out loss new 1.000," in chunk_line(record)
 
 
 def test_bad_templates_file_names_the_line(trained_run, tmp_path, capsys):

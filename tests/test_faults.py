@@ -186,6 +186,68 @@ def test_images_that_would_be_altered_by_the_conversion_are_skipped(pixels):
     assert isinstance(result, Skip) and result.reason == "unsupported image mode"
 
 
+def _encoded(image: Image.Image, format: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+def test_images_are_read_as_a_viewer_shows_them():
+    """Turned upright by their EXIF orientation; transparent parts over white, not their hidden colour."""
+    pixels = np.zeros((16, 16, 3), dtype=np.uint8)
+    pixels[:8] = (255, 0, 0)  # stored: red on top
+    exif = Image.Exif()
+    exif[0x0112] = 3  # "rotated 180": a viewer shows red at the bottom
+    upright = decode_image(_encoded(Image.fromarray(pixels), "jpeg", exif=exif), CenterCrop(16),
+                           np.random.default_rng(0))
+    assert upright[0, 8, 0] < 50 and upright[15, 8, 0] > 200
+    clear = np.zeros((8, 8, 4), dtype=np.uint8)  # transparent black
+    over_white = decode_image(_encoded(Image.fromarray(clear), "png"), CenterCrop(8), np.random.default_rng(0))
+    assert (over_white == 255).all()
+
+
+def test_a_gzipped_shard_is_read_whole_and_a_cut_one_is_counted(tmp_path):
+    import gzip
+
+    write_shards(tmp_path, 10, per_shard=10)
+    plain = next(tmp_path.glob("*.tar"))
+    packed = tmp_path / "packed.tar.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    reasons = [r.reason for r in ShardSource(str(packed)).records(str(packed)) if isinstance(r, Skip)]
+    assert reasons == []
+    packed.write_bytes(packed.read_bytes()[: packed.stat().st_size // 2])
+    reasons = [r.reason for r in ShardSource(str(packed)).records(str(packed)) if isinstance(r, Skip)]
+    assert "cut-off shard" in reasons
+
+
+def test_captions_whose_image_cannot_be_read_are_counted_not_dropped(tmp_path):
+    from growclip.data.sources.folder import FolderSource
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.txt").write_text(f"caption {name}")
+    (tmp_path / "b.heic").write_bytes(b"a format the folder reader does not take")
+    (tmp_path / "a.json").write_text("{}")  # metadata beside a pair: not a pair
+    source = FolderSource(tmp_path)
+    assert len(source) == 1 and source.skipped == {"unsupported image format": 1, "missing image": 1}
+
+
+def test_a_csv_field_over_the_size_limit_is_a_malformed_row(tmp_path):
+    path = tmp_path / "pairs.csv"
+    path.write_text("filepath,title\na.png,fine\nb.png," + "x" * 200_000 + "\nc.png,fine too\n")
+    table = TableSource(path)
+    assert table.texts == ["fine", "fine too"] and table.skipped["malformed row"] == 1
+
+
+def test_a_16_bit_labelled_image_is_skipped_not_clipped(tmp_path):
+    from growclip.data.labelled import LabelledImages
+
+    Image.fromarray(np.full((8, 8), 60_000, dtype=np.uint16)).save(tmp_path / "deep.tif")
+    Image.new("RGB", (8, 8), (0, 128, 0)).save(tmp_path / "plain.png")
+    images = LabelledImages([tmp_path / "deep.tif", tmp_path / "plain.png"], [0, 1], 8)
+    assert images[0] is None and images[1][1] == 1
+
+
 # -- the watched folder -------------------------------------------------------------------------
 
 def test_a_watched_chunk_keeps_its_number_when_an_earlier_name_arrives_later(tmp_path):
@@ -217,6 +279,30 @@ def test_a_chunk_still_being_written_waits_until_it_settles(tmp_path):
     with (watch / "01.tsv").open("a") as handle:
         handle.write("a.png\tmore\n")  # still growing
     assert stream.get(1, wait=False) is None
+
+
+def test_a_stop_request_ends_a_watched_folder_wait_within_a_second(tmp_path):
+    """SIGTERM while the next chunk is awaited: the run stops as it does between steps (exit 143)."""
+    import threading
+
+    from growclip.train.faults import pause, preemption_signals
+
+    (tmp_path / "incoming").mkdir()
+    stream = ChunkStream(watch=tmp_path / "incoming", poll_seconds=60, sleep=pause)
+    with preemption_signals(), pytest.raises(Preempted) as stop:
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        start = time.monotonic()
+        stream.get(0)
+    assert time.monotonic() - start < 1.5 and stop.value.exit_code == 143
+
+
+def test_an_empty_folder_does_not_hold_up_the_end_of_a_watched_stream(tmp_path):
+    watch = tmp_path / "incoming"
+    (watch / "copying_into_me").mkdir(parents=True)
+    stream = ChunkStream(watch=watch, poll_seconds=0.01)
+    assert stream.get(0, wait=False) is None and not stream.ended()  # it may still be filled: waited for
+    (watch / "END").touch()
+    assert stream.get(0) is None  # the stream ends: the empty folder is reported and ignored
 
 
 # -- resume ----------------------------------------------------------------------------------------

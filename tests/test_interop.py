@@ -83,6 +83,21 @@ def test_a_pickle_is_read_only_when_allowed(tmp_path):
     assert set(read_weights(path, allow_pickle=True)) == {"module.logit_scale"}
 
 
+@pytest.mark.parametrize("content", [b"not a pickle at all", b"\x80\x04K\x01.", "list"])
+def test_a_malformed_pickle_is_one_line(tmp_path, capsys, content):
+    """Garbage, a pickled int, a pickled list: each refused by name, never a traceback."""
+    weights = tmp_path / "weights.pt"
+    if content == "list":
+        torch.save([torch.zeros(1)], weights)
+    else:
+        weights.write_bytes(content)
+    (tmp_path / "source.json").write_text(json.dumps(TINY_OPEN_CLIP))
+    assert main(["import", "--open-clip", str(tmp_path / "source.json"), "--weights", str(weights), "--allow-pickle",
+                 "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "weights.pt: " in err and "Traceback" not in err and not (tmp_path / "out").exists()
+
+
 def test_models_neither_library_can_hold_are_refused_on_export(tmp_path, corpus_tokenizer):
     for name, fields in (("shared", dict(shared_layers=1)), ("conv", dict(shared_layers=0, stem="conv"))):
         save_checkpoint(tmp_path / name, create_model(tiny_config(**fields)), corpus_tokenizer, {})

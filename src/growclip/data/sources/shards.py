@@ -102,7 +102,7 @@ class ShardSource:
                         stem, _, suffix = Path(member.name).name.partition(".")
                         if member.isfile() and suffix.lower() in IMAGE_KEYS:
                             keys.add(str(Path(member.name).parent / stem))
-            except (tarfile.TarError, OSError):
+            except (tarfile.TarError, OSError, EOFError):  # EOFError: a compressed shard cut short
                 pass  # counted as far as readable; training counts the rest as unreadable
             total += len(keys)
         return total

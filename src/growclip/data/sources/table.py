@@ -39,8 +39,12 @@ class TableSource(IndexedSource):
             self._check_columns(reader.fieldnames, separator, img_key, caption_key)
             line = reader.line_num
             while (row := self._next_row(reader)) is not None:
-                lines, line = max(reader.line_num - line, 1), reader.line_num
-                if not row or lines > 1 or None in row:  # unreadable, a quote swallowed lines, or extra cells
+                if not row:  # the csv module does not count the line it failed on
+                    self.skipped["malformed row"] += 1
+                    line += 1
+                    continue
+                lines, line = reader.line_num - line, reader.line_num
+                if lines > 1 or None in row:  # an unclosed quote swallowed the next lines, or extra cells
                     self.skipped["malformed row"] += lines
                     continue
                 self._add_row(row.get(img_key), row.get(caption_key))
