@@ -52,7 +52,7 @@ def run_one(spec: str, config: ModelConfig, samples: int, seed: int, args: argpa
     every = args.eval_at // BATCH if args.eval_at else None
     result = train(TrainConfig(model=str(out / "model.json"), samples=samples, lr=args.lr, warmup=args.warmup,
                                precision=args.precision, compile=args.compile, seed=seed, output=str(out),
-                               progress=False, eval_every=every))
+                               progress=False, eval_every=every, overwrite=True))  # an unfinished run: again
     midway = [r for r in read_metrics(out / "metrics.jsonl") if "zeroshot_mean_top1" in r and not r.get("final")]
     run = {"seed": seed, "samples": samples, "minutes": (time.perf_counter() - start) / 60,
            "tasks": {t: m["top1"] for t, m in result.eval["zeroshot"].items()},

@@ -132,7 +132,8 @@ def run_growclip(args: argparse.Namespace, table: Path, separator: str, seed: in
              "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--wd", str(args.wd),
              "--warmup", str(args.warmup), "--grad-clip-norm", str(args.grad_clip_norm),
              "--precision", args.precision, "--seed", str(seed), "--workers", str(args.workers),
-             "--output", str(run_dir), "--keep-checkpoints", "1", "--no-progress", *shlex.split(args.growclip_flags)]
+             "--output", str(run_dir), "--overwrite", "--keep-checkpoints", "1", "--no-progress",
+             *shlex.split(args.growclip_flags)]
     seconds = run(train, out / f"growclip-seed{seed}.log")
     evaluate = [sys.executable, "-m", "growclip", "eval", "--checkpoint", str(run_dir), "--precision", args.precision,
                 "--output", str(run_dir / "peer_eval.json")]

@@ -281,8 +281,9 @@ def test_a_chunk_still_being_written_waits_until_it_settles(tmp_path):
     assert stream.get(1, wait=False) is None
 
 
-def test_a_stop_request_ends_a_watched_folder_wait_within_a_second(tmp_path):
-    """SIGTERM while the next chunk is awaited: the run stops as it does between steps (exit 143)."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1, signal.SIGINT])
+def test_a_stop_request_ends_a_watched_folder_wait_within_a_second(tmp_path, signum):
+    """A signal while the next chunk is awaited: the run stops as it does between steps (exit 128 + signal)."""
     import threading
 
     from growclip.train.faults import pause, preemption_signals
@@ -290,10 +291,10 @@ def test_a_stop_request_ends_a_watched_folder_wait_within_a_second(tmp_path):
     (tmp_path / "incoming").mkdir()
     stream = ChunkStream(watch=tmp_path / "incoming", poll_seconds=60, sleep=pause)
     with preemption_signals(), pytest.raises(Preempted) as stop:
-        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        threading.Timer(0.3, os.kill, (os.getpid(), signum)).start()
         start = time.monotonic()
         stream.get(0)
-    assert time.monotonic() - start < 1.5 and stop.value.exit_code == 143
+    assert time.monotonic() - start < 1.5 and stop.value.exit_code == 128 + signum
 
 
 def test_an_empty_folder_does_not_hold_up_the_end_of_a_watched_stream(tmp_path):

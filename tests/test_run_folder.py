@@ -38,6 +38,7 @@ def _wait_for(condition, seconds: float = 120) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_a_second_run_on_a_held_folder_is_refused_at_once_and_the_first_finishes(model_json, tmp_path, capsys):
     run = tmp_path / "run"
     first = train_settings(model_json, run, samples=960, save_every=5, keep_checkpoints=2)
@@ -164,13 +165,13 @@ def test_resume_latest_alone_continues_the_run_with_its_saved_settings(model_jso
     from growclip.train import loop
     from growclip.train.faults import Preempted
 
-    settings = train_settings(model_json, tmp_path / "cut", save_every=7, lr=2e-3, seed=3)
+    settings = train_settings(model_json, tmp_path / "cut", samples=160, save_every=3, lr=2e-3, seed=3)
     whole = train(TrainConfig.from_dict({**settings, "output": str(tmp_path / "whole")}))
     steps = []
 
     def step_then_signal(*args, **kwargs):
         steps.append(1)
-        if len(steps) == 9:
+        if len(steps) == 5:
             os.kill(os.getpid(), signal.SIGUSR1)
         return real_step(*args, **kwargs)
 

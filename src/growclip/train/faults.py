@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 from growclip.train.distributed import launched_size
 
-PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)  # SIGINT: Ctrl-C
 PAUSE_SLICE = 0.1  # seconds: how soon a wait notices a stop request
 _received: list[int] = []
 _depth = [0]  # nested `preemption_signals` blocks: the outermost installs and restores the handlers
@@ -41,8 +41,10 @@ class NonFiniteError(RuntimeError):
 
 @contextmanager
 def preemption_signals() -> Iterator[None]:
-    """While inside, SIGTERM and SIGUSR1 only ask the run to stop at the next step boundary
-    (`stop_requested`); outside, and off the main thread, signals keep their usual handlers.
+    """While inside, SIGTERM, SIGUSR1 and SIGINT (Ctrl-C; twice: at once) only ask the run to stop at
+    the next step boundary or within a `pause` (`stop_requested`); outside, and off the main thread,
+    signals keep their usual handlers. SIGINT is handled even where a shell started the job with it
+    ignored (a background job), so `kill -INT` stops a run as Ctrl-C does.
 
     Under torchrun, SIGTERM keeps its usual effect: the agent sends it to the surviving ranks when
     one dies, and a rank that waited for the next step boundary would wait in a collective with the
@@ -52,7 +54,7 @@ def preemption_signals() -> Iterator[None]:
         return
     deferred = [s for s in PREEMPTION_SIGNALS
                 if not (s == signal.SIGTERM and launched_size() > 1)]
-    previous = {signum: signal.signal(signum, lambda signum, _: _received.append(signum)) for signum in deferred}
+    previous = {signum: signal.signal(signum, _request_stop) for signum in deferred}
     _depth[0] += 1
     try:
         yield
@@ -61,6 +63,12 @@ def preemption_signals() -> Iterator[None]:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         _received.clear()
+
+
+def _request_stop(signum: int, _frame: object) -> None:
+    if signum == signal.SIGINT and signal.SIGINT in _received:
+        raise KeyboardInterrupt  # Ctrl-C twice: stop now (the last completed step is still saved)
+    _received.append(signum)
 
 
 def stop_requested() -> int:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import logging
+import lzma
 import os
 import tarfile
 from collections.abc import Iterator
@@ -28,13 +31,22 @@ def _is_local(url: str) -> bool:
     return "://" not in url and not url.startswith("pipe:")
 
 
-def _compressed(url: str) -> bool:
-    """`.tar.gz`, `.tgz`, `.tar.xz` ...: read through a decompressor, so the file's last bytes say nothing."""
-    return not url.lower().endswith(".tar")
+DECOMPRESSORS = {".gz": gzip.open, ".tgz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 
 
 def _cut_off(path: str) -> bool:
-    """A whole tar ends with two zero blocks (1024 bytes); one cut short ends inside a member."""
+    """A whole tar ends with two zero blocks (1024 bytes); one cut short ends inside a member. A
+    compressed shard (`.tar.gz`, `.tgz`, `.tar.bz2`, `.tar.xz`) is cut short when its stream is: read
+    through, it ends before its end-of-stream marker."""
+    decompress = DECOMPRESSORS.get(Path(path).suffix.lower())
+    if decompress is not None:
+        try:
+            with decompress(path, "rb") as stream:
+                while stream.read(1 << 20):
+                    pass
+        except (EOFError, OSError, lzma.LZMAError):
+            return True
+        return False
     with open(path, "rb") as handle:
         handle.seek(0, os.SEEK_END)
         size = handle.tell()
@@ -58,19 +70,13 @@ class ShardSource:
         else: every sample whose tar header names an image but that could not be read comes out as
         a Skip. A shard cut short (no end-of-archive blocks) also yields one "cut-off shard" Skip and
         a warning: how many samples lay beyond the cut, no reader can know."""
-        images, errors = 0, []
-
-        def stop(error: Exception) -> bool:  # to webdataset: the shard ends at its first error
-            errors.append(error)
-            return False
-
-        for sample in wds.tarfile_samples([{"url": url}], handler=stop):
+        images = 0
+        for sample in wds.tarfile_samples([{"url": url}], handler=lambda error: False):
             images += any(key in sample for key in IMAGE_KEYS)
             yield sample
         if _is_local(url):
             yield from (Skip("corrupt shard") for _ in range(max((self.count_urls([url]) or 0) - images, 0)))
-            # a compressed stream cut short fails to decompress; a plain tar is checked for its end blocks
-            if bool(errors) if _compressed(url) else _cut_off(url):
+            if _cut_off(url):
                 logger.warning("%s: cut off after %d samples (no end-of-archive marker); what followed is lost",
                                url, images)
                 yield Skip("cut-off shard")
