@@ -108,6 +108,8 @@ def test_cli_user_errors_are_one_clear_line(argv, message, capsys, tmp_path):
     (["--chunks", "corpus", "--search-momenta", "nan"], "each item of search_momenta (--search-momenta)"),
     (["--chunks", "corpus", "--search-fraction", "1"], "search_fraction (--search-fraction) must be"),
     (["--resume", "latest", "--overwrite"], "not both"),
+    (["--crop-scale", "0.9,1"], "--crop-scale applies only to --train-data"),
+    (["--train-data", "pairs.tsv", "--corpus-seed", "3"], "--corpus-seed applies only to the embedded corpus"),
 ])
 def test_setting_mistakes_fail_at_once_before_any_work(argv, message, capsys, tmp_path):
     """New-user mistakes that used to train for minutes first (or silently never grow)."""

@@ -18,6 +18,8 @@ from growclip.growth.space import MIN_HEAD_DIM
 from growclip.runtime import PRECISIONS, resolve_device
 
 GROWTH_POLICIES = ("auto", "fixed", "schedule", "scratch")
+CORPUS_SETTINGS = ("stages", "stage_sizes", "corpus_seed")  # read only when training on the corpus
+FILE_SETTINGS = ("csv_separator", "csv_img_key", "csv_caption_key", "crop_scale")  # only by file sources
 # groups of the help text; "stream" settings only mean something in a growing run
 DATA, OPTIM, RUN, STREAM, EVAL = "data", "optimization", "run", "stream", "evaluation"
 _ALLOWED_TYPES = {  # the annotation strings used below -> what a value may be
@@ -206,6 +208,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
         self._check_numbers()
         self._check_stream()
+        self._check_data_settings()
         resolve_device(self.device)
         if self.val_data and not (self.train_data or self.is_stream):
             raise ValueError("val_data needs train_data or a stream (the embedded corpus has its own retrieval split)")
@@ -241,6 +244,24 @@ class TrainConfig:
         parse_schedule(self.grow_schedule)
         if not self.search_momenta:
             raise ValueError("search_momenta (--search-momenta) needs at least one PIM m")
+
+    def _check_data_settings(self) -> None:
+        """A fixed run reads either the corpus or `train_data`: the other's settings would do nothing."""
+        if self.is_stream:
+            return
+        if self.train_data:
+            unused, reads = self._changed(CORPUS_SETTINGS), "the embedded corpus, not --train-data"
+        else:
+            file_settings = FILE_SETTINGS if not self.zeroshot_data else ("crop_scale", "csv_caption_key")
+            unused, reads = self._changed(file_settings), "--train-data (image files and tables), not the corpus"
+        if unused:
+            verb = "applies" if len(unused) == 1 else "apply"
+            raise ValueError(f"{', '.join(unused)} {verb} only to {reads}: as given it would do nothing")
+
+    def _changed(self, names: tuple[str, ...]) -> list[str]:
+        """The flags of the settings among `names` that differ from their defaults."""
+        known = {f.name: f for f in fields(self)}
+        return [flag_of(known[name]) for name in names if getattr(self, name) != known[name].default]
 
     @property
     def is_stream(self) -> bool:

@@ -336,6 +336,9 @@ def train(config: TrainConfig) -> TrainResult:
         if inputs.val_skipped:
             logger.info("validation data: %s", format_skipped(inputs.val_skipped))
         steps = total_steps(config, inputs.sources, world)
+        if config.warmup >= steps and world.is_main:
+            logger.warning("--warmup %d is not shorter than the run's %d steps: the learning rate never reaches "
+                           "--lr %g; lower --warmup", config.warmup, steps, config.lr)
         folder.start()
         return _train_fixed(config, model, inputs, steps, checkpoint, state, world)
 

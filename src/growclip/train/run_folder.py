@@ -89,8 +89,10 @@ class RunLock:
         except OSError as err:
             holder = Holder.parse(os.pread(fd, 1 << 16, 0).decode("utf-8", "replace"))
             os.close(fd)
-            if err.errno not in (errno.EACCES, errno.EAGAIN):
-                raise RunFolderError(f"{self.path}: cannot lock the run folder ({err.strerror})") from None
+            if err.errno not in (errno.EACCES, errno.EAGAIN):  # a file system without locks: train, but say so
+                logger.warning("%s: cannot lock the run folder (%s); a second run on it would not be refused",
+                               self.path.parent, err.strerror)
+                return
             who = holder.describe() if holder else "another process"
             raise RunFolderError(f"{self.path.parent} is in use by {who}; wait for it to end, stop it, or "
                                  f"choose another --output") from None
