@@ -1,74 +1,39 @@
 """The `growclip` command: `train`, `eval`, `grow`, `report`, `data`, `import` and `export`.
 
-Flags become frozen configs here, at the edge."""
+Flags become frozen configs here, at the edge. A `train` into a run folder that another run holds is
+refused before PyTorch and the rest are loaded (they take seconds to import), so a second job on the
+same folder hears why at once."""
 
 from __future__ import annotations
 
-import argparse
-import difflib
-import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from growclip.cli import data, evaluate, export_model, grow, import_model, report, train
-from growclip.data.labelled import LabelledDataError
-from growclip.data.pairs import DataError
-from growclip.data.tokenizer import TokenizerError
-from growclip.model.config import ConfigError
-from growclip.train.checkpoint import CheckpointError
-from growclip.train.faults import NonFiniteError, Preempted
-from growclip.train.run_folder import RunFolderError
-
-COMMANDS = {"train": train, "eval": evaluate, "grow": grow, "report": report, "data": data, "import": import_model,
-            "export": export_model}
-USER_ERRORS = (ConfigError, CheckpointError, TokenizerError, LabelledDataError, DataError, RunFolderError,
-               ValueError, FileNotFoundError)
+from growclip.run_lock import RunFolderError, RunLock
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse that takes no abbreviations of long flags (`--lr` never silently stands for another)."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **{"allow_abbrev": False, **kwargs})
-
-    def refuse_unknown(self, unknown: list[str]) -> None:
-        """Exit 2 naming the flags it does not know, each with the nearest it does."""
-        known = [option for action in self._actions for option in action.option_strings]
-        hints = []
-        for flag in (arg.split("=")[0] for arg in unknown if arg.startswith("--")):
-            starting = [option for option in known if option.startswith(flag)]  # an abbreviation
-            near = list(dict.fromkeys(starting + difflib.get_close_matches(flag, known, n=2, cutoff=0.6)))[:3]
-            if near:
-                hints.append(f"{flag}: did you mean {' or '.join(near)}?")
-        self.error(f"unrecognized arguments: {' '.join(unknown)}" + "".join(f"\n  {hint}" for hint in hints))
-
-
-def build_parser() -> tuple[Parser, dict[str, Parser]]:
-    """-> (the `growclip` parser, its subcommands' parsers by name)."""
-    parser = Parser(prog="growclip",
-                    description="Contrastive language-image pre-training whose model grows with its data.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for module in COMMANDS.values():
-        module.add_parser(commands)
-    return parser, dict(commands.choices)
+def _given_output(argv: Sequence[str]) -> str | None:
+    """`--output` of a `train` command line, when typed there (a config file's is checked later)."""
+    if not argv or argv[0] != "train":
+        return None
+    for index, arg in enumerate(argv):
+        if arg == "--output" and index + 1 < len(argv):
+            return argv[index + 1]
+        if arg.startswith("--output="):
+            return arg.partition("=")[2]
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser, commands = build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    if unknown:
-        commands[args.command].refuse_unknown(unknown)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the library's notes, on stderr
-    try:
-        return COMMANDS[args.command].run(args)
-    except USER_ERRORS as err:
-        print(f"growclip {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except NonFiniteError as err:
-        print(f"growclip {args.command}: stopped: {err}", file=sys.stderr)
-        return 1
-    except Preempted as stop:
-        print(f"growclip {args.command}: {stop}; resume with --resume latest", file=sys.stderr)
-        return stop.exit_code
-    except KeyboardInterrupt:
-        return 130
+    argv = list(sys.argv[1:] if argv is None else argv)
+    output = _given_output(argv)
+    if output is not None:
+        try:
+            RunLock(Path(output)).check_free()
+        except RunFolderError as err:
+            print(f"growclip train: error: {err}", file=sys.stderr)
+            return 2
+    from growclip.cli.commands import run_command  # PyTorch and the library: seconds to import
+
+    return run_command(argv)

@@ -1,11 +1,5 @@
-"""A run folder has one owner: the process that holds its lock writes there, and no other.
-
-Two runs on one `--output` would rotate each other's checkpoints away, interleave their logs and
-replace each other's settings; a second run on a held folder is refused at once, naming the holder.
-The lock is a POSIX record lock (`fcntl.lockf`) on `RUN/.growclip.lock`, which the kernel releases
-when its process ends however it ends (SIGKILL included) and which forked loader workers do not
-inherit, so a dead run's folder is free again at once and the next run takes it over (the lock file
-still names the dead holder, and the take-over says so). Under torchrun rank 0 holds it.
+"""A run folder has one owner: the process that holds its lock (`growclip.run_lock`) writes there,
+and no other. Under torchrun rank 0 holds it.
 
 Claiming also settles what may happen to what the folder already holds: a run there is continued
 only with `--resume`, and replaced only with `--overwrite`, which deletes only what growclip wrote.
@@ -15,18 +9,13 @@ the model and data have been opened, so a start that fails leaves an existing ru
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import logging
 import os
-import socket
-import sys
-from dataclasses import asdict, dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from growclip.run_lock import RunFolderError, RunLock
 from growclip.runtime import ensure_writable
 from growclip.train.checkpoint import (
     CHECKPOINTS,
@@ -39,77 +28,10 @@ from growclip.train.checkpoint import (
 from growclip.train.config import TrainConfig
 from growclip.train.metrics import METRICS, TENSORBOARD_DIR
 
-LOCK_FILE = ".growclip.lock"
 SETTINGS = "train_config.json"
 EVAL_RESULTS, STREAM_RECORDS = "eval.json", "stream.json"
 RUN_FILES = (SETTINGS, METRICS, EVAL_RESULTS, STREAM_RECORDS)  # what a run writes beside its checkpoints
 logger = logging.getLogger(__name__)
-
-
-class RunFolderError(ValueError):
-    """The run folder is held by another run, or holds a run this command would replace."""
-
-
-@dataclass(frozen=True)
-class Holder:
-    """Who holds a run folder, as written into its lock file."""
-
-    host: str
-    pid: int
-    started: str
-    command: str
-
-    @classmethod
-    def this_process(cls) -> Holder:
-        return cls(socket.gethostname(), os.getpid(), datetime.now().astimezone().isoformat(timespec="seconds"),
-                   " ".join(sys.argv))
-
-    @classmethod
-    def parse(cls, text: str) -> Holder | None:
-        try:
-            return cls(**json.loads(text))
-        except (ValueError, TypeError):
-            return None
-
-    def describe(self) -> str:
-        return f"pid {self.pid} on {self.host}, started {self.started} ({self.command})"
-
-
-class RunLock:
-    """An exclusive, non-blocking lock on a run folder; the file names the holder while it is held."""
-
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / LOCK_FILE
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            holder = Holder.parse(os.pread(fd, 1 << 16, 0).decode("utf-8", "replace"))
-            os.close(fd)
-            if err.errno not in (errno.EACCES, errno.EAGAIN):  # a file system without locks: train, but say so
-                logger.warning("%s: cannot lock the run folder (%s); a second run on it would not be refused",
-                               self.path.parent, err.strerror)
-                return
-            who = holder.describe() if holder else "another process"
-            raise RunFolderError(f"{self.path.parent} is in use by {who}; wait for it to end, stop it, or "
-                                 f"choose another --output") from None
-        previous = Holder.parse(os.pread(fd, 1 << 16, 0).decode("utf-8", "replace"))
-        if previous is not None:
-            logger.warning("%s: taking over from %s, which ended without releasing it", self.path.parent,
-                           previous.describe())
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(asdict(Holder.this_process())).encode(), 0)
-        self._fd = fd
-
-    def release(self) -> None:
-        """Clears the holder's name, so the next run sees a clean hand-over, and unlocks."""
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)
-            os.close(self._fd)
-            self._fd = None
 
 
 class RunFolder:
