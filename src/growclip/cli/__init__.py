@@ -6,6 +6,7 @@ same folder hears why at once."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,8 +15,9 @@ from growclip.run_lock import RunFolderError, RunLock
 
 
 def _given_output(argv: Sequence[str]) -> str | None:
-    """`--output` of a `train` command line, when typed there (a config file's is checked later)."""
-    if not argv or argv[0] != "train":
+    """`--output` of a `train` command line, when typed there (a config file's is checked later); under
+    torchrun only rank 0 claims the folder, so only it checks."""
+    if not argv or argv[0] != "train" or os.environ.get("RANK", "0") != "0":
         return None
     for index, arg in enumerate(argv):
         if arg == "--output" and index + 1 < len(argv):
