@@ -112,6 +112,10 @@ def test_a_finished_run_is_refused_without_resume_and_overwrite_deletes_only_wha
     assert {p: p.read_bytes() for p in kept} == kept
     (run / "notes.txt").write_text("mine")
     (run / "checkpoints" / "step_best").mkdir()
+    assert main([*command, "--overwrite", "--model", "clip-tinny"]) == 2  # a start that fails deletes nothing
+    on_files = {k: v for k, v in train_settings(model_json, run, **SHORT).items() if k != "stage_sizes"}
+    assert main([*cli_args({**on_files, "train_data": str(tmp_path / "missing.tsv")}), "--overwrite"]) == 2
+    assert {p: p.read_bytes() for p in kept} == kept
     assert main([*command, "--overwrite", "--seed", "1"]) == 0
     assert (run / "notes.txt").read_text() == "mine" and (run / "checkpoints" / "step_best").is_dir()
     assert json.loads((run / "train_config.json").read_text())["seed"] == 1

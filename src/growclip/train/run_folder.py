@@ -54,9 +54,7 @@ class RunFolder:
         self.lock.acquire()
         try:
             recover_leftovers(self.path)
-            if self.config.overwrite:
-                self._delete_run()
-            elif not self._continues():
+            if not (self.config.overwrite or self._continues()):
                 held = self.held_run()
                 if held:
                     raise RunFolderError(f"--output {self.path} already holds a run ({held}); continue it with "
@@ -92,8 +90,11 @@ class RunFolder:
         logger.info("--overwrite: deleted the run in %s", self.path)
 
     def start(self) -> None:
-        """The run is set up: record its settings (atomically; the previous file stays until then)."""
+        """The run is set up: `--overwrite` deletes the run it replaces only now, so that a start that
+        fails keeps it; then the settings are recorded (atomically)."""
         self.started = True
+        if self.owner and self.config.overwrite:
+            self._delete_run()
         if self.owner:
             staging = self.path / f".{SETTINGS}.tmp{os.getpid()}"
             staging.write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
