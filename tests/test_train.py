@@ -211,3 +211,19 @@ def test_bf16_on_a_cpu_without_native_bf16_warns(monkeypatch, native):
         warn_if_slow_precision(torch.device("cpu"), "bf16")
         warn_if_slow_precision(torch.device("cpu"), "fp32")
     assert [str(w.message)[:32] for w in caught] == ([] if native else ["this CPU has no native bf16 matm"])
+
+
+def test_the_default_crop_follows_how_often_the_data_is_read():
+    """open_clip's random-resized crop where a run reads its data more than once (it regularises: on
+    scikit-learn's digits it is what reaches open_clip), none for one pass; a given crop is kept."""
+    from growclip.data.transforms import CenterCrop, RandomResizedCrop
+    from growclip.train.inputs import data_passes, train_transform
+
+    default = TrainConfig(train_data="pairs.tsv", epochs=40)
+    crop = train_transform(default, 32, data_passes(default, records=1400))
+    assert isinstance(crop, RandomResizedCrop) and crop.scale == (0.9, 1.0)
+    once = TrainConfig(train_data="pairs.tsv", samples=1400)
+    assert isinstance(train_transform(once, 32, data_passes(once, records=1400)), CenterCrop)
+    assert data_passes(TrainConfig(train_data="pairs.tsv", samples=2800), records=1400) == 2
+    none = TrainConfig(train_data="pairs.tsv", epochs=40, crop_scale=(1.0, 1.0))
+    assert isinstance(train_transform(none, 32, 40), CenterCrop)

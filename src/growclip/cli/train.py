@@ -21,7 +21,7 @@ from growclip.train.run_folder import saved_settings
 GROUP_TITLES = {DATA: "data (default: the embedded corpus)", STREAM: "growing run on a stream of chunks",
                 OPTIM: "optimization", RUN: "run", EVAL: "evaluation"}
 PARSERS = {"int": int, "int | None": int, "float": float, "float | None": float, "str": str, "str | None": str,
-           "tuple[int, ...]": int_list, "tuple[int, ...] | None": int_list, "tuple[float, float]": float_pair,
+           "tuple[int, ...]": int_list, "tuple[int, ...] | None": int_list, "tuple[float, float] | None": float_pair,
            "tuple[float, ...]": float_list}
 
 

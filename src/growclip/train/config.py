@@ -25,7 +25,8 @@ DATA, OPTIM, RUN, STREAM, EVAL = "data", "optimization", "run", "stream", "evalu
 _ALLOWED_TYPES = {  # the annotation strings used below -> what a value may be
     "str": (str,), "str | None": (str, type(None)), "int": (int,), "int | None": (int, type(None)),
     "float": (int, float), "float | None": (int, float, type(None)), "bool": (bool,),
-    "tuple[int, ...]": (tuple,), "tuple[int, ...] | None": (tuple, type(None)), "tuple[float, float]": (tuple,),
+    "tuple[int, ...]": (tuple,), "tuple[int, ...] | None": (tuple, type(None)),
+    "tuple[float, float] | None": (tuple, type(None)),
     "tuple[str, ...] | None": (tuple, type(None)), "tuple[str, ...]": (tuple,), "tuple[float, ...]": (tuple,),
 }
 
@@ -120,9 +121,11 @@ class TrainConfig:
     csv_caption_key: str = setting("title", "caption column of tables", DATA)
     csv_label_key: str = setting("label", "class column of a --zeroshot-data table", DATA)
     tokenizer: str | None = setting(None, "a tokenizer.json to use (default: BPE trained on the captions)", DATA)
-    crop_scale: tuple[float, float] = setting((1.0, 1.0), "random-resized-crop area range for image files "
-                                                          "(not the corpus); 1,1 = no random crop, 0.9,1.0 = "
-                                                          "open_clip's", DATA, limits=Range(0, 1, low_open=True))
+    crop_scale: tuple[float, float] | None = setting(None, "random-resized-crop area range for image files (not "
+                                                           "the corpus): 0.9,1.0 = open_clip's, 1,1 = none; default: "
+                                                           "open_clip's when the run passes over its data more than "
+                                                           "once, none for one pass", DATA,
+                                                     limits=Range(0, 1, low_open=True))
     stages: tuple[int, ...] | None = setting(None, "embedded-corpus stages to train on, e.g. 0,1 (default all)", DATA,
                                              limits=Range(0, NUM_STAGES - 1))
     stage_sizes: tuple[int, ...] = setting(DEFAULT_STAGE_SIZES, "pairs per corpus stage, e.g. 4000,8000,...", DATA,
@@ -215,7 +218,7 @@ class TrainConfig:
 
     def _check_numbers(self) -> None:
         """What one setting's range cannot say (each range is checked with its type)."""
-        if self.crop_scale[0] > self.crop_scale[1]:
+        if self.crop_scale is not None and self.crop_scale[0] > self.crop_scale[1]:
             raise ValueError(f"crop_scale (--crop-scale) must be min,max with min <= max, got {self.crop_scale}")
         if len(self.stage_sizes) != NUM_STAGES:
             raise ValueError(f"stage_sizes (--stage-sizes) needs {NUM_STAGES} sizes, one per corpus stage, "

@@ -191,8 +191,13 @@ class GrowingRun:
         return GrowthState.capture(model, trainer.optimizer), *losses
 
     def _inputs(self, chunk: int, model: CLIP) -> RunInputs:
-        transform = train_transform(self.config, model.config.image_size)
+        transform = train_transform(self.config, model.config.image_size, self._chunk_passes(chunk))
         return RunInputs(self.chunks.train_data(chunk), transform, self.tokenizer, self.tasks, self.retrievals)
+
+    def _chunk_passes(self, chunk: int) -> float:
+        """How many times the chunk's training reads the new chunk's pairs (what decides the default crop)."""
+        return self.config.chunk_samples / self.chunks.records(chunk) if self.config.chunk_samples else \
+            self.config.epochs
 
     def _chunk_steps(self, chunk: int) -> int:
         samples = self.config.chunk_samples or int(self.config.epochs * self.chunks.records(chunk))

@@ -81,13 +81,15 @@ class RunFolder:
 
     def _delete_run(self) -> None:
         """`--overwrite`: growclip's checkpoints, run files and TensorBoard events go; anything else stays."""
+        held = self.held_run()
         for checkpoint in checkpoints_of(self.path):
             delete_checkpoint(checkpoint)
         for name in RUN_FILES:
             (self.path / name).unlink(missing_ok=True)
         for events in (self.path / TENSORBOARD_DIR).glob("events.out.tfevents.*"):
             events.unlink()
-        logger.info("--overwrite: deleted the run in %s", self.path)
+        if held:
+            logger.info("--overwrite: deleted the run in %s (%s)", self.path, held)
 
     def start(self) -> None:
         """The run is set up: `--overwrite` deletes the run it replaces only now, so that a start that
