@@ -232,6 +232,12 @@ def test_captions_whose_image_cannot_be_read_are_counted_not_dropped(tmp_path):
     assert len(source) == 1 and source.skipped == {"unsupported image format": 1, "missing image": 1}
 
 
+def test_a_sidecar_caption_saved_with_a_byte_order_mark_reads_as_its_words():
+    from growclip.data.pairs import clean_caption
+
+    assert clean_caption("\ufeffa red circle\r\n".encode()) == "a red circle"
+
+
 def test_a_csv_field_over_the_size_limit_is_a_malformed_row(tmp_path):
     path = tmp_path / "pairs.csv"
     path.write_text("filepath,title\na.png,fine\nb.png," + "x" * 200_000 + "\nc.png,fine too\n")

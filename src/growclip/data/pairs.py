@@ -76,7 +76,7 @@ def clean_caption(text: str | bytes | None) -> str | Skip:
             return Skip("non-UTF-8 caption")
     if any("\udc80" <= char <= "\udcff" for char in text):
         return Skip("non-UTF-8 caption")
-    text = " ".join(text.split())
+    text = " ".join(text.removeprefix("\ufeff").split())  # a byte-order mark (Windows editors) is no word
     return text if text else Skip("empty caption")
 
 
