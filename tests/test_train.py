@@ -227,3 +227,8 @@ def test_the_default_crop_follows_how_often_the_data_is_read():
     assert data_passes(TrainConfig(train_data="pairs.tsv", samples=2800), records=1400) == 2
     none = TrainConfig(train_data="pairs.tsv", epochs=40, crop_scale=(1.0, 1.0))
     assert isinstance(train_transform(none, 32, 40), CenterCrop)
+
+
+def test_a_stream_config_is_not_silently_trained_as_one_fixed_model():
+    with pytest.raises(ValueError, match="train_stream"):
+        train(TrainConfig(chunks=("corpus",)))

@@ -317,6 +317,8 @@ def resume_checkpoint(config: TrainConfig) -> Path | None:
 def train(config: TrainConfig) -> TrainResult:
     """Train a fixed architecture on the embedded corpus or `config.train_data`, save, evaluate.
     Under torchrun every process runs this; rank 0 owns the run folder, writes and evaluates."""
+    if config.is_stream:  # it would train one fixed model on the corpus, silently
+        raise ValueError("this config is a growing run (chunks or watch): run it with growclip.train_stream(config)")
     world = init_world(resolve_device(config.device))
     device = process_device(resolve_device(config.device), world)
     model_config = load_config(config.model)  # a misspelt --model fails before anything is written
