@@ -12,7 +12,7 @@ from growclip.data.sources import ReaderOptions
 from growclip.eval import evaluate, format_results
 from growclip.eval.sets import EvalSetsConfig, evaluation_sets
 from growclip.runtime import PRECISIONS, ensure_writable, resolve_device
-from growclip.train.checkpoint import load_checkpoint, resolve_checkpoint
+from growclip.train.checkpoint import EVAL_RESULTS, load_checkpoint, resolve_checkpoint
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -39,7 +39,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     checkpoint = resolve_checkpoint(args.checkpoint)
-    output = Path(args.output) if args.output else checkpoint / "eval.json"
+    output = Path(args.output) if args.output else checkpoint / EVAL_RESULTS
     ensure_writable(output.parent)  # before the work, not after it
     model, tokenizer, _ = load_checkpoint(checkpoint, resolve_device(args.device))
     reader = ReaderOptions(args.csv_separator, args.csv_img_key, args.csv_caption_key, args.csv_label_key)

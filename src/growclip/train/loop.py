@@ -35,6 +35,7 @@ from growclip.runtime import (
     warn_if_slow_precision,
 )
 from growclip.train.checkpoint import (
+    EVAL_RESULTS,
     CheckpointError,
     checkpoint_path,
     load_checkpoint,
@@ -57,7 +58,7 @@ from growclip.train.faults import NonFiniteError, Preempted, preemption_signals,
 from growclip.train.inputs import RunInputs, build_inputs
 from growclip.train.metrics import MetricsLog
 from growclip.train.optim import constant_lr, make_optimizer, warmup_cosine
-from growclip.train.run_folder import EVAL_RESULTS, RunFolder
+from growclip.train.run_folder import RunFolder
 from growclip.train.state import (
     rng_state,
     schedule_at,

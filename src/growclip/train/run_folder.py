@@ -19,6 +19,7 @@ from growclip.run_lock import RunFolderError, RunLock
 from growclip.runtime import ensure_writable
 from growclip.train.checkpoint import (
     CHECKPOINTS,
+    EVAL_RESULTS,
     STATE,
     checkpoints_of,
     delete_checkpoint,
@@ -29,7 +30,7 @@ from growclip.train.config import TrainConfig
 from growclip.train.metrics import METRICS, TENSORBOARD_DIR
 
 SETTINGS = "train_config.json"
-EVAL_RESULTS, STREAM_RECORDS = "eval.json", "stream.json"
+STREAM_RECORDS = "stream.json"
 RUN_FILES = (SETTINGS, METRICS, EVAL_RESULTS, STREAM_RECORDS)  # what a run writes beside its checkpoints
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class RunFolder:
         if not self.owner:
             return
         self.lock.release()
-        if self.created and not self.started:
+        if self.created and not self.started and self.path.is_dir():
             self.lock.path.unlink(missing_ok=True)
             if not any(self.path.iterdir()):
                 self.path.rmdir()
