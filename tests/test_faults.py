@@ -345,6 +345,15 @@ def test_growth_beyond_the_machines_memory_fails_before_allocating(model_json, t
     assert time.perf_counter() - start < 5 and "GiB" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("ratio", ["NaN", "Infinity", '"4"'])
+def test_a_model_config_with_a_non_finite_number_is_one_line(tmp_path, capsys, ratio):
+    """JSON's NaN and Infinity parse as floats; they must not reach the layer sizes."""
+    (tmp_path / "model.json").write_text(f'{{"width": 32, "heads": 2, "mlp_ratio": {ratio}}}')
+    assert main(["train", "--model", str(tmp_path / "model.json"), "--output", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "mlp_ratio must be a finite number" in err and "Traceback" not in err and not (tmp_path / "x").exists()
+
+
 def test_a_model_too_big_for_memory_is_one_line(tmp_path, capsys):
     tiny_config(width=2**20, heads=4).to_json(tmp_path / "huge.json")
     assert main(["train", "--model", str(tmp_path / "huge.json"), "--output", str(tmp_path / "x")]) == 2

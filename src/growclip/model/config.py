@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -77,8 +78,10 @@ class ModelConfig:
                 raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
         if self.width % self.heads:
             raise ConfigError(f"width {self.width} is not divisible by heads {self.heads}")
-        if not self.mlp_ratio > 0 or self.mlp_hidden < 1:
-            raise ConfigError(f"mlp_ratio must be positive, got {self.mlp_ratio!r}")
+        if not isinstance(self.mlp_ratio, int | float) or not math.isfinite(self.mlp_ratio) or self.mlp_ratio <= 0 \
+                or self.mlp_hidden < 1:  # JSON's NaN and Infinity parse as floats
+            raise ConfigError(f"mlp_ratio must be a finite number giving at least one hidden unit, "
+                              f"got {self.mlp_ratio!r}")
         if self.image_size % self.patch_size:
             raise ConfigError(
                 f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
