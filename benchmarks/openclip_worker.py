@@ -12,6 +12,7 @@ on the same sets as `growclip eval`, so both tools are scored by one piece of co
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,8 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from growclip.data.sources import ReaderOptions
-from growclip.eval import evaluate
 from growclip.eval.sets import EvalSetsConfig, evaluation_sets
+from growclip.eval.suite import evaluate_sets
 
 
 class NormalisedOpenClip(nn.Module):
@@ -40,6 +41,10 @@ class NormalisedOpenClip(nn.Module):
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.model.encode_text(tokens), dim=-1)  # (B, L) -> (B, E)
 
+    def scale(self) -> torch.Tensor:
+        """The temperature open_clip's loss uses (its logit scale, clamped at ln 100 as it trains it)."""
+        return self.model.logit_scale.clamp(max=math.log(100)).exp()
+
 
 def train(config_dir: str, argv: list[str]) -> None:
     from open_clip_train.main import main
@@ -54,9 +59,9 @@ def run_eval(config_dir: str, name: str, checkpoint: str, output: str, precision
     model_config = json.loads((Path(config_dir) / f"{name}.json").read_text())
     sets = json.loads(sets_json)
     sets["reader"] = ReaderOptions(**sets["reader"])
-    tasks, retrievals, _ = evaluation_sets(EvalSetsConfig(**sets), model_config["vision_cfg"]["image_size"])
+    evals = evaluation_sets(EvalSetsConfig(**sets), model_config["vision_cfg"]["image_size"])
     wrapped = NormalisedOpenClip(model, model_config["embed_dim"])
-    results = evaluate(wrapped, open_clip.get_tokenizer(name), tasks, retrievals, precision)
+    results = evaluate_sets(wrapped, open_clip.get_tokenizer(name), evals, precision)
     Path(output).write_text(json.dumps(results, indent=2) + "\n")
 
 

@@ -3,6 +3,7 @@ import math
 import warnings
 from itertools import pairwise
 
+import numpy as np
 import pytest
 import torch
 
@@ -232,3 +233,25 @@ def test_the_default_crop_follows_how_often_the_data_is_read():
 def test_a_stream_config_is_not_silently_trained_as_one_fixed_model():
     with pytest.raises(ValueError, match="train_stream"):
         train(TrainConfig(chunks=("corpus",)))
+
+
+def test_the_corpus_is_also_scored_on_a_large_gallery_and_every_stages_held_out_loss(corpus_and_tokenizer):
+    """Zero-shot top-1 and the 500-image split saturate; a gallery ten times the split and the
+    contrastive loss of each stage's held-out pairs keep telling models apart."""
+    from growclip.eval.sets import EvalSetsConfig, evaluation_sets
+    from growclip.eval.suite import evaluate_sets, format_results
+
+    _, tokenizer = corpus_and_tokenizer
+    sets = evaluation_sets(EvalSetsConfig(corpus=True, images_per_class=1, retrieval_images=4), 16)
+    assert len(sets.gallery.images) == 40 and len(sets.gallery.texts) == 40 and len(sets.heldouts) == 4
+    assert np.array_equal(sets.gallery.images[:4], sets.retrievals[0].images)  # the split's images, and more
+    model = create_model(tiny_config(vocab_size=300, context_length=12))
+    results = evaluate_sets(model, tokenizer, sets)
+    assert set(results["heldout"]) == {f"corpus-stage{s}" for s in range(4)}
+    assert all(0 < loss < 10 for loss in results["heldout"].values())
+    summary = results["summary"]
+    assert summary["heldout_loss"] == pytest.approx(np.mean(list(results["heldout"].values())))
+    assert summary["gallery_image_to_text_R@1"] == results["gallery"]["corpus-gallery"]["image_to_text_R@1"]
+    assert summary["image_to_text_R@1"] == results["retrieval"]["corpus-stage3"]["image_to_text_R@1"]
+    assert "retrieval corpus-gallery:" in format_results(results) and "held-out loss corpus-stage0" in \
+        format_results(results)

@@ -9,7 +9,7 @@ from pathlib import Path
 from growclip.cli.options import SEED_VALUE, SIZE, separator
 from growclip.data.pairs import format_skipped
 from growclip.data.sources import ReaderOptions
-from growclip.eval import evaluate, format_results
+from growclip.eval import evaluate_sets, format_results
 from growclip.eval.sets import EvalSetsConfig, evaluation_sets
 from growclip.runtime import PRECISIONS, ensure_writable, resolve_device
 from growclip.train.checkpoint import EVAL_RESULTS, load_checkpoint, resolve_checkpoint
@@ -31,7 +31,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--csv-label-key", default="label", help="class column of a --zeroshot-data table (default label)")
     add("--corpus-seed", type=SEED_VALUE, default=0, help="seed of the embedded corpus's evaluation sets")
     add("--images-per-class", type=SIZE, default=40, help="corpus task images per class (default 40)")
-    add("--retrieval-images", type=SIZE, default=500, help="corpus retrieval images (default 500)")
+    add("--retrieval-images", type=SIZE, default=500, help="corpus retrieval images (default 500; the gallery is 10x, "
+                                                                 "each stage's held-out set as many)")
     add("--precision", choices=PRECISIONS, default="fp32")
     add("--device", default="auto")
     add("--output", help="JSON results file (default: eval.json in the checkpoint folder)")
@@ -45,11 +46,11 @@ def run(args: argparse.Namespace) -> int:
     reader = ReaderOptions(args.csv_separator, args.csv_img_key, args.csv_caption_key, args.csv_label_key)
     sets = EvalSetsConfig(args.zeroshot_data, args.val_data, args.templates, reader, None, args.corpus_seed,
                           args.images_per_class, args.retrieval_images)
-    tasks, retrievals, skipped = evaluation_sets(sets, model.config.image_size)
-    for retrieval in retrievals if args.val_data else ():
+    evals = evaluation_sets(sets, model.config.image_size)
+    for retrieval in evals.retrievals if args.val_data else ():
         print(f"{args.val_data}: {len(retrieval.images)} images, {len(retrieval.texts)} captions; "
-              f"{format_skipped(skipped)}")
-    results = evaluate(model, tokenizer, tasks, retrievals, args.precision)
+              f"{format_skipped(evals.skipped)}")
+    results = evaluate_sets(model, tokenizer, evals, args.precision)
     print(format_results(results))
     output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"results: {output}")

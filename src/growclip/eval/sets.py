@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from growclip.data.corpus import EmbeddedCorpus
+from growclip.data.corpus import NUM_STAGES, EmbeddedCorpus
 from growclip.data.evalsets import RetrievalSet, ZeroShotTask
 from growclip.data.labelled import DEFAULT_TEMPLATES, labelled_task, read_templates
 from growclip.data.sources import ReaderOptions, open_sources
@@ -25,19 +25,38 @@ class EvalSetsConfig:
     retrieval_images: int = 500
 
 
-def evaluation_sets(config: EvalSetsConfig, image_size: int) -> tuple[list[ZeroShotTask], list[RetrievalSet], Counter]:
-    """-> (zero-shot tasks, retrieval sets, skip counts of val_data)."""
+@dataclass
+class EvalSets:
+    """What a model is evaluated on. Beside zero-shot top-1 and the retrieval split, which saturate
+    once a model is good enough, the corpus adds two measures that keep seeing capacity: R@1 over a
+    gallery ten times the split (one caption per image), and the held-out contrastive loss of every
+    stage's distribution."""
+
+    tasks: list[ZeroShotTask] = field(default_factory=list)
+    retrievals: list[RetrievalSet] = field(default_factory=list)
+    gallery: RetrievalSet | None = None
+    heldouts: list[RetrievalSet] = field(default_factory=list)  # one per corpus stage, one caption per image
+    skipped: Counter = field(default_factory=Counter)  # records of val_data left out
+
+
+GALLERY_FACTOR = 10  # the gallery's pairs per image of the retrieval split: 5,000 by default
+
+
+def evaluation_sets(config: EvalSetsConfig, image_size: int) -> EvalSets:
     templates = read_templates(config.templates) if config.templates else None
-    tasks, retrievals, skipped = [], [], Counter()
+    sets = EvalSets()
     if config.corpus or (config.corpus is None and not (config.zeroshot_data or config.val_data)):
         corpus = EmbeddedCorpus(config.corpus_seed, image_size)
-        tasks = corpus.zeroshot_tasks(config.images_per_class)
-        for task in tasks if templates and config.corpus is None else ():
+        sets.tasks = corpus.zeroshot_tasks(config.images_per_class)
+        for task in sets.tasks if templates and config.corpus is None else ():
             task.templates = templates
-        retrievals.append(corpus.retrieval_set(config.retrieval_images))
+        sets.retrievals.append(corpus.retrieval_set(config.retrieval_images))
+        sets.gallery = corpus.retrieval_set(GALLERY_FACTOR * config.retrieval_images, 1, name="corpus-gallery")
+        sets.heldouts = [corpus.retrieval_set(config.retrieval_images, 1, stage) for stage in range(NUM_STAGES)]
     if config.val_data:
-        retrieval, skipped = read_retrieval_set(open_sources(config.val_data, config.reader), image_size)
-        retrievals.append(retrieval)
+        retrieval, sets.skipped = read_retrieval_set(open_sources(config.val_data, config.reader), image_size)
+        sets.retrievals.append(retrieval)
     if config.zeroshot_data:
-        tasks.append(labelled_task(config.zeroshot_data, image_size, templates or DEFAULT_TEMPLATES, config.reader))
-    return tasks, retrievals, skipped
+        sets.tasks.append(labelled_task(config.zeroshot_data, image_size, templates or DEFAULT_TEMPLATES,
+                                        config.reader))
+    return sets

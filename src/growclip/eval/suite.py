@@ -8,28 +8,54 @@ from typing import Any
 
 from growclip.data.evalsets import RetrievalSet, ZeroShotTask
 from growclip.data.tokenizer import Tokenizer
+from growclip.eval.heldout import heldout_loss
 from growclip.eval.retrieval import evaluate_retrieval
+from growclip.eval.sets import EvalSets
 from growclip.eval.zeroshot import evaluate_zeroshot
 from growclip.model.clip import CLIP
 
 
 def evaluate(model: CLIP, tokenizer: Tokenizer, tasks: Sequence[ZeroShotTask] = (),
-             retrievals: Sequence[RetrievalSet] = (), precision: str = "fp32") -> dict[str, Any]:
-    """{"zeroshot": {task: metrics}, "retrieval": {set: metrics}, "summary": {...}}; model mode restored."""
+             retrievals: Sequence[RetrievalSet] = (), precision: str = "fp32", gallery: RetrievalSet | None = None,
+             heldouts: Sequence[RetrievalSet] = ()) -> dict[str, Any]:
+    """{"zeroshot": {task: metrics}, "retrieval": {set: metrics}, "gallery": {set: metrics},
+    "heldout": {set: loss}, "summary": {...}}; model mode restored. `gallery`: a large retrieval set
+    whose R@1 is summarised apart; `heldouts`: one caption per image, scored by contrastive loss."""
     was_training = model.training
     model.eval()
     try:
         zeroshot = {task.name: evaluate_zeroshot(model, tokenizer, task, precision) for task in tasks}
         retrieval = {r.name: evaluate_retrieval(model, tokenizer, r, precision) for r in retrievals}
+        large = {gallery.name: evaluate_retrieval(model, tokenizer, gallery, precision)} if gallery else {}
+        heldout = {h.name: heldout_loss(model, tokenizer, h, precision) for h in heldouts}
     finally:
         model.train(was_training)
+    return {"zeroshot": zeroshot, "retrieval": retrieval, "gallery": large, "heldout": heldout,
+            "summary": _summary(zeroshot, retrieval, large, heldout)}
+
+
+def evaluate_sets(model: CLIP, tokenizer: Tokenizer, sets: EvalSets, precision: str = "fp32") -> dict[str, Any]:
+    """`evaluate` on everything `sets` holds."""
+    return evaluate(model, tokenizer, sets.tasks, sets.retrievals, precision, sets.gallery, sets.heldouts)
+
+
+def _summary(zeroshot: dict, retrieval: dict, gallery: dict, heldout: dict) -> dict[str, float]:
     summary = {}
     if zeroshot:
         summary["zeroshot_mean_top1"] = mean(m["top1"] for m in zeroshot.values())
-    if retrieval:
-        summary["image_to_text_R@1"] = mean(m["image_to_text_R@1"] for m in retrieval.values())
-        summary["text_to_image_R@1"] = mean(m["text_to_image_R@1"] for m in retrieval.values())
-    return {"zeroshot": zeroshot, "retrieval": retrieval, "summary": summary}
+    for prefix, sets in (("", retrieval), ("gallery_", gallery)):
+        for key in ("image_to_text_R@1", "text_to_image_R@1") if sets else ():
+            summary[prefix + key] = mean(m[key] for m in sets.values())
+    if heldout:
+        summary["heldout_loss"] = mean(heldout.values())
+    return summary
+
+
+def _recall_line(name: str, m: dict[str, float]) -> str:
+    return (f"retrieval {name}: image->text R@1/5/10 "
+            f"{m['image_to_text_R@1']:.3f}/{m['image_to_text_R@5']:.3f}/{m['image_to_text_R@10']:.3f}"
+            f"  text->image R@1/5/10 "
+            f"{m['text_to_image_R@1']:.3f}/{m['text_to_image_R@5']:.3f}/{m['text_to_image_R@10']:.3f}")
 
 
 def format_results(results: dict[str, Any]) -> str:
@@ -41,11 +67,11 @@ def format_results(results: dict[str, Any]) -> str:
             top5 = f"{m['top5']:8.3f}" if "top5" in m else f"{'-':>8}"
             classes = m.get("classes", "")
             lines.append(f"{name:<16}{classes:>8}{m['top1']:8.3f}{top5}{m['mean_per_class_recall']:10.3f}")
-    for name, m in results["retrieval"].items():
-        lines.append(f"retrieval {name}: image->text R@1/5/10 "
-                     f"{m['image_to_text_R@1']:.3f}/{m['image_to_text_R@5']:.3f}/{m['image_to_text_R@10']:.3f}"
-                     f"  text->image R@1/5/10 "
-                     f"{m['text_to_image_R@1']:.3f}/{m['text_to_image_R@5']:.3f}/{m['text_to_image_R@10']:.3f}")
+    lines += [_recall_line(name, m) for name, m in {**results["retrieval"], **results.get("gallery", {})}.items()]
+    heldout = results.get("heldout", {})
+    if heldout:
+        lines.append("held-out loss " + " ".join(f"{name} {loss:.3f}" for name, loss in heldout.items())
+                     + f", mean {results['summary']['heldout_loss']:.3f}")
     summary = results["summary"]
     if "zeroshot_mean_top1" in summary:
         lines.append(f"mean zero-shot top1: {summary['zeroshot_mean_top1']:.3f}")

@@ -201,7 +201,9 @@ class TrainConfig:
     eval_every: int | None = setting(None, "steps between evaluations (one always runs at the end)", EVAL, free=True,
                                      limits=AT_LEAST_1)
     eval_images_per_class: int = setting(40, "corpus zero-shot images per class", EVAL, free=True, limits=AT_LEAST_1)
-    retrieval_images: int = setting(500, "corpus retrieval images", EVAL, free=True, limits=AT_LEAST_1)
+    retrieval_images: int = setting(500, "corpus retrieval images (3 captions each); the gallery is 10x, "
+                                         "each stage's held-out loss uses as many pairs", EVAL, free=True,
+                                    limits=AT_LEAST_1)
 
     def __post_init__(self) -> None:
         self._check_types()

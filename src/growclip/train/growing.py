@@ -19,7 +19,7 @@ from typing import Any
 from growclip.data.chunks import CORPUS_PREFIX, ArrivedChunks, ChunkStream
 from growclip.data.corpus import NUM_STAGES, EmbeddedCorpus
 from growclip.eval.heldout import new_and_old_loss
-from growclip.eval.suite import evaluate
+from growclip.eval.suite import evaluate_sets
 from growclip.growth.decision import Decision
 from growclip.growth.policy import (
     ChunkContext,
@@ -117,7 +117,7 @@ class GrowingRun:
         uses_corpus = any(s.startswith(CORPUS_PREFIX) for s in stream.known())
         corpus = EmbeddedCorpus(config.corpus_seed, self.current.config.image_size, config.stage_sizes)
         self.chunks = ArrivedChunks(stream, corpus, reader_options(config), config.heldout, config.seed, config.replay)
-        self.tasks, self.retrievals, _ = evaluation_sets(config, corpus.image_size, uses_corpus)
+        self.evals = evaluation_sets(config, corpus.image_size, uses_corpus)
         if self.tokenizer is None:
             self.tokenizer = stream_tokenizer(config, self.current.config, corpus if uses_corpus else None,
                                               lambda: self.chunks[0].sources)
@@ -192,7 +192,7 @@ class GrowingRun:
 
     def _inputs(self, chunk: int, model: CLIP) -> RunInputs:
         transform = train_transform(self.config, model.config.image_size, self._chunk_passes(chunk))
-        return RunInputs(self.chunks.train_data(chunk), transform, self.tokenizer, self.tasks, self.retrievals)
+        return RunInputs(self.chunks.train_data(chunk), transform, self.tokenizer, self.evals)
 
     def _chunk_passes(self, chunk: int) -> float:
         """How many times the chunk's training reads the new chunk's pairs (what decides the default crop)."""
@@ -241,7 +241,7 @@ class GrowingRun:
     def _chunk_record(self, model: CLIP) -> ChunkRecord:
         """The finished chunk: architecture, evaluation, held-out losses, compute."""
         decision = self.progress.decision
-        results = evaluate(model, self.tokenizer, self.tasks, self.retrievals, self.config.precision)
+        results = evaluate_sets(model, self.tokenizer, self.evals, self.config.precision)
         new, old = new_and_old_loss(model, self.tokenizer, self.chunks.heldouts(decision.chunk), self.config.precision)
         cost, flops_per_sample = model_cost(model.config), train_flops_per_sample(model.config)
         compute = chunk_compute(self.progress, self._train_steps(decision), self.step_samples, flops_per_sample)

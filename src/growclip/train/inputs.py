@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from growclip.data.corpus import EmbeddedCorpus
-from growclip.data.evalsets import RetrievalSet, ZeroShotTask
 from growclip.data.pairs import ImageTransform
 from growclip.data.sources import CorpusSource, PairSources, ReaderOptions, open_sources
 from growclip.data.tokenizer import Tokenizer, TokenizerError
 from growclip.data.transforms import CenterCrop, RandomResizedCrop
-from growclip.eval.sets import EvalSetsConfig
+from growclip.eval.sets import EvalSets, EvalSetsConfig
 from growclip.eval.sets import evaluation_sets as eval_sets
 from growclip.model.config import ModelConfig
 from growclip.train.config import TrainConfig
@@ -26,9 +24,7 @@ class RunInputs:
     sources: PairSources
     transform: ImageTransform
     tokenizer: Tokenizer
-    tasks: list[ZeroShotTask]
-    retrievals: list[RetrievalSet]
-    val_skipped: Counter = field(default_factory=Counter)
+    evals: EvalSets
 
 
 def build_inputs(config: TrainConfig, model_config: ModelConfig, tokenizer: Tokenizer | None = None) -> RunInputs:
@@ -41,10 +37,10 @@ def build_inputs(config: TrainConfig, model_config: ModelConfig, tokenizer: Toke
     else:
         corpus = EmbeddedCorpus(config.corpus_seed, image_size, config.stage_sizes)
         sources = PairSources([CorpusSource(corpus, config.stages)])
-    tasks, retrievals, val_skipped = evaluation_sets(config, image_size, corpus is not None)
+    evals = evaluation_sets(config, image_size, corpus is not None)
     tokenizer = tokenizer or make_tokenizer(config, model_config, sources)
     return RunInputs(sources, train_transform(config, image_size, data_passes(config, sources.count())), tokenizer,
-                     tasks, retrievals, val_skipped)
+                     evals)
 
 
 def data_passes(config: TrainConfig, records: int | None) -> float:
@@ -66,8 +62,7 @@ def train_transform(config: TrainConfig, image_size: int, passes: float) -> Rand
     return CenterCrop(image_size) if scale == NO_CROP else RandomResizedCrop(image_size, scale)
 
 
-def evaluation_sets(config: TrainConfig, image_size: int, corpus: bool
-                    ) -> tuple[list[ZeroShotTask], list[RetrievalSet], Counter]:
+def evaluation_sets(config: TrainConfig, image_size: int, corpus: bool) -> EvalSets:
     """The corpus's tasks and retrieval split when it is trained on (`corpus`); `val_data`, `zeroshot_data`."""
     sets = EvalSetsConfig(config.zeroshot_data, config.val_data, config.templates, reader_options(config), corpus,
                           config.corpus_seed, config.eval_images_per_class, config.retrieval_images)

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from growclip.data.pairs import DataError, format_skipped
 from growclip.data.sources import PairSources
 from growclip.data.stream import TrainStream
-from growclip.eval.suite import evaluate
+from growclip.eval.suite import evaluate_sets
 from growclip.growth.state import load_optimizer_tensors, optimizer_tensors
 from growclip.model.clip import CLIP
 from growclip.model.cost import train_flops_per_sample
@@ -191,8 +191,7 @@ class Trainer:
 
     def evaluate(self, final: bool = False) -> dict[str, Any]:
         """Logged under "eval"; the final record also carries the run's skip counts."""
-        results = evaluate(self.model, self.inputs.tokenizer, self.inputs.tasks, self.inputs.retrievals,
-                           self.config.precision)
+        results = evaluate_sets(self.model, self.inputs.tokenizer, self.inputs.evals, self.config.precision)
         record = {**self._where(), **results["summary"]}
         if final:
             record |= {"final": True, **self._skip_fields()}
@@ -240,7 +239,7 @@ class Trainer:
                 seconds = time.perf_counter() - window_start
                 speed = window_steps * self.step_samples / seconds
                 self._log_step(mean_over_ranks(loss, self.world), lr, speed, self.data_wait / seconds)
-                progress.set_postfix(loss=f"{loss:.3f}", samples_s=f"{speed:.0f}")
+                progress.set_postfix(loss=f"{loss:.3f}", samples_s=f"{speed:.0f}", refresh=False)  # redrawn by update()
                 window_start, window_steps, self.data_wait = time.perf_counter(), 0, 0.0
             if report and config.eval_every and self.step % config.eval_every == 0 and self.step < self.steps:
                 self.evaluate()
@@ -336,8 +335,8 @@ def train(config: TrainConfig) -> TrainResult:
         else:
             inputs = build_inputs(config, model_config)
             model, state = create_model(model_config, seed=config.seed).to(device), None
-        if inputs.val_skipped:
-            logger.info("validation data: %s", format_skipped(inputs.val_skipped))
+        if inputs.evals.skipped:
+            logger.info("validation data: %s", format_skipped(inputs.evals.skipped))
         steps = total_steps(config, inputs.sources, world)
         if config.warmup >= steps and world.is_main:
             logger.warning("--warmup %d is not shorter than the run's %d steps: the learning rate never reaches "

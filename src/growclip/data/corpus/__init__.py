@@ -124,8 +124,9 @@ class EmbeddedCorpus:
         return max(4, images_per_class * 10 // max(10, len(task.classnames)))
 
     def retrieval_set(self, images: int = 500, captions_per_image: int = 3,
-                      stage: int = NUM_STAGES - 1) -> RetrievalSet:
-        """Held-out pairs of `stage`'s distribution, each image with several differently worded captions."""
+                      stage: int = NUM_STAGES - 1, name: str | None = None) -> RetrievalSet:
+        """Held-out pairs of `stage`'s distribution, each image with several differently worded captions
+        (the first `images` of one fixed stream of scenes: a larger set holds a smaller one's images)."""
         pixels = np.empty((images, self.image_size, self.image_size, 3), dtype=np.uint8)
         texts: list[str] = []
         for index in range(images):
@@ -133,7 +134,7 @@ class EmbeddedCorpus:
             scene = sample_scene(rng, stage)
             pixels[index] = render(scene, self.image_size, rng)
             texts += [caption(scene, stage, rng) for _ in range(captions_per_image)]
-        return RetrievalSet(f"corpus-stage{stage}", pixels, texts,
+        return RetrievalSet(name or f"corpus-stage{stage}", pixels, texts,
                             [i for i in range(images) for _ in range(captions_per_image)])
 
 
