@@ -25,6 +25,7 @@ from growclip.train import TrainConfig, train
 from growclip.train.metrics import read_metrics
 
 SUMMARY = ("zeroshot_mean_top1", "image_to_text_R@1", "text_to_image_R@1")
+CAPACITY = ("gallery_image_to_text_R@1", "gallery_text_to_image_R@1", "heldout_loss")  # runs before them lack them
 BATCH = 128  # TrainConfig's default batch, used by every run here
 
 
@@ -57,20 +58,23 @@ def run_one(spec: str, config: ModelConfig, samples: int, seed: int, args: argpa
     run = {"seed": seed, "samples": samples, "minutes": (time.perf_counter() - start) / 60,
            "tasks": {t: m["top1"] for t, m in result.eval["zeroshot"].items()},
            "curve": {r["samples"]: r["zeroshot_mean_top1"] for r in midway},
-           **{k: result.eval["summary"][k] for k in SUMMARY}}
+           **{k: result.eval["summary"][k] for k in (*SUMMARY, *CAPACITY) if k in result.eval["summary"]}}
     (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
     return run
 
 
 def table(rows: list[tuple[str, ModelConfig, dict]]) -> str:
     tasks = list(rows[0][2]["tasks"])
-    lines = ["| model | params | pairs | " + " | ".join(tasks) + " | **mean top-1** | I->T R@1 | T->I R@1 | minutes |",
-             "|---" * (len(tasks) + 7) + "|"]
+    lines = ["| model | params | pairs | " + " | ".join(tasks) + " | **mean top-1** | I->T R@1 | T->I R@1 | "
+             "gallery R@1 I->T / T->I | held-out loss | minutes |", "|---" * (len(tasks) + 9) + "|"]
     for label, config, row in rows:
         cells = " | ".join(f"{row['tasks'][t]:.3f}" for t in tasks)
+        gallery = (f"{row['gallery_image_to_text_R@1']:.3f} / {row['gallery_text_to_image_R@1']:.3f}"
+                   if "gallery_image_to_text_R@1" in row else "-")
+        heldout = f"{row['heldout_loss']:.3f}" if "heldout_loss" in row else "-"
         lines.append(f"| {label} | {model_cost(config).params / 1e6:.2f} M | {row['samples']:,} | {cells} | "
                      f"**{row['zeroshot_mean_top1']:.3f}** | {row['image_to_text_R@1']:.3f} | "
-                     f"{row['text_to_image_R@1']:.3f} | {row['minutes']:.1f} |")
+                     f"{row['text_to_image_R@1']:.3f} | {gallery} | {heldout} | {row['minutes']:.1f} |")
     return "\n".join(lines)
 
 
@@ -87,7 +91,7 @@ def curves(runs: dict[str, list[dict]]) -> str:
 
 
 def median(runs: list[dict]) -> dict:
-    keys = (*SUMMARY, "minutes", "samples")
+    keys = [k for k in (*SUMMARY, *CAPACITY, "minutes", "samples") if all(k in r for r in runs)]
     return {**{k: statistics.median(r[k] for r in runs) for k in keys},
             "tasks": {t: statistics.median(r["tasks"][t] for r in runs) for t in runs[0]["tasks"]}}
 
