@@ -125,8 +125,9 @@ def median_spread(values: list[float], digits: int = 3) -> str:
 
 def summary_table(runs: dict[str, list[dict[str, Any]]]) -> str:
     """One row per run label: medians over seeds (and the spread of mean zero-shot top-1)."""
-    lines = ["| run | params | TFLOP (search) | **mean top-1** | I->T R@1 | T->I R@1 | held-out loss all stages "
-             "| held-out new / old | minutes |", "|---|---:|---:|---|---:|---:|---:|---|---:|"]
+    lines = ["| run | params | TFLOP (search) | **mean top-1** | I->T R@1 | T->I R@1 | gallery R@1 I->T / T->I "
+             "| held-out loss all stages | held-out new / old | minutes |",
+             "|---|---:|---:|---|---:|---:|---|---:|---|---:|"]
     for label, seeds in runs.items():
         ends = [final(r) for r in seeds]
         med = {key: statistics.median(e[key] for e in ends) for key in
@@ -136,10 +137,18 @@ def summary_table(runs: dict[str, list[dict[str, Any]]]) -> str:
                                    for r in seeds)
         lines.append(f"| {label} | {med['params'] / 1e6:.3f} M | {med['total_tflop']:.2f} ({search:.0%}) | "
                      f"**{median_spread([e['zeroshot_mean_top1'] for e in ends])}** | "
-                     f"{med['image_to_text_R@1']:.3f} | {med['text_to_image_R@1']:.3f} | "
+                     f"{med['image_to_text_R@1']:.3f} | {med['text_to_image_R@1']:.3f} | {gallery_recall(ends)} | "
                      f"{med['stream_heldout_loss']:.3f} | {med['heldout_new_loss']:.3f} / "
                      f"{med['heldout_old_loss']:.3f} | {med['seconds'] / 60:.1f} |")
     return "\n".join(lines)
+
+
+def gallery_recall(ends: list[dict[str, Any]]) -> str:
+    """R@1 over the corpus's 5,000-pair gallery, median over seeds ('-' for runs recorded before it)."""
+    if not all("gallery_image_to_text_R@1" in e for e in ends):
+        return "-"
+    return " / ".join(f"{statistics.median(e[f'gallery_{way}_R@1'] for e in ends):.3f}"
+                      for way in ("image_to_text", "text_to_image"))
 
 
 def task_table(runs: dict[str, list[dict[str, Any]]]) -> str:
