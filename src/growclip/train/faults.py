@@ -1,8 +1,9 @@
 """Stopping a run without losing it: preemption signals and non-finite steps.
 
-Schedulers stop jobs with SIGTERM (SLURM sends SIGUSR1 first when asked to); a run that gets
-one finishes its current step, saves a checkpoint and exits with 128 + the signal number (143
-for SIGTERM, 138 for SIGUSR1), the code a shell reports for a job killed by that signal, so
+Schedulers stop jobs with SIGTERM (SLURM sends SIGUSR1 first when asked to), people with Ctrl-C;
+a run that gets one finishes its current step (or ends its wait), saves a checkpoint and exits with
+128 + the signal number (143 for SIGTERM, 138 for SIGUSR1, 130 for SIGINT), the code a shell
+reports for a job killed by that signal, so
 that a scheduler or `torchrun --max-restarts` sees a preempted run, and `--resume latest`
 continues it bit for bit.
 """
