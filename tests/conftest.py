@@ -72,3 +72,20 @@ def run_weights(run: Path) -> dict[str, torch.Tensor]:
     from growclip.train.checkpoint import checkpoints_of
 
     return load_file(checkpoints_of(run)[-1] / "model.safetensors")
+
+
+def signal_during_step(monkeypatch, step: int, signum: int) -> None:
+    """A signal arrives while the training step `step` runs (as SLURM's warning would)."""
+    import os
+
+    from growclip.train import loop
+
+    steps, real_step = [], loop.train_step
+
+    def step_then_signal(*args, **kwargs):
+        steps.append(1)
+        if len(steps) == step:
+            os.kill(os.getpid(), signum)
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_step", step_then_signal)

@@ -16,7 +16,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from conftest import FAULT_MODEL as MODEL
-from conftest import cli_args, tiny_config
+from conftest import cli_args, signal_during_step, tiny_config
 from conftest import run_weights as weights
 from conftest import train_settings as settings
 from datafiles import write_shards
@@ -57,18 +57,7 @@ def test_sigterm_saves_exits_143_and_the_resumed_run_is_bit_identical(model_json
 
 
 def test_sigusr1_stops_at_the_next_step_with_a_checkpoint(model_json, tmp_path, monkeypatch):
-    from growclip.train import loop
-
-    steps = []
-
-    def step_then_signal(*args, **kwargs):  # SLURM's warning arrives during step 5
-        steps.append(1)
-        if len(steps) == 5:
-            os.kill(os.getpid(), signal.SIGUSR1)
-        return real_step(*args, **kwargs)
-
-    real_step = loop.train_step
-    monkeypatch.setattr(loop, "train_step", step_then_signal)
+    signal_during_step(monkeypatch, 5, signal.SIGUSR1)  # SLURM's warning arrives during step 5
     with pytest.raises(Preempted) as stop:
         train(TrainConfig.from_dict(settings(model_json, tmp_path / "run")))
     assert stop.value.exit_code == 128 + signal.SIGUSR1

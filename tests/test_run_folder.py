@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import FAULT_MODEL, cli_args, run_weights, train_settings
+from conftest import FAULT_MODEL, cli_args, run_weights, signal_during_step, train_settings
 from growclip.cli import main
 from growclip.data.tokenizer import Tokenizer
 from growclip.model import create_model
@@ -169,21 +169,11 @@ def test_a_start_that_fails_leaves_the_runs_settings_as_they_were(model_json, tm
 
 
 def test_resume_latest_alone_continues_the_run_with_its_saved_settings(model_json, tmp_path, monkeypatch):
-    from growclip.train import loop
     from growclip.train.faults import Preempted
 
     settings = train_settings(model_json, tmp_path / "cut", samples=160, save_every=3, lr=2e-3, seed=3)
     whole = train(TrainConfig.from_dict({**settings, "output": str(tmp_path / "whole")}))
-    steps = []
-
-    def step_then_signal(*args, **kwargs):
-        steps.append(1)
-        if len(steps) == 5:
-            os.kill(os.getpid(), signal.SIGUSR1)
-        return real_step(*args, **kwargs)
-
-    real_step = loop.train_step
-    monkeypatch.setattr(loop, "train_step", step_then_signal)
+    signal_during_step(monkeypatch, 5, signal.SIGUSR1)
     with pytest.raises(Preempted):
         train(TrainConfig.from_dict(settings))
     monkeypatch.undo()
