@@ -22,6 +22,13 @@ MODEL = tiny_config(vision_layers=1, text_layers=1, shared_layers=1)
 BATCH = 6  # per rank
 
 
+def _leave() -> None:
+    """Both ranks at the same point first: gloo can abort a rank ("terminate called without an
+    active exception") that tears its pairs down while the other rank is still writing."""
+    dist.barrier()
+    dist.destroy_process_group()
+
+
 def _join(rank: int, world: int, rendezvous: str) -> None:
     """As torchrun would set it up; a rendezvous file rather than a TCP port, which another
     process could take between choosing it and binding it."""
@@ -46,7 +53,7 @@ def _gathered_loss_worker(rank: int, rendezvous: str, out: str) -> None:
     loss.backward()  # DDP averages the gradients of the two local losses
     if rank == 0:
         torch.save({n: p.grad for n, p in model.module.named_parameters()}, out)
-    dist.destroy_process_group()
+    _leave()
 
 
 def test_the_gathered_local_loss_and_its_gradient_equal_one_process_on_the_whole_batch(tmp_path):
@@ -66,7 +73,7 @@ def _run_worker(rank: int, world: int, rendezvous: str, settings: dict, out: str
     _join(rank, world, rendezvous)
     result = train(TrainConfig.from_dict(settings))
     torch.save({n: t.clone() for n, t in result.model.state_dict().items()}, f"{out}.rank{rank}")
-    dist.destroy_process_group()
+    _leave()
 
 
 def _settings(tmp_path: Path, output: str, **overrides) -> dict:
@@ -123,7 +130,7 @@ def _stream_worker(rank: int, world: int, rendezvous: str, settings: dict, out: 
                 "candidates": [len(r["candidates"]) for r in history],
                 "search_tflop": [r["search_tflop"] for r in history]}, f"{out}.rank{rank}")
     if world > 1:
-        dist.destroy_process_group()
+        _leave()
 
 
 def _stream_settings(tmp_path: Path, output: str, **overrides) -> dict:
