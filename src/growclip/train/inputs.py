@@ -15,8 +15,8 @@ from growclip.eval.sets import evaluation_sets as eval_sets
 from growclip.model.config import ModelConfig
 from growclip.train.config import TrainConfig
 
-TOKENIZER_CAPTIONS = 200_000
-OPEN_CLIP_CROP, NO_CROP = (0.9, 1.0), (1.0, 1.0)  # captions a tokenizer is trained on; more changes little
+TOKENIZER_CAPTIONS = 200_000  # captions a tokenizer is trained on; more changes little
+OPEN_CLIP_CROP, NO_CROP = (0.9, 1.0), (1.0, 1.0)  # random-resized-crop area ranges
 
 
 @dataclass

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import bz2
+import contextlib
+import functools
 import gzip
 import logging
 import lzma
@@ -34,10 +36,19 @@ def _is_local(url: str) -> bool:
 DECOMPRESSORS = {".gz": gzip.open, ".tgz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 
 
-def _cut_off(path: str) -> bool:
+def _signature(path: str) -> tuple[str, int, int]:
+    """A local shard as it is now: the per-shard checks below are cached on it, so that a shard read
+    every epoch is scanned once, and again only if it changes."""
+    stat = os.stat(path)
+    return path, stat.st_size, stat.st_mtime_ns
+
+
+@functools.cache
+def _cut_off(signature: tuple[str, int, int]) -> bool:
     """A whole tar ends with two zero blocks (1024 bytes); one cut short ends inside a member. A
     compressed shard (`.tar.gz`, `.tgz`, `.tar.bz2`, `.tar.xz`) is cut short when its stream is: read
     through, it ends before its end-of-stream marker."""
+    path = signature[0]
     decompress = DECOMPRESSORS.get(Path(path).suffix.lower())
     if decompress is not None:
         try:
@@ -52,6 +63,21 @@ def _cut_off(path: str) -> bool:
         size = handle.tell()
         handle.seek(max(size - 1024, 0))
         return size < 1024 or handle.read() != bytes(1024)
+
+
+@functools.cache
+def _images_in(signature: tuple[str, int, int]) -> int:
+    """Samples with an image in one shard, from its tar headers, counted as far as they are readable."""
+    keys = set()
+    try:
+        with tarfile.open(signature[0]) as tar:
+            for member in tar:
+                stem, _, suffix = Path(member.name).name.partition(".")
+                if member.isfile() and suffix.lower() in IMAGE_KEYS:
+                    keys.add(str(Path(member.name).parent / stem))
+    except (tarfile.TarError, OSError, EOFError):  # EOFError: a compressed shard cut short
+        pass  # training counts the rest as unreadable
+    return len(keys)
 
 
 class ShardSource:
@@ -76,7 +102,7 @@ class ShardSource:
             yield sample
         if _is_local(url):
             yield from (Skip("corrupt shard") for _ in range(max((self.count_urls([url]) or 0) - images, 0)))
-            if _cut_off(url):
+            if _cut_off(_signature(url)):
                 logger.warning("%s: cut off after %d samples (no end-of-archive marker); what followed is lost",
                                url, images)
                 yield Skip("cut-off shard")
@@ -101,16 +127,8 @@ class ShardSource:
             return None
         total = 0
         for url in urls:
-            keys = set()
-            try:
-                with tarfile.open(url) as tar:
-                    for member in tar:
-                        stem, _, suffix = Path(member.name).name.partition(".")
-                        if member.isfile() and suffix.lower() in IMAGE_KEYS:
-                            keys.add(str(Path(member.name).parent / stem))
-            except (tarfile.TarError, OSError, EOFError):  # EOFError: a compressed shard cut short
-                pass  # counted as far as readable; training counts the rest as unreadable
-            total += len(keys)
+            with contextlib.suppress(OSError):  # gone since the run started: its samples count as unreadable
+                total += _images_in(_signature(url))
         return total
 
     def captions(self, limit: int) -> list[str]:
