@@ -74,12 +74,46 @@ def test_captions_only_use_words_of_their_stage():
     assert all(word in stage3 for word in ("background", "above", "three", "striped"))
 
 
+def _wordings(family: A.Family, value: str) -> tuple[str, ...]:
+    """Every way a caption can say `value`."""
+    return {
+        "size": A.SIZE_WORDS.get(value, ()),
+        "texture": A.TEXTURE_ADJECTIVES.get(value, ()) + A.TEXTURE_SUFFIXES.get(value, ()),
+        "relation": A.RELATION_WORDS.get(value, ()),
+        "position": ("center", "middle") if value == "center" else (value,),
+    }.get(family.name, (value,))
+
+
+@pytest.mark.parametrize("stage", range(NUM_STAGES))
+def test_every_concept_of_a_stage_is_in_its_captions(stage):
+    """Each value a stage knows, of every family (each of its hundreds of glyphs too), is named in
+    that stage's captions: nothing is drawn that the text never teaches."""
+    rng = np.random.default_rng(stage)
+    text = " " + " ".join(caption(sample_scene(rng, stage), stage, rng) for _ in range(12_000)) + " "
+    for family in A.FAMILIES:
+        for value in family.values(stage):
+            assert any(f" {w}" in text for w in _wordings(family, value)), (stage, family.name, value)
+
+
+def test_glyphs_are_many_distinct_and_named_apart_from_every_caption_word():
+    from growclip.data.corpus.glyphs import glyph_patterns
+
+    names = A.GLYPH.all_values
+    assert len(names) >= 200 and len(set(names)) == len(names)
+    assert all(len(A.GLYPH.values(k)) < len(A.GLYPH.values(k + 1)) for k in range(NUM_STAGES - 1))
+    other_words = {w for f in A.FAMILIES if f is not A.GLYPH for v in f.all_values for w in v.split()}
+    other_words |= {w for frame in A.FRAMES for w in frame.split()}
+    assert not other_words & set(names)
+    patterns = glyph_patterns(len(names))
+    assert len(set(patterns)) == len(patterns) and all(4 <= len(p) <= 6 for p in patterns)
+
+
 def test_new_stage_values_appear_in_their_stage_only():
     rng = np.random.default_rng(1)
-    shapes_0 = {sample_scene(rng, 0).things[0].shape for _ in range(200)}
-    shapes_3 = {thing.shape for _ in range(400) for thing in sample_scene(rng, 3).things}
-    assert shapes_0 == set(A.SHAPE.values(0))
-    assert shapes_3 == set(A.SHAPE.all_values)
+    shapes_0 = {sample_scene(rng, 0).things[0].shape for _ in range(400)}
+    shapes_3 = {thing.shape for _ in range(6000) for thing in sample_scene(rng, 3).things}
+    assert shapes_0 == set(A.SHAPE.values(0)) | set(A.GLYPH.values(0))
+    assert shapes_3 == set(A.SHAPE.all_values) | set(A.GLYPH.all_values)
 
 
 def test_at_least_nine_tasks_with_balanced_labels():

@@ -228,7 +228,8 @@ def test_initial_weights_follow_clips_width_scaled_scheme():
         kind = next((k for k in expected if name.endswith(k)), None)
         if kind is not None:
             seen.add(kind)
-            assert param.std().item() == pytest.approx(expected[kind], rel=0.12), name
+            spread = 4 / (2 * param.numel()) ** 0.5  # four standard errors of a sample std
+            assert param.std().item() == pytest.approx(expected[kind], rel=max(0.12, spread)), name
             assert param.mean().abs().item() < 3 * expected[kind] / param.numel() ** 0.5, name
         elif name.endswith("bias") and "blocks" in name:
             assert torch.count_nonzero(param) == 0, name

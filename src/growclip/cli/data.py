@@ -33,7 +33,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--stages", type=int_list, default=tuple(range(NUM_STAGES)), help="stages to write (default all)")
     add("--stage-sizes", type=int_list, default=DEFAULT_STAGE_SIZES, help="pairs per stage")
     add("--seed", type=SEED_VALUE, default=0, help="corpus seed (default 0)")
-    add("--image-size", type=SIZE, default=32, help="image side in pixels (default 32)")
+    add("--image-size", type=SIZE, default=64, help="image side in pixels (default 64)")
     add("--retrieval-images", type=COUNT, default=500, help="held-out retrieval images (0 = none)")
     add("--zeroshot-images-per-class", type=COUNT, default=0,
         help="also write each zero-shot task as class folders (for `growclip eval --zeroshot-data`)")

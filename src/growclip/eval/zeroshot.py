@@ -29,8 +29,10 @@ def evaluate_zeroshot(model: CLIP, tokenizer: Tokenizer, task: ZeroShotTask, pre
     if not len(labels):
         raise ValueError(f"zero-shot task {task.name!r}: none of its {len(task.dataset)} images could be read")
     logits = image_features @ classifier.t()  # (N, C)
+    with torch.no_grad():  # as trained: cosine similarities times the learned temperature
+        loss = F.cross_entropy(logits * model.scale().float().cpu(), labels).item()
     results = {"top1": topk_accuracy(logits, labels, 1),
-               "mean_per_class_recall": mean_per_class_recall(logits, labels)}
+               "mean_per_class_recall": mean_per_class_recall(logits, labels), "loss": loss}
     if len(task.classnames) >= 5:
         results["top5"] = topk_accuracy(logits, labels, 5)
     results["classes"] = len(task.classnames)

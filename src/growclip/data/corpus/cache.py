@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_CACHE_MIB = 512
+DEFAULT_CACHE_MIB = 1536
 
 
 class SampleCache:

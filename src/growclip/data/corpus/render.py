@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from growclip.data.corpus import attributes as A
+from growclip.data.corpus.glyphs import GRID, glyph_patterns
 from growclip.data.corpus.scenes import Scene, Thing
 
 
@@ -33,6 +34,7 @@ POLYGONS = {
     "pentagon": _regular(5),
     "arrow": [(-1, -0.3), (0.2, -0.3), (0.2, -0.75), (1, 0), (0.2, 0.75), (0.2, 0.3), (-1, 0.3)],
 }
+GLYPH_PATTERNS = dict(zip(A.GLYPH.all_values, glyph_patterns(len(A.GLYPH.all_values))))
 
 
 def shape_mask(thing: Thing, image_size: int, radius_jitter: float) -> np.ndarray:
@@ -42,7 +44,12 @@ def shape_mask(thing: Thing, image_size: int, radius_jitter: float) -> np.ndarra
     radius = A.SIZE_FRACTION[thing.size] * image_size / 2 * radius_jitter
     cx, cy = thing.x * image_size, thing.y * image_size
     box = (cx - radius, cy - radius, cx + radius, cy + radius)
-    if thing.shape == "circle":
+    if thing.shape in GLYPH_PATTERNS:
+        cell = 2 * radius / GRID
+        for row, column in GLYPH_PATTERNS[thing.shape]:
+            left, top = box[0] + column * cell, box[1] + row * cell
+            draw.rectangle((left, top, left + cell, top + cell), fill=255)  # edges shared: no seams
+    elif thing.shape == "circle":
         draw.ellipse(box, fill=255)
     elif thing.shape == "semicircle":
         draw.pieslice((box[0], box[1] + radius / 2, box[2], box[3] + radius / 2), 180, 360, fill=255)
@@ -51,12 +58,16 @@ def shape_mask(thing: Thing, image_size: int, radius_jitter: float) -> np.ndarra
     return np.asarray(canvas) > 0
 
 
-def _erode(mask: np.ndarray) -> np.ndarray:
+def _erode(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """`mask` less a border `pixels` wide (4-neighbourhood)."""
     inner = mask.copy()
-    inner[1:] &= mask[:-1]
-    inner[:-1] &= mask[1:]
-    inner[:, 1:] &= mask[:, :-1]
-    inner[:, :-1] &= mask[:, 1:]
+    for _ in range(pixels):
+        shrunk = inner.copy()
+        shrunk[1:] &= inner[:-1]
+        shrunk[:-1] &= inner[1:]
+        shrunk[:, 1:] &= inner[:, :-1]
+        shrunk[:, :-1] &= inner[:, 1:]
+        inner = shrunk
     return inner
 
 
@@ -73,13 +84,14 @@ def _patterns(image_size: int) -> dict[str, np.ndarray]:
 
 
 def texture_mask(mask: np.ndarray, texture: str, image_size: int) -> np.ndarray:
-    """Pixels of the silhouette painted in the object's colour: patterns keep a one-pixel
-    outline, so the shape stays readable whatever fills it."""
+    """Pixels of the silhouette painted in the object's colour: patterns keep an outline (one
+    pixel per 32 of image side), so the shape stays readable whatever fills it."""
     if texture == "solid":
         return mask
-    inner = _erode(mask)
+    outline = max(1, image_size // 32)
+    inner = _erode(mask, outline)
     if texture == "hollow":
-        return mask & ~_erode(inner)
+        return mask & ~_erode(inner, outline)
     return (mask & ~inner) | (inner & _patterns(image_size)[texture])
 
 
@@ -105,7 +117,7 @@ def render(scene: Scene, image_size: int, rng: np.random.Generator) -> np.ndarra
     image = np.repeat(background(scene.background, image_size, rng), 3, axis=2)
     for thing in scene.things:
         mask = shape_mask(thing, image_size, radius_jitter=rng.uniform(0.9, 1.1))
-        colour = np.asarray(A.RGB[thing.colour], dtype=np.int16) + rng.integers(-20, 21, size=3)
+        colour = np.asarray(A.RGB[thing.colour], dtype=np.int16) + rng.integers(-A.COLOUR_JITTER, A.COLOUR_JITTER + 1, size=3)
         image[texture_mask(mask, thing.texture, image_size)] = colour
     image += rng.integers(-8, 9, size=image.shape, dtype=np.int16)
     return np.clip(image, 0, 255).astype(np.uint8)

@@ -26,7 +26,7 @@ class Thing:
 
 @dataclass(frozen=True)
 class Scene:
-    kind: str  # "single", "count" or "relation"
+    kind: str  # "single", "count", "pair" or "relation"
     things: tuple[Thing, ...]
     background: str
     labels: dict[str, str] = field(default_factory=dict)  # family name -> value, for zero-shot tasks
@@ -39,19 +39,29 @@ def _pick(rng: np.random.Generator, family: A.Family, stage: int, fixed: Fixed) 
     return values[rng.integers(len(values))] if values else family.default
 
 
+def _pick_shape(rng: np.random.Generator, stage: int, fixed: Fixed) -> str:
+    """A named shape or, once glyphs are known, a glyph in `A.GLYPH_SHARE` of objects."""
+    if "shape" in fixed:
+        return fixed["shape"]
+    family = A.GLYPH if A.GLYPH.introduced(stage) and rng.random() < A.GLYPH_SHARE else A.SHAPE
+    return _pick(rng, family, stage, fixed)
+
+
 def _thing(rng: np.random.Generator, stage: int, fixed: Fixed, x: float, y: float,
            sizes: tuple[str, ...] | None = None) -> Thing:
     size = _pick(rng, A.SIZE, stage, fixed)
     if sizes is not None and size not in sizes:
         size = sizes[rng.integers(len(sizes))] if A.SIZE.introduced(stage) else A.SIZE.default
-    return Thing(_pick(rng, A.SHAPE, stage, fixed), _pick(rng, A.COLOUR, stage, fixed), size,
+    return Thing(_pick_shape(rng, stage, fixed), _pick(rng, A.COLOUR, stage, fixed), size,
                  _pick(rng, A.TEXTURE, stage, fixed), x, y)
 
 
 def scene_kinds(stage: int) -> tuple[tuple[str, ...], tuple[float, ...]]:
     """Scene kinds a stage shows and their probabilities."""
     if A.RELATION.introduced(stage):
-        return ("single", "count", "relation"), (0.5, 0.25, 0.25)
+        return ("single", "count", "pair", "relation"), (0.4, 0.2, 0.2, 0.2)
+    if A.COUNT.introduced(stage):
+        return ("single", "count", "pair"), (0.6, 0.2, 0.2)
     return ("single",), (1.0,)
 
 
@@ -66,6 +76,8 @@ def sample_scene(rng: np.random.Generator, stage: int, kind: str | None = None, 
         return _single(rng, stage, fixed, background)
     if kind == "count":
         return _count(rng, stage, fixed, background)
+    if kind == "pair":
+        return _pair(rng, stage, fixed, background)
     if kind == "relation":
         return _relation(rng, stage, fixed, background)
     raise ValueError(f"unknown scene kind {kind!r}")
@@ -94,6 +106,21 @@ def _count(rng: np.random.Generator, stage: int, fixed: Fixed, background: str) 
                             x + rng.uniform(-0.03, 0.03), y + rng.uniform(-0.03, 0.03)))
     labels = {"count": count, "shape": template.shape, "colour": template.colour, "background": background}
     return Scene("count", tuple(things), background, labels)
+
+
+def _pair(rng: np.random.Generator, stage: int, fixed: Fixed, background: str) -> Scene:
+    """Two different objects at two different named positions, each described with its own."""
+    positions = A.POSITION.values(stage)
+    first_at, second_at = (positions[i] for i in rng.permutation(len(positions))[:2])
+    things = []
+    for position in (first_at, second_at):
+        x, y = A.POSITION_XY[position]
+        things.append(_thing(rng, stage, fixed, x + rng.uniform(-0.03, 0.03), y + rng.uniform(-0.03, 0.03),
+                             sizes=("small", "medium")))
+    while (things[1].shape, things[1].colour) == (things[0].shape, things[0].colour):
+        things[1] = _thing(rng, stage, {}, things[1].x, things[1].y, sizes=("small", "medium"))
+    labels = {"background": background, "first_position": first_at, "second_position": second_at}
+    return Scene("pair", tuple(things), background, labels)
 
 
 def _relation(rng: np.random.Generator, stage: int, fixed: Fixed, background: str) -> Scene:
@@ -147,6 +174,12 @@ def _noun_phrase(rng: np.random.Generator, thing: Thing, stage: int) -> str:
     return _with_article(f"{adjectives} {thing.shape}{suffix}")
 
 
+def _position_phrase(rng: np.random.Generator, position: str) -> str:
+    if position == "center":
+        return _choice(rng, A.CENTER_PHRASES)
+    return _choice(rng, A.POSITION_PHRASES).format(position)
+
+
 def _background_phrase(rng: np.random.Generator, scene: Scene, stage: int) -> str:
     if not A.BACKGROUND.introduced(stage):
         return ""
@@ -158,11 +191,7 @@ def caption(scene: Scene, stage: int, rng: np.random.Generator) -> str:
     if scene.kind == "single":
         thing = scene.things[0]
         body = _noun_phrase(rng, thing, stage)
-        location = ""
-        if A.POSITION.introduced(stage):
-            position = scene.labels["position"]
-            location = (_choice(rng, A.CENTER_PHRASES) if position == "center"
-                        else _choice(rng, A.POSITION_PHRASES).format(position))
+        location = _position_phrase(rng, scene.labels["position"]) if A.POSITION.introduced(stage) else ""
         background = _background_phrase(rng, scene, stage)
         tail = location + background if rng.random() < 0.5 else background + location
     elif scene.kind == "count":
@@ -171,6 +200,12 @@ def caption(scene: Scene, stage: int, rng: np.random.Generator) -> str:
         count = scene.labels["count"]
         noun = thing.shape if count == "one" else A.plural(thing.shape)
         body, tail = f"{count} {adjectives} {noun}{suffix}", _background_phrase(rng, scene, stage)
+    elif scene.kind == "pair":
+        described = [_noun_phrase(rng, thing, stage) + _position_phrase(rng, scene.labels[f"{which}_position"])
+                     for thing, which in zip(scene.things, ("first", "second"))]
+        if rng.random() < 0.5:
+            described.reverse()
+        body, tail = _choice(rng, A.PAIR_JOINERS).join(described), _background_phrase(rng, scene, stage)
     else:
         first, second = scene.things
         relation = scene.labels["relation"]

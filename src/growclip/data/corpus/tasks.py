@@ -19,10 +19,11 @@ class CorpusTask:
     fixed: Callable[[int], Fixed]  # class index -> family values pinned for its images
 
 
-def _family_task(name: str, family: A.Family, kind: str, templates: tuple[str, ...]) -> CorpusTask:
-    """Classify one family's value."""
-    values = family.all_values
-    return CorpusTask(name, kind, values, templates, lambda label: {family.name: values[label]})
+def _family_task(name: str, family: A.Family, kind: str, templates: tuple[str, ...],
+                 key: str | None = None) -> CorpusTask:
+    """Classify one family's value (pinned in the scene as `key`, default the family's name)."""
+    values, key = family.all_values, key or family.name
+    return CorpusTask(name, kind, values, templates, lambda label: {key: values[label]})
 
 
 RELATION_OBJECTS = (("red", "circle"), ("blue", "square"), ("green", "triangle"))
@@ -53,6 +54,7 @@ def _prompts(pattern: str) -> tuple[str, ...]:
 
 TASKS = (
     _family_task("shape", A.SHAPE, "single", _prompts("a photo of a {colour} {{}}")),
+    _family_task("glyph", A.GLYPH, "single", _prompts("a photo of a {colour} {{}}"), key="shape"),
     _family_task("colour", A.COLOUR, "single", _prompts("a photo of a {{}} {shape}")),
     _family_task("size", A.SIZE, "single", _prompts("a photo of a {{}} {colour} {shape}")),
     _family_task("texture", A.TEXTURE, "single", _prompts("a photo of a {colour} {{}} {shape}")),
