@@ -5,7 +5,8 @@ A task at chance zero-shot but high under the feature probe is the text side's o
 fault; one low under both probes is the image features'; one low even on pixels is not linearly
 readable from the image at all. `--supervised TASK ...` then tells whether the architecture can see
 a task at this resolution: a fresh image tower of the same config trained on the task's labels
-(cross-entropy, `--supervised-steps` at batch 128). High there but low in the contrastive model's
+(cross-entropy, `--supervised-steps` at batch 128). It needs many images: on 4,000 shape images a
+`clip-tiny` tower reached 0.96 on its training batches and 0.19 on held-out ones. High there but low in the contrastive model's
 features means the contrastive training (its signal or budget) did not get to it.
 
     python benchmarks/task_ceiling.py --checkpoint runs/clip-small [--supervised shape position]
@@ -89,8 +90,9 @@ def main() -> None:
     parser.add_argument("--train-per-class", type=int, default=100, help="probe training images per class")
     parser.add_argument("--probe-seed", type=int, default=1, help="corpus seed of the probe training images")
     parser.add_argument("--supervised", nargs="*", default=[], help="tasks to train a fresh image tower on")
-    parser.add_argument("--supervised-steps", type=int, default=300)
-    parser.add_argument("--supervised-per-class", type=int, default=1000, help="its training images per class")
+    parser.add_argument("--supervised-steps", type=int, default=600)
+    parser.add_argument("--supervised-per-class", type=int, default=3000,
+                        help="its training images per class (fewer per class for large label sets)")
     parser.add_argument("--output", help="JSON file (default: task_ceiling.json in the checkpoint folder)")
     args = parser.parse_args()
     checkpoint = resolve_checkpoint(args.checkpoint)

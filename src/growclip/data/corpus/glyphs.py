@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
-from itertools import combinations
+from itertools import combinations, pairwise
 
 import numpy as np
 
@@ -35,7 +35,7 @@ def glyph_names(per_stage: Sequence[int]) -> tuple[tuple[str, ...], ...]:
         if name not in names:
             names.append(name)
     bounds = np.cumsum([0, *per_stage])
-    return tuple(tuple(names[a:b]) for a, b in zip(bounds[:-1], bounds[1:]))
+    return tuple(tuple(names[a:b]) for a, b in pairwise(bounds))
 
 
 def _touching(pattern: Pattern) -> bool:

@@ -37,25 +37,34 @@ POLYGONS = {
 GLYPH_PATTERNS = dict(zip(A.GLYPH.all_values, glyph_patterns(len(A.GLYPH.all_values))))
 
 
-def shape_mask(thing: Thing, image_size: int, radius_jitter: float) -> np.ndarray:
-    """Boolean (S, S) mask of the object's silhouette."""
+def _canvas(image_size: int) -> tuple[Image.Image, ImageDraw.ImageDraw]:
     canvas = Image.new("L", (image_size, image_size), 0)
-    draw = ImageDraw.Draw(canvas)
+    return canvas, ImageDraw.Draw(canvas)
+
+
+def shape_masks(thing: Thing, image_size: int, radius_jitter: float) -> list[np.ndarray]:
+    """Boolean (S, S) masks of the object's parts: the silhouette of a named shape, or each
+    filled cell of a glyph (textured one by one, so the cell pattern shows in every texture)."""
     radius = A.SIZE_FRACTION[thing.size] * image_size / 2 * radius_jitter
     cx, cy = thing.x * image_size, thing.y * image_size
     box = (cx - radius, cy - radius, cx + radius, cy + radius)
     if thing.shape in GLYPH_PATTERNS:
         cell = 2 * radius / GRID
-        for row, column in GLYPH_PATTERNS[thing.shape]:
+        masks = []
+        for row, column in sorted(GLYPH_PATTERNS[thing.shape]):
+            canvas, draw = _canvas(image_size)
             left, top = box[0] + column * cell, box[1] + row * cell
-            draw.rectangle((left, top, left + cell, top + cell), fill=255)  # edges shared: no seams
-    elif thing.shape == "circle":
+            draw.rectangle((left, top, left + cell - 1, top + cell - 1), fill=255)
+            masks.append(np.asarray(canvas) > 0)
+        return masks
+    canvas, draw = _canvas(image_size)
+    if thing.shape == "circle":
         draw.ellipse(box, fill=255)
     elif thing.shape == "semicircle":
         draw.pieslice((box[0], box[1] + radius / 2, box[2], box[3] + radius / 2), 180, 360, fill=255)
     else:
         draw.polygon([(cx + radius * x, cy + radius * y) for x, y in POLYGONS[thing.shape]], fill=255)
-    return np.asarray(canvas) > 0
+    return [np.asarray(canvas) > 0]
 
 
 def _erode(mask: np.ndarray, pixels: int) -> np.ndarray:
@@ -116,8 +125,9 @@ def render(scene: Scene, image_size: int, rng: np.random.Generator) -> np.ndarra
     """(S, S, 3) uint8 image; colours, sizes and pixels are jittered by `rng`."""
     image = np.repeat(background(scene.background, image_size, rng), 3, axis=2)
     for thing in scene.things:
-        mask = shape_mask(thing, image_size, radius_jitter=rng.uniform(0.9, 1.1))
-        colour = np.asarray(A.RGB[thing.colour], dtype=np.int16) + rng.integers(-A.COLOUR_JITTER, A.COLOUR_JITTER + 1, size=3)
-        image[texture_mask(mask, thing.texture, image_size)] = colour
+        parts = shape_masks(thing, image_size, radius_jitter=rng.uniform(0.9, 1.1))
+        jitter = rng.integers(-A.COLOUR_JITTER, A.COLOUR_JITTER + 1, size=3)
+        for part in parts:
+            image[texture_mask(part, thing.texture, image_size)] = np.asarray(A.RGB[thing.colour], np.int16) + jitter
     image += rng.integers(-8, 9, size=image.shape, dtype=np.int16)
     return np.clip(image, 0, 255).astype(np.uint8)
