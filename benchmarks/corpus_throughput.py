@@ -1,7 +1,7 @@
 """Embedded-corpus generation speed: image-caption pairs per second on one core, rendered, and
 read again from the corpus's in-memory cache (as every epoch after a run's first does).
 
-    python benchmarks/corpus_throughput.py [--pairs 4000] [--repeats 5] [--image-size 32]
+    python benchmarks/corpus_throughput.py [--pairs 4000] [--repeats 5] [--image-size 64]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=4000, help="pairs per timed repeat")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--image-size", type=int, default=64)
     args = parser.parse_args()
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
     torch.set_num_threads(1)

@@ -6,8 +6,8 @@ fault; one low under both probes is the image features'; one low even on pixels 
 readable from the image at all. `--supervised TASK ...` then tells whether the architecture can see
 a task at this resolution: a fresh image tower of the same config trained on the task's labels
 (cross-entropy, `--supervised-steps` at batch 128). It needs many images: on 4,000 shape images a
-`clip-tiny` tower reached 0.96 on its training batches and 0.19 on held-out ones. High there but low in the contrastive model's
-features means the contrastive training (its signal or budget) did not get to it.
+`clip-tiny` tower reached 0.96 on its training batches and 0.19 on held-out ones. High there but
+low in the contrastive model's features means the contrastive training (its signal or budget) did not get to it.
 
     python benchmarks/task_ceiling.py --checkpoint runs/clip-small [--supervised shape position]
 

@@ -1,7 +1,7 @@
 """Training step speed: samples/s of one full optimizer step on synthetic inputs, fp32 and bf16, and
 with `--peer` open_clip's own step on the same architecture and batch, side by side in one run.
 
-Reference: `clip-base` (width 256, 6 vision + 6 text layers, 32 px images, patch 4, context 32),
+Reference: `clip-base` (width 256, 6 vision + 6 text layers, 64 px images, patch 8, context 40),
 batch 128. Each tool runs in a worker process of its own environment (open_clip's in the peer
 environment of `peer_openclip.py`, made on first use) that builds its model once; the windows of
 every tool and precision alternate, so that all see the same machine state. Prints the median of
