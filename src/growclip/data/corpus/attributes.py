@@ -3,7 +3,7 @@ captions use for them.
 
 A family that a stage does not know yet takes its default value and is never mentioned, so a
 stage-0 model has never been told that size, texture or background exist. Besides ten named
-shapes, objects can be glyphs: procedurally drawn outlines with made-up names (`glyphs.py`),
+shapes, objects can be glyphs: procedurally made cell patterns with made-up names (`glyphs.py`),
 dozens more each stage, so that the concept space outgrows a small model as web data does.
 """
 
@@ -32,10 +32,6 @@ class Family:
 
     def introduced(self, stage: int) -> bool:
         return bool(self.values(stage))
-
-    def stage_of(self, value: str) -> int:
-        """The stage that introduces `value`."""
-        return next(k for k, group in enumerate(self.values_by_stage) if value in group)
 
     @property
     def all_values(self) -> tuple[str, ...]:
