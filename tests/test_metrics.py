@@ -40,3 +40,29 @@ def test_retrieval_with_several_captions_per_image():
     # text -> image: caption 0 best image 0 (0.1 vs 0.0) hit; 1: 0.8 vs 0.1 hit; 2: 0.9 vs 0.2 miss; 3: hit
     assert recalls["text_to_image_R@1"] == pytest.approx(3 / 4)
     assert recalls["text_to_image_R@2"] == pytest.approx(1.0)
+
+
+def test_zeroshot_loss_is_at_the_models_temperature_and_chance_is_ln_classes():
+    """At temperature ~0 every class is equally likely, so the loss is ln(classes); at the model's
+    own temperature it is the cross-entropy of its scaled similarities."""
+    import math
+
+    import numpy as np
+
+    from growclip.data.evalsets import ZeroShotTask
+    from growclip.data.tokenizer import Tokenizer
+    from growclip.eval.zeroshot import evaluate_zeroshot
+    from growclip.model import create_model, load_config
+
+    classes = ("red", "green", "blue", "black")
+    tokenizer = Tokenizer.train([f"a {c} square" for c in classes] * 4, vocab_size=300, context_length=16)
+    model = create_model(load_config("clip-tiny", image_size=16, patch_size=8, context_length=16,
+                                     vocab_size=tokenizer.vocab_size), seed=0).eval()
+    rng = np.random.default_rng(0)
+    images = [(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8), label % 4) for label in range(12)]
+    task = ZeroShotTask("colours", classes, ("a {} square",), images)
+    at_own_scale = evaluate_zeroshot(model, tokenizer, task)["loss"]
+    with torch.no_grad():
+        model.logit_scale.fill_(-30.0)  # temperature exp(-30): all logits ~0
+    assert evaluate_zeroshot(model, tokenizer, task)["loss"] == pytest.approx(math.log(4), abs=1e-5)
+    assert at_own_scale != pytest.approx(math.log(4), abs=1e-3)
