@@ -37,11 +37,6 @@ POLYGONS = {
 GLYPH_PATTERNS = dict(zip(A.GLYPH.all_values, glyph_patterns(len(A.GLYPH.all_values))))
 
 
-def _canvas(image_size: int) -> tuple[Image.Image, ImageDraw.ImageDraw]:
-    canvas = Image.new("L", (image_size, image_size), 0)
-    return canvas, ImageDraw.Draw(canvas)
-
-
 def shape_masks(thing: Thing, image_size: int, radius_jitter: float) -> list[np.ndarray]:
     """Boolean (S, S) masks of the object's parts: the silhouette of a named shape, or each
     filled cell of a glyph (textured one by one, so the cell pattern shows in every texture)."""
@@ -49,15 +44,16 @@ def shape_masks(thing: Thing, image_size: int, radius_jitter: float) -> list[np.
     cx, cy = thing.x * image_size, thing.y * image_size
     box = (cx - radius, cy - radius, cx + radius, cy + radius)
     if thing.shape in GLYPH_PATTERNS:
-        cell = 2 * radius / GRID
+        edges = np.rint(np.asarray(box[:2])[:, None] + 2 * radius / GRID * np.arange(GRID + 1)).astype(int)
+        edges = np.clip(edges, 0, image_size)  # (x or y, GRID + 1) pixel edges of the cells
         masks = []
         for row, column in sorted(GLYPH_PATTERNS[thing.shape]):
-            canvas, draw = _canvas(image_size)
-            left, top = box[0] + column * cell, box[1] + row * cell
-            draw.rectangle((left, top, left + cell - 1, top + cell - 1), fill=255)
-            masks.append(np.asarray(canvas) > 0)
+            mask = np.zeros((image_size, image_size), dtype=bool)
+            mask[edges[1, row]:edges[1, row + 1], edges[0, column]:edges[0, column + 1]] = True
+            masks.append(mask)
         return masks
-    canvas, draw = _canvas(image_size)
+    canvas = Image.new("L", (image_size, image_size), 0)
+    draw = ImageDraw.Draw(canvas)
     if thing.shape == "circle":
         draw.ellipse(box, fill=255)
     elif thing.shape == "semicircle":
@@ -126,8 +122,8 @@ def render(scene: Scene, image_size: int, rng: np.random.Generator) -> np.ndarra
     image = np.repeat(background(scene.background, image_size, rng), 3, axis=2)
     for thing in scene.things:
         parts = shape_masks(thing, image_size, radius_jitter=rng.uniform(0.9, 1.1))
-        jitter = rng.integers(-A.COLOUR_JITTER, A.COLOUR_JITTER + 1, size=3)
+        colour = np.asarray(A.RGB[thing.colour], np.int16) + rng.integers(-A.COLOUR_JITTER, A.COLOUR_JITTER + 1, 3)
         for part in parts:
-            image[texture_mask(part, thing.texture, image_size)] = np.asarray(A.RGB[thing.colour], np.int16) + jitter
+            image[texture_mask(part, thing.texture, image_size)] = colour
     image += rng.integers(-8, 9, size=image.shape, dtype=np.int16)
     return np.clip(image, 0, 255).astype(np.uint8)
