@@ -1,0 +1,204 @@
+"""The compute-optimal frontier on the embedded corpus: fixed sizes, each trained from scratch at
+several training budgets with a fully decayed schedule; which size is best at each budget, and how
+fast that size grows with compute (N_opt ∝ C^a, the IsoFLOP method of Chinchilla's approach 2).
+
+    python benchmarks/frontier.py                           # the whole grid, seed 0 (finished runs are kept)
+    python benchmarks/frontier.py --budgets 10 --seeds 1 2  # more seeds where the curves cross
+    python benchmarks/frontier.py --report                  # table, fit and plot from the committed runs only
+    python benchmarks/frontier.py --lr 2e-3 --results benchmarks/results/frontier-lr2e-3 --budgets 3
+
+Every finished run's summary is committed under benchmarks/results/frontier/ and read back instead
+of trained again, so the grid can be completed over several sessions and on several machines (each
+summary names its CPU and precision). Runs shorter than --min-steps optimizer steps are skipped:
+such a run measures its warm-up, not its size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from compare_models import BATCH, parse_model, run_one
+from growclip.model import model_cost, train_flops_per_sample
+
+RESULTS = Path(__file__).parent / "results" / "frontier"  # the grid at the default settings
+# name -> preset and overrides; widths keep 32-wide attention heads where they can
+SIZES = {
+    "w16-l1": "clip-small:width=16,embed_dim=16,heads=1,vision_layers=1,text_layers=1",
+    "w32-l1": "clip-small:width=32,embed_dim=32,heads=1,vision_layers=1,text_layers=1",
+    "w48-l2": "clip-small:width=48,embed_dim=48,heads=2,vision_layers=2,text_layers=2",
+    "w64-l2": "clip-tiny",
+    "w96-l3": "clip-small:width=96,embed_dim=96,heads=3,vision_layers=3,text_layers=3",
+    "w128-l4": "clip-small",
+    "w192-l4": "clip-small:width=192,embed_dim=192,heads=6",
+}
+BUDGETS = (0.1, 0.3, 1.0, 3.0, 10.0)  # training TFLOP
+METRICS = ("heldout_loss", "gallery_image_to_text_R@1", "zeroshot_mean_top1")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One size at one budget: the median over its seeds."""
+
+    size: str
+    params: float  # millions
+    tflop: float
+    seeds: int
+    heldout_loss: float
+    gallery_r1: float
+    top1: float
+
+
+def cpu_name() -> str:
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    return model + (", avx512_bf16" if "avx512_bf16" in info else ", no avx512_bf16")
+
+
+def result_path(results: Path, size: str, tflop: float, seed: int) -> Path:
+    return results / f"{size}-{tflop:g}T-seed{seed}.json"
+
+
+def run_grid(args: argparse.Namespace) -> None:
+    args.results.mkdir(parents=True, exist_ok=True)
+    for tflop in args.budgets:
+        for size in args.sizes:
+            config = parse_model(SIZES[size])
+            samples = int(tflop * 1e12 // train_flops_per_sample(config))
+            steps = samples // BATCH
+            if steps < args.min_steps:
+                print(f"{size} at {tflop:g} TFLOP: {steps} steps, skipped", flush=True)
+                continue
+            for seed in args.seeds:
+                path = result_path(args.results, size, tflop, seed)
+                if path.is_file():
+                    continue
+                args.warmup = max(1, min(args.max_warmup, steps // 10))
+                run = run_one(f"{size}-{tflop:g}T", config, samples, seed, args)
+                summary = {"size": size, "model": SIZES[size], "params_M": model_cost(config).params / 1e6,
+                           "tflop": tflop, "steps": steps, "lr": args.lr, "warmup": args.warmup,
+                           "precision": args.precision, "cpu": cpu_name(), **run}
+                path.write_text(json.dumps(summary, indent=2) + "\n")
+                print(f"{size} at {tflop:g} TFLOP seed {seed}: held-out loss {run['heldout_loss']:.3f}, "
+                      f"mean top-1 {run['zeroshot_mean_top1']:.3f}, {run['minutes']:.1f} min", flush=True)
+
+
+def read_points(results: Path) -> list[Point]:
+    runs: dict[tuple[str, float], list[dict]] = {}
+    for path in sorted(results.glob("*.json")):
+        run = json.loads(path.read_text())
+        runs.setdefault((run["size"], run["tflop"]), []).append(run)
+    return [Point(size, rs[0]["params_M"], tflop, len(rs),
+                  *(statistics.median(r[m] for r in rs) for m in METRICS))
+            for (size, tflop), rs in sorted(runs.items(), key=lambda item: (item[0][1], item[1][0]["params_M"]))]
+
+
+def optimal_size(points: list[Point]) -> tuple[float, str]:
+    """The size of least held-out loss at one budget, as a parabola in log N through the best and its
+    neighbours (the IsoFLOP minimum); 'edge' when the best is the smallest or largest size run."""
+    points = sorted(points, key=lambda p: p.params)
+    best = min(range(len(points)), key=lambda i: points[i].heldout_loss)
+    if best in (0, len(points) - 1):
+        return points[best].params, "edge"
+    trio = points[best - 1: best + 2]
+    x = np.log([p.params for p in trio])
+    a, b, _ = np.polyfit(x, [p.heldout_loss for p in trio], 2)
+    vertex = -b / (2 * a) if a > 0 else x[1]
+    return float(math.exp(np.clip(vertex, x[0], x[2]))), "interior"
+
+
+def report(points: list[Point]) -> str:
+    sizes = sorted({(p.params, p.size) for p in points})
+    budgets = sorted({p.tflop for p in points})
+    at = {(p.size, p.tflop): p for p in points}
+    header = "| size | params | " + " | ".join(f"{c:g} TFLOP" for c in budgets) + " |"
+    lines = ["held-out loss / gallery R@1 (I->T) / mean zero-shot top-1, median of the seeds (seeds run)", "",
+             header, "|---" * (len(budgets) + 2) + "|"]
+    for params, size in sizes:
+        cells = [f"{p.heldout_loss:.3f} / {p.gallery_r1:.3f} / {p.top1:.3f} ({p.seeds})" if (p := at.get((size, c)))
+                 else "-" for c in budgets]
+        lines.append(f"| {size} | {params:.2f} M | " + " | ".join(cells) + " |")
+    lines += ["", "| TFLOP | sizes run | best by held-out loss | N_opt (IsoFLOP fit) | best by gallery R@1 | "
+              "best by mean top-1 |", "|---|---|---|---|---|---|"]
+    optima = []
+    for c in budgets:
+        here = [p for p in points if p.tflop == c]
+        n_opt, where = optimal_size(here)
+        if where == "interior" or len(here) >= 2:
+            optima.append((c, n_opt, where))
+        pick = {m: min(here, key=key).size for m, key in (("loss", lambda p: p.heldout_loss),
+                                                          ("r1", lambda p: -p.gallery_r1),
+                                                          ("top1", lambda p: -p.top1))}
+        lines.append(f"| {c:g} | {len(here)} | {pick['loss']} | {n_opt:.2f} M ({where}) | {pick['r1']} | "
+                     f"{pick['top1']} |")
+    interior = [(c, n) for c, n, where in optima if where == "interior"]
+    if len(interior) >= 2:
+        a, _ = np.polyfit(np.log([c for c, _ in interior]), np.log([n for _, n in interior]), 1)
+        growth = interior[-1][1] / interior[0][1]
+        lines += ["", f"Fitted on the {len(interior)} budgets with an interior optimum: N_opt ∝ C^{a:.2f}; "
+                  f"N_opt grows {growth:.1f}x from {interior[0][0]:g} to {interior[-1][0]:g} TFLOP "
+                  f"({interior[-1][0] / interior[0][0]:.0f}x the compute)."]
+    else:
+        lines += ["", "Fewer than two budgets have an interior optimum: no exponent fitted."]
+    return "\n".join(lines)
+
+
+def plot(points: list[Point], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for params, size in sorted({(p.params, p.size) for p in points}):
+        mine = sorted((p for p in points if p.size == size), key=lambda p: p.tflop)
+        for ax, values in zip(axes, ([p.heldout_loss for p in mine], [p.gallery_r1 for p in mine],
+                                     [p.top1 for p in mine])):
+            ax.plot([p.tflop for p in mine], values, marker="o", label=f"{size} ({params:.2f} M)")
+    for ax, title in zip(axes, ("held-out contrastive loss", "gallery R@1 image->text (5,000 pairs)",
+                                "mean zero-shot top-1 (10 tasks)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("training TFLOP")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    parser.add_argument("--budgets", type=float, nargs="+", default=list(BUDGETS), help="training TFLOP")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--min-steps", type=int, default=30)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--max-warmup", type=int, default=50, help="warm-up: a tenth of the steps, at most this")
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--output", help="the runs' folders (checkpoints, metrics); default runs/<results' name>")
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="where the finished runs' summaries are kept (another folder for other settings)")
+    parser.add_argument("--report", action="store_true", help="only the table, fit and plot of committed runs")
+    args = parser.parse_args()
+    args.eval_at = None
+    args.output = args.output or f"runs/{args.results.name}"  # run_one reads a finished run back from here
+    if not args.report:
+        run_grid(args)
+    points = read_points(args.results)
+    if not points:
+        raise SystemExit(f"no finished runs in {args.results}")
+    print(report(points))
+    figure = args.results.with_suffix(".png")
+    plot(points, figure)
+    print(f"\nplot: {figure}")
+
+
+if __name__ == "__main__":
+    main()
