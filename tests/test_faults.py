@@ -1,5 +1,5 @@
 """Fault injection: every ordinary fault either keeps the run and its records, or stops with one
-clear line; nothing is lost silently (README, "Reliability")."""
+clear line; nothing is lost silently (docs/reliability.md)."""
 
 import io
 import json
@@ -34,7 +34,7 @@ from growclip.train.faults import NonFiniteError, Preempted
 
 @pytest.mark.slow
 def test_sigterm_saves_exits_143_and_the_resumed_run_is_bit_identical(model_json, tmp_path):
-    """The README's preemption recipe: the same command, with --resume latest, run again."""
+    """The preemption recipe of docs/reliability.md: the same command, with --resume latest, run again."""
     whole = tmp_path / "whole"
     assert main(cli_args(settings(model_json, whole))) == 0
     cut = tmp_path / "cut"

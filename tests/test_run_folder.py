@@ -1,6 +1,6 @@
 """A run folder has one owner, and growclip deletes or overwrites only what it wrote: concurrent
 runs, a user's own folders, finished runs, a kill in the middle of a save, failed starts, resuming
-with nothing retyped (README, "Reliability")."""
+with nothing retyped (docs/reliability.md)."""
 
 import json
 import os

@@ -83,7 +83,7 @@ def check_plain_clip(config: ModelConfig) -> None:
     if config.shared_layers or config.stem != "patch" or config.parallel_branch:
         raise InteropError("open_clip and transformers have no shared encoder, conv stem or parallel branch: only "
                            f"a plain CLIP (shared_layers=0, stem=patch, no branch) can go there, not "
-                           f"{config.describe()}; it stays a growclip checkpoint (see the README)")
+                           f"{config.describe()}; it stays a growclip checkpoint (see docs/interop.md)")
 
 
 def open_clip_config(config: ModelConfig, vocab_size: int, text: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -55,7 +55,7 @@ def reader_options(config: TrainConfig) -> ReaderOptions:
 def train_transform(config: TrainConfig, image_size: int, passes: float) -> RandomResizedCrop | CenterCrop:
     """The crop `config.crop_scale` names; by default open_clip's random-resized crop (0.9-1.0 of the
     area) when the run makes more than one pass over its data, none for a single pass. Measured: on a
-    real set seen 40 times (scikit-learn's digits, see README "Learning as well as open_clip") the crop
+    real set seen 40 times (scikit-learn's digits, see docs/results.md) the crop
     is what reaches open_clip; in one pass over the corpus it cannot regularise and costs 2.7 points,
     as it moves and rescales what captions describe (positions, sizes, textures)."""
     scale = config.crop_scale or (OPEN_CLIP_CROP if passes > 1 else NO_CROP)
