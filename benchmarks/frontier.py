@@ -9,8 +9,9 @@ fast that size grows with compute (N_opt ∝ C^a, the IsoFLOP method of Chinchil
 
 Every finished run's summary is committed under benchmarks/results/frontier/ and read back instead
 of trained again, so the grid can be completed over several sessions and on several machines (each
-summary names its CPU and precision). Runs shorter than --min-steps optimizer steps are skipped:
-such a run measures its warm-up, not its size.
+summary names its CPU and precision). Runs shorter than --min-steps optimizer steps are skipped
+(such a run measures its warm-up, not its size), and so are runs of more than --max-passes passes
+over the corpus's 120k pairs.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from compare_models import BATCH, parse_model, run_one
+from growclip.data.corpus import DEFAULT_STAGE_SIZES
 from growclip.model import model_cost, train_flops_per_sample
 
 RESULTS = Path(__file__).parent / "results" / "frontier"  # the grid at the default settings
 # name -> preset and overrides; widths keep 32-wide attention heads where they can
 SIZES = {
+    "w8-l1": "clip-small:width=8,embed_dim=8,heads=1,vision_layers=1,text_layers=1",
     "w16-l1": "clip-small:width=16,embed_dim=16,heads=1,vision_layers=1,text_layers=1",
     "w32-l1": "clip-small:width=32,embed_dim=32,heads=1,vision_layers=1,text_layers=1",
     "w48-l2": "clip-small:width=48,embed_dim=48,heads=2,vision_layers=2,text_layers=2",
@@ -38,7 +41,7 @@ SIZES = {
     "w128-l4": "clip-small",
     "w192-l4": "clip-small:width=192,embed_dim=192,heads=6",
 }
-BUDGETS = (0.1, 0.3, 1.0, 3.0, 10.0)  # training TFLOP
+BUDGETS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)  # training TFLOP
 METRICS = ("heldout_loss", "gallery_image_to_text_R@1", "zeroshot_mean_top1")
 
 
@@ -72,7 +75,7 @@ def run_grid(args: argparse.Namespace) -> None:
             config = parse_model(SIZES[size])
             samples = int(tflop * 1e12 // train_flops_per_sample(config))
             steps = samples // BATCH
-            if steps < args.min_steps:
+            if steps < args.min_steps or samples > args.max_passes * sum(DEFAULT_STAGE_SIZES):
                 print(f"{size} at {tflop:g} TFLOP: {steps} steps, skipped", flush=True)
                 continue
             for seed in args.seeds:
@@ -99,18 +102,42 @@ def read_points(results: Path) -> list[Point]:
             for (size, tflop), rs in sorted(runs.items(), key=lambda item: (item[0][1], item[1][0]["params_M"]))]
 
 
-def optimal_size(points: list[Point]) -> tuple[float, str]:
+@dataclass(frozen=True)
+class Optimum:
+    """The compute-optimal size at one budget."""
+
+    tflop: float
+    params: float  # millions
+    interior: bool  # False: the best is the smallest or largest size run, so the optimum is beyond it
+
+
+def optimum(points: list[Point]) -> Optimum:
     """The size of least held-out loss at one budget, as a parabola in log N through the best and its
-    neighbours (the IsoFLOP minimum); 'edge' when the best is the smallest or largest size run."""
+    neighbours (the IsoFLOP minimum), or the best size itself when it is the smallest or largest run."""
     points = sorted(points, key=lambda p: p.params)
     best = min(range(len(points)), key=lambda i: points[i].heldout_loss)
     if best in (0, len(points) - 1):
-        return points[best].params, "edge"
-    trio = points[best - 1: best + 2]
+        return Optimum(points[best].tflop, points[best].params, interior=False)
+    trio = points[best - 1 : best + 2]
     x = np.log([p.params for p in trio])
     a, b, _ = np.polyfit(x, [p.heldout_loss for p in trio], 2)
     vertex = -b / (2 * a) if a > 0 else x[1]
-    return float(math.exp(np.clip(vertex, x[0], x[2]))), "interior"
+    return Optimum(trio[1].tflop, float(math.exp(np.clip(vertex, x[0], x[2]))), interior=True)
+
+
+def optima(points: list[Point]) -> list[Optimum]:
+    """One per budget where at least three sizes ran."""
+    budgets = sorted({p.tflop for p in points})
+    return [optimum(here) for c in budgets if len(here := [p for p in points if p.tflop == c]) >= 3]
+
+
+def fit(found: list[Optimum]) -> tuple[float, float] | None:
+    """(a, b) of log N_opt = a log C + b over the interior optima; None with fewer than two."""
+    interior = [o for o in found if o.interior]
+    if len(interior) < 2:
+        return None
+    a, b = np.polyfit(np.log([o.tflop for o in interior]), np.log([o.params for o in interior]), 1)
+    return float(a), float(b)
 
 
 def report(points: list[Point]) -> str:
@@ -124,28 +151,22 @@ def report(points: list[Point]) -> str:
         cells = [f"{p.heldout_loss:.3f} / {p.gallery_r1:.3f} / {p.top1:.3f} ({p.seeds})" if (p := at.get((size, c)))
                  else "-" for c in budgets]
         lines.append(f"| {size} | {params:.2f} M | " + " | ".join(cells) + " |")
-    lines += ["", "| TFLOP | sizes run | best by held-out loss | N_opt (IsoFLOP fit) | best by gallery R@1 | "
-              "best by mean top-1 |", "|---|---|---|---|---|---|"]
-    optima = []
-    for c in budgets:
-        here = [p for p in points if p.tflop == c]
-        n_opt, where = optimal_size(here)
-        if where == "interior" or len(here) >= 2:
-            optima.append((c, n_opt, where))
-        pick = {m: min(here, key=key).size for m, key in (("loss", lambda p: p.heldout_loss),
-                                                          ("r1", lambda p: -p.gallery_r1),
-                                                          ("top1", lambda p: -p.top1))}
-        lines.append(f"| {c:g} | {len(here)} | {pick['loss']} | {n_opt:.2f} M ({where}) | {pick['r1']} | "
-                     f"{pick['top1']} |")
-    interior = [(c, n) for c, n, where in optima if where == "interior"]
-    if len(interior) >= 2:
-        a, _ = np.polyfit(np.log([c for c, _ in interior]), np.log([n for _, n in interior]), 1)
-        growth = interior[-1][1] / interior[0][1]
-        lines += ["", f"Fitted on the {len(interior)} budgets with an interior optimum: N_opt ∝ C^{a:.2f}; "
-                  f"N_opt grows {growth:.1f}x from {interior[0][0]:g} to {interior[-1][0]:g} TFLOP "
-                  f"({interior[-1][0] / interior[0][0]:.0f}x the compute)."]
-    else:
+    lines += ["", "| TFLOP | sizes run | N_opt by held-out loss (IsoFLOP fit) | best by gallery R@1 | "
+              "best by mean top-1 |", "|---|---|---|---|---|"]
+    for found in optima(points):
+        here = [p for p in points if p.tflop == found.tflop]
+        best_r1, best_top1 = max(here, key=lambda p: p.gallery_r1), max(here, key=lambda p: p.top1)
+        where = "" if found.interior else ", the edge of the sizes run"
+        lines.append(f"| {found.tflop:g} | {len(here)} | {found.params:.3f} M{where} | {best_r1.size} | "
+                     f"{best_top1.size} |")
+    interior = [o for o in optima(points) if o.interior]
+    if (line := fit(optima(points))) is None:
         lines += ["", "Fewer than two budgets have an interior optimum: no exponent fitted."]
+    else:
+        first, last = interior[0], interior[-1]
+        lines += ["", f"Fitted over the {len(interior)} budgets with an interior optimum: N_opt ∝ C^{line[0]:.2f}; "
+                  f"N_opt grows {last.params / first.params:.1f}x from {first.tflop:g} to {last.tflop:g} TFLOP "
+                  f"({last.tflop / first.tflop:.0f}x the compute)."]
     return "\n".join(lines)
 
 
@@ -155,14 +176,25 @@ def plot(points: list[Point], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
     for params, size in sorted({(p.params, p.size) for p in points}):
         mine = sorted((p for p in points if p.size == size), key=lambda p: p.tflop)
         for ax, values in zip(axes, ([p.heldout_loss for p in mine], [p.gallery_r1 for p in mine],
                                      [p.top1 for p in mine])):
             ax.plot([p.tflop for p in mine], values, marker="o", label=f"{size} ({params:.2f} M)")
+    found = optima(points)
+    for interior, marker in ((True, "o"), (False, "^")):
+        mine = [o for o in found if o.interior == interior]
+        axes[3].scatter([o.tflop for o in mine], [o.params for o in mine], marker=marker,
+                        label="IsoFLOP minimum" if interior else "best size run (edge: the optimum lies beyond)")
+    if (line := fit(found)) is not None:
+        budgets = np.array(sorted({o.tflop for o in found}))
+        axes[3].plot(budgets, np.exp(line[1]) * budgets ** line[0], "k--", label=f"N_opt ∝ C^{line[0]:.2f}")
+    axes[3].set_yscale("log")
+    axes[3].set_ylabel("parameters (M)")
+    axes[3].legend(fontsize=8)
     for ax, title in zip(axes, ("held-out contrastive loss", "gallery R@1 image->text (5,000 pairs)",
-                                "mean zero-shot top-1 (10 tasks)")):
+                                "mean zero-shot top-1 (10 tasks)", "compute-optimal size")):
         ax.set_xscale("log")
         ax.set_xlabel("training TFLOP")
         ax.set_title(title)
@@ -177,7 +209,9 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--budgets", type=float, nargs="+", default=list(BUDGETS), help="training TFLOP")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--min-steps", type=int, default=30)
+    parser.add_argument("--min-steps", type=int, default=30, help="skip shorter runs: they measure their warm-up")
+    parser.add_argument("--max-passes", type=float, default=8,
+                        help="skip runs that would read the corpus more often: slow, and they measure repetition")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--max-warmup", type=int, default=50, help="warm-up: a tenth of the steps, at most this")
     parser.add_argument("--precision", default="fp32")
