@@ -1,11 +1,10 @@
 """The dynamic growth space: children of the current model one or two operators away, within a
 parameter budget that grows with the data seen, plus "do not grow".
 
-Default budget rule: at most `params_per_pair` (20) parameters per training pair seen so far.
-CLIP-style models on the embedded corpus stop gaining from size well below that ratio only
-when trained far longer than a stream step allows (see the capacity table in the README:
-`clip-small`, 1.77 M, pays over `clip-tiny` at 100k-200k pairs), and the rule keeps early steps,
-with little data, from buying capacity they cannot train.
+Default budget rule: at most `params_per_pair` (20) parameters per training pair seen so far, so
+that early steps, with little data, do not buy capacity they cannot train. On the embedded corpus
+the compute-optimal size grows with compute but stays well inside that ratio (benchmarks/RESULTS.md,
+"The compute-optimal frontier": at most 0.012 M parameters up to 1 TFLOP, 0.18 M at 30 TFLOP).
 """
 
 from __future__ import annotations
