@@ -75,8 +75,10 @@ def run_grid(args: argparse.Namespace) -> None:
             config = parse_model(SIZES[size])
             samples = int(tflop * 1e12 // train_flops_per_sample(config))
             steps = samples // BATCH
-            if steps < args.min_steps or samples > args.max_passes * sum(DEFAULT_STAGE_SIZES):
-                print(f"{size} at {tflop:g} TFLOP: {steps} steps, skipped", flush=True)
+            passes = samples / sum(DEFAULT_STAGE_SIZES)
+            if steps < args.min_steps or passes > args.max_passes:
+                print(f"{size} at {tflop:g} TFLOP: {steps} steps, {passes:.1f} passes over the corpus: skipped",
+                      flush=True)
                 continue
             for seed in args.seeds:
                 path = result_path(args.results, size, tflop, seed)
