@@ -110,7 +110,11 @@ class Optimum:
 
     tflop: float
     params: float  # millions
-    interior: bool  # False: the best is the smallest or largest size run, so the optimum is beyond it
+    bound: str  # "=": an IsoFLOP minimum; "<=" / ">=": the smallest / largest size run was best
+
+    @property
+    def interior(self) -> bool:
+        return self.bound == "="
 
 
 def optimum(points: list[Point]) -> Optimum:
@@ -119,12 +123,12 @@ def optimum(points: list[Point]) -> Optimum:
     points = sorted(points, key=lambda p: p.params)
     best = min(range(len(points)), key=lambda i: points[i].heldout_loss)
     if best in (0, len(points) - 1):
-        return Optimum(points[best].tflop, points[best].params, interior=False)
+        return Optimum(points[best].tflop, points[best].params, "<=" if best == 0 else ">=")
     trio = points[best - 1 : best + 2]
     x = np.log([p.params for p in trio])
     a, b, _ = np.polyfit(x, [p.heldout_loss for p in trio], 2)
     vertex = -b / (2 * a) if a > 0 else x[1]
-    return Optimum(trio[1].tflop, float(math.exp(np.clip(vertex, x[0], x[2]))), interior=True)
+    return Optimum(trio[1].tflop, float(math.exp(np.clip(vertex, x[0], x[2]))), "=")
 
 
 def optima(points: list[Point]) -> list[Optimum]:
@@ -134,9 +138,9 @@ def optima(points: list[Point]) -> list[Optimum]:
 
 
 def fit(found: list[Optimum]) -> tuple[float, float] | None:
-    """(a, b) of log N_opt = a log C + b over the interior optima; None with fewer than two."""
+    """(a, b) of log N_opt = a log C + b over the interior optima; None with fewer than three."""
     interior = [o for o in found if o.interior]
-    if len(interior) < 2:
+    if len(interior) < 3:
         return None
     a, b = np.polyfit(np.log([o.tflop for o in interior]), np.log([o.params for o in interior]), 1)
     return float(a), float(b)
@@ -155,21 +159,29 @@ def report(points: list[Point]) -> str:
         lines.append(f"| {size} | {params:.2f} M | " + " | ".join(cells) + " |")
     lines += ["", "| TFLOP | sizes run | N_opt by held-out loss (IsoFLOP fit) | best by gallery R@1 | "
               "best by mean top-1 |", "|---|---|---|---|---|"]
-    for found in optima(points):
-        here = [p for p in points if p.tflop == found.tflop]
+    found = optima(points)
+    for best in found:
+        here = [p for p in points if p.tflop == best.tflop]
         best_r1, best_top1 = max(here, key=lambda p: p.gallery_r1), max(here, key=lambda p: p.top1)
-        where = "" if found.interior else ", the edge of the sizes run"
-        lines.append(f"| {found.tflop:g} | {len(here)} | {found.params:.3f} M{where} | {best_r1.size} | "
+        bound = "" if best.interior else f"{best.bound} "
+        lines.append(f"| {best.tflop:g} | {len(here)} | {bound}{best.params:.3f} M | {best_r1.size} | "
                      f"{best_top1.size} |")
-    interior = [o for o in optima(points) if o.interior]
-    if (line := fit(optima(points))) is None:
-        lines += ["", "Fewer than two budgets have an interior optimum: no exponent fitted."]
-    else:
-        first, last = interior[0], interior[-1]
-        lines += ["", f"Fitted over the {len(interior)} budgets with an interior optimum: N_opt ∝ C^{line[0]:.2f}; "
-                  f"N_opt grows {last.params / first.params:.1f}x from {first.tflop:g} to {last.tflop:g} TFLOP "
-                  f"({last.tflop / first.tflop:.0f}x the compute)."]
+    lines += ["", growth(found)]
     return "\n".join(lines)
+
+
+def growth(found: list[Optimum]) -> str:
+    """How much the optimum grows from the lowest budget to the highest, and the fitted exponent."""
+    first, last = found[0], found[-1]
+    interior = sum(o.interior for o in found)
+    line = fit(found)
+    exponent = (f"fitted over the {interior} interior optima, N_opt ∝ C^{line[0]:.2f}." if line else
+                f"{interior} budgets have an interior optimum, fewer than the three an exponent needs.")
+    if first.bound == ">=" or last.bound == "<=":  # the bound points the wrong way: no growth follows
+        return "The optimum at the lowest or highest budget lies beyond the sizes run; " + exponent
+    at_least = "" if first.interior and last.interior else "at least "
+    return (f"N_opt grows {at_least}{last.params / first.params:.1f}x from {first.tflop:g} to {last.tflop:g} "
+            f"TFLOP ({last.tflop / first.tflop:.0f}x the compute); " + exponent)
 
 
 def plot(points: list[Point], path: Path) -> None:
@@ -185,10 +197,10 @@ def plot(points: list[Point], path: Path) -> None:
                                      [p.top1 for p in mine])):
             ax.plot([p.tflop for p in mine], values, marker="o", label=f"{size} ({params:.2f} M)")
     found = optima(points)
-    for interior, marker in ((True, "o"), (False, "^")):
-        mine = [o for o in found if o.interior == interior]
-        axes[3].scatter([o.tflop for o in mine], [o.params for o in mine], marker=marker,
-                        label="IsoFLOP minimum" if interior else "best size run (edge: the optimum lies beyond)")
+    for bound, marker, label in (("=", "o", "IsoFLOP minimum"), ("<=", "v", "smallest size run (an upper bound)"),
+                                 (">=", "^", "largest size run (a lower bound)")):
+        mine = [o for o in found if o.bound == bound]
+        axes[3].scatter([o.tflop for o in mine], [o.params for o in mine], marker=marker, label=label)
     if (line := fit(found)) is not None:
         budgets = np.array(sorted({o.tflop for o in found}))
         axes[3].plot(budgets, np.exp(line[1]) * budgets ** line[0], "k--", label=f"N_opt ∝ C^{line[0]:.2f}")
