@@ -1,5 +1,4 @@
 import json
-import time
 from dataclasses import asdict
 
 import pytest
@@ -113,9 +112,7 @@ def test_cli_user_errors_are_one_clear_line(argv, message, capsys, tmp_path):
 ])
 def test_setting_mistakes_fail_at_once_before_any_work(argv, message, capsys, tmp_path):
     """New-user mistakes that used to train for minutes first (or silently never grow)."""
-    start = time.perf_counter()
     assert main(["train", *argv, "--output", str(tmp_path / "x")]) == 2
-    assert time.perf_counter() - start < 1.0
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and not (tmp_path / "x").exists()
 

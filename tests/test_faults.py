@@ -277,19 +277,20 @@ def test_a_chunk_still_being_written_waits_until_it_settles(tmp_path):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1, signal.SIGINT])
-def test_a_stop_request_ends_a_watched_folder_wait_within_a_second(tmp_path, signum):
+def test_a_stop_request_ends_a_watched_folder_wait_at_once(tmp_path, signum):
     """A signal while the next chunk is awaited: the run stops as it does between steps (exit 128 + signal)."""
     import threading
 
     from growclip.train.faults import pause, preemption_signals
 
     (tmp_path / "incoming").mkdir()
-    stream = ChunkStream(watch=tmp_path / "incoming", poll_seconds=60, sleep=pause)
+    poll_seconds = 120  # a wait that sleeps through the signal lasts this long: far beyond any busy machine's delay
+    stream = ChunkStream(watch=tmp_path / "incoming", poll_seconds=poll_seconds, sleep=pause)
     with preemption_signals(), pytest.raises(Preempted) as stop:
         threading.Timer(0.3, os.kill, (os.getpid(), signum)).start()
         start = time.monotonic()
         stream.get(0)
-    assert time.monotonic() - start < 1.5 and stop.value.exit_code == 128 + signum
+    assert time.monotonic() - start < poll_seconds / 4 and stop.value.exit_code == 128 + signum
 
 
 def test_an_empty_folder_does_not_hold_up_the_end_of_a_watched_stream(tmp_path):
@@ -329,9 +330,8 @@ def test_growth_beyond_the_machines_memory_fails_before_allocating(model_json, t
     run = tmp_path / "run"
     assert main(cli_args(settings(model_json, run, samples=32))) == 0
     capsys.readouterr()
-    start = time.perf_counter()
     assert main(["grow", "--checkpoint", str(run), "--op", "text_layers+9999999", "--output", str(tmp_path / "g")]) == 2
-    assert time.perf_counter() - start < 5 and "GiB" in capsys.readouterr().err
+    assert "GiB" in capsys.readouterr().err and not (tmp_path / "g").exists()
 
 
 @pytest.mark.parametrize("ratio", ["NaN", "Infinity", '"4"'])

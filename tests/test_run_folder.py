@@ -29,6 +29,9 @@ from growclip.train.checkpoint import (
 )
 
 SHORT = {"samples": 32}  # 2 steps
+# `growclip ARGS` in a process that says whether it imported PyTorch (seconds of start-up) before answering
+REPORTS_TORCH = ("import sys; from growclip.cli import main; code = main(sys.argv[1:]); "
+                 "print('torch loaded:', 'torch' in sys.modules); sys.exit(code)")
 
 
 def _wait_for(condition, seconds: float = 120) -> None:
@@ -45,10 +48,9 @@ def test_a_second_run_on_a_held_folder_is_refused_at_once_and_the_first_finishes
     process = subprocess.Popen([sys.executable, "-m", "growclip", *cli_args(first)], stderr=subprocess.PIPE,
                                text=True)
     _wait_for(lambda: (run / LOCK_FILE).is_file() and (run / LOCK_FILE).read_text())  # claimed
-    start = time.perf_counter()
-    second = subprocess.run([sys.executable, "-m", "growclip", *cli_args(train_settings(model_json, run, seed=1))],
+    second = subprocess.run([sys.executable, "-c", REPORTS_TORCH, *cli_args(train_settings(model_json, run, seed=1))],
                             capture_output=True, text=True)
-    assert second.returncode == 2 and time.perf_counter() - start < 2  # answered before PyTorch is loaded
+    assert second.returncode == 2 and second.stdout == "torch loaded: False\n"  # answered before PyTorch is loaded
     assert f"{run} is in use by pid {process.pid} on" in second.stderr and "choose another --output" in second.stderr
     with pytest.raises(RunFolderError, match=f"in use by pid {process.pid}"):  # the library's own check
         train(TrainConfig.from_dict(train_settings(model_json, run, seed=1)))
@@ -192,8 +194,6 @@ def test_sigterm_while_a_watched_folder_is_awaited_exits_143_at_once(model_json,
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     _wait_for(lambda: (run / LOCK_FILE).is_file() and (run / LOCK_FILE).read_text())
     time.sleep(1.0)  # into the wait
-    start = time.monotonic()
     process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=30)
-    assert process.returncode == 143, err
-    assert time.monotonic() - start < 5 and "stopped by SIGTERM" in err
+    _, err = process.communicate(timeout=60)  # the wait never ends by itself: only the signal stops it
+    assert process.returncode == 143 and "stopped by SIGTERM" in err, err

@@ -14,9 +14,10 @@ from growclip.model import PAD_ID, create_model
 from growclip.model.layers import attention_by_matmuls, cpu_bf16_autocast
 from growclip.model.loss import clip_loss
 from growclip.runtime import autocast, grad_scaler, resolve_device
-from growclip.train import TrainConfig
-from growclip.train.loop import LOADER_BOUND
+from growclip.train import TrainConfig, train
+from growclip.train.metrics import read_metrics
 from growclip.train.optim import make_optimizer, warmup_cosine
+from growclip.train.pace import Pace, PaceWindow
 from growclip.train.step import train_step
 
 
@@ -77,32 +78,36 @@ def test_a_grown_model_is_laid_out_as_one_built_fresh():
         assert (a.shape, a.stride(), a.dtype, a.is_contiguous()) == (b.shape, b.stride(), b.dtype, True), name
 
 
-def test_compile_is_a_setting_and_fp16_a_precision():
-    config = TrainConfig(compile=True, precision="fp16")
-    assert config.compile and config.precision == "fp16"
+def test_an_unknown_precision_is_refused():
     with pytest.raises(ValueError, match="precision"):
         TrainConfig(precision="fp8")
 
 
-def test_a_loader_bound_run_is_warned_once(tmp_path, caplog, monkeypatch):
-    from growclip.train import loop
+def test_a_loader_bound_run_is_warned_once_with_the_flag_that_helps(caplog):
+    """Two windows of 10 s that waited 9 s for batches, then one that did not: one warning, at 90%."""
+    ticks = iter(range(0, 100, 10))  # each window lasts 10 s
+    window = PaceWindow(step_samples=16, workers=0, clock=lambda: next(ticks))
+    with caplog.at_level(logging.WARNING, logger="growclip.train.pace"):
+        paces = []
+        for waited in (9.0, 9.0, 0.0):
+            window.stepped(waited / 2)
+            window.stepped(waited / 2)
+            paces.append(window.close())
+    assert paces[0] == Pace(samples_per_s=3.2, data_wait=0.9) and paces[2].data_wait == 0.0
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "90%" in warnings[0] and "raise --workers (now 0)" in warnings[0]
+    assert window.speeds == [3.2, 3.2, 3.2]
 
-    waits = iter([0.9, 0.9, 0.0])
-    real_log_step = loop.Trainer._log_step
 
-    def slow_loader(self, loss, lr, speed, data_wait):  # pretend every window mostly waited for data
-        real_log_step(self, loss, lr, speed, next(waits, 0.0))
-
-    monkeypatch.setattr(loop.Trainer, "_log_step", slow_loader)
+def test_a_run_logs_its_pace_in_every_window(tmp_path):
     tiny_config(shared_layers=0).to_json(tmp_path / "tiny.json")
     config = TrainConfig(model=str(tmp_path / "tiny.json"), stages=(0,), stage_sizes=(64, 64, 64, 64),
                          batch_size=16, samples=96, log_every=2, output=str(tmp_path / "run"), progress=False,
                          eval_images_per_class=2, retrieval_images=16)
-    with caplog.at_level(logging.WARNING, logger="growclip.train.loop"):
-        loop.train(config)
-    warnings = [r.message for r in caplog.records if "data loader limits training" in r.message]
-    assert len(warnings) == 1 and "90%" in warnings[0] and "--workers" in warnings[0]
-    assert LOADER_BOUND < 0.9
+    train(config)
+    windows = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "samples_per_s" in r]
+    assert [r["step"] for r in windows] == [2, 4, 6]
+    assert all(r["samples_per_s"] > 0 and 0 <= r["data_wait"] < 1 for r in windows)
 
 
 @pytest.mark.parametrize("causal", [False, True])

@@ -223,7 +223,7 @@ class GrowingRun:
             self.current.load_moments(trainer.optimizer, model)
         self.saved = {}
         trainer.run()
-        self.chunk_speed = statistics.median(trainer.window_speeds) if trainer.window_speeds else None
+        self.chunk_speed = statistics.median(trainer.pace.speeds) if trainer.pace.speeds else None
         self.current = GrowthState.capture(model, trainer.optimizer)
         self.progress.global_step += steps
         return model

@@ -58,6 +58,7 @@ from growclip.train.faults import NonFiniteError, Preempted, preemption_signals,
 from growclip.train.inputs import RunInputs, build_inputs
 from growclip.train.metrics import MetricsLog
 from growclip.train.optim import constant_lr, make_optimizer, warmup_cosine
+from growclip.train.pace import Pace, PaceWindow
 from growclip.train.run_folder import RunFolder
 from growclip.train.state import (
     rng_state,
@@ -69,7 +70,6 @@ from growclip.train.state import (
 from growclip.train.step import Batch, train_step
 
 logger = logging.getLogger(__name__)
-LOADER_BOUND = 0.3  # share of a logging window spent waiting for batches that earns a warning
 
 
 @dataclass
@@ -132,9 +132,7 @@ class Trainer:
         self.losses: list[float] = []
         self.nonfinite_steps = 0  # skipped steps with a non-finite loss or gradient, this invocation
         self.nonfinite_in_a_row = 0
-        self.data_wait = 0.0  # seconds spent waiting for batches in the current logging window
-        self.window_speeds: list[float] = []  # samples/s of each logging window, this invocation
-        self.loader_warned = False
+        self.pace = PaceWindow(self.step_samples, config.workers, warn=world.is_main)  # this invocation's
 
     def restore(self, checkpoint: Path, state: dict[str, Any]) -> None:
         """Continue from a checkpoint written by `save` (model weights are already loaded), on as many
@@ -224,23 +222,21 @@ class Trainer:
         report = not self.proxy and self.world.is_main
         progress = tqdm(initial=self.step, total=self.steps, disable=not (config.progress and report), desc="train",
                         unit="step", mininterval=0.1 if sys.stderr.isatty() else 60)  # a log file: once a minute
-        window_start, window_steps = time.perf_counter(), 0
         while self.step < self.steps:
-            micro_batches = self._fetch(batches)
+            micro_batches, waited = self._fetch(batches)
             lr = self.scheduler.get_last_lr()[0]
             loss = train_step(self.forward, micro_batches, self.optimizer, self.scheduler, config.precision,
                               config.grad_clip_norm, self.world.distributed, self.scaler)
             self.step, self.position = self.step + 1, self.stream.state_dict()
             self._count_nonfinite(loss)
             self.losses.append(loss)
-            window_steps += 1
+            self.pace.stepped(waited)
             progress.update()
             if not self.proxy and (self.step % config.log_every == 0 or self.step == self.steps):
-                seconds = time.perf_counter() - window_start
-                speed = window_steps * self.step_samples / seconds
-                self._log_step(mean_over_ranks(loss, self.world), lr, speed, self.data_wait / seconds)
-                progress.set_postfix(loss=f"{loss:.3f}", samples_s=f"{speed:.0f}", refresh=False)  # redrawn by update()
-                window_start, window_steps, self.data_wait = time.perf_counter(), 0, 0.0
+                pace = self.pace.close()
+                self._log_step(mean_over_ranks(loss, self.world), lr, pace)
+                progress.set_postfix(loss=f"{loss:.3f}", samples_s=f"{pace.samples_per_s:.0f}",
+                                     refresh=False)  # redrawn by update()
             if report and config.eval_every and self.step % config.eval_every == 0 and self.step < self.steps:
                 self.evaluate()
             save_due, stop = sync_flags([self._save_due(), stop_requested()], self.world)
@@ -250,12 +246,11 @@ class Trainer:
                 raise Preempted(stop_requested() or signal.SIGTERM)
         progress.close()
 
-    def _fetch(self, batches: Iterator[Batch]) -> list[Batch]:
-        """The step's micro-batches; the time spent waiting for them counts towards `data_wait`."""
+    def _fetch(self, batches: Iterator[Batch]) -> tuple[list[Batch], float]:
+        """The step's micro-batches, and the seconds spent waiting for them."""
         start = time.perf_counter()
         micro_batches = [next(batches) for _ in range(self.config.accum_freq)]
-        self.data_wait += time.perf_counter() - start
-        return micro_batches
+        return micro_batches, time.perf_counter() - start
 
     def _save_due(self) -> bool:
         every, minutes = self.config.save_every, self.config.save_every_minutes
@@ -275,21 +270,15 @@ class Trainer:
                                  f"{self.nonfinite_in_a_row} steps in a row; the run stops and keeps its last "
                                  f"checkpoint (step {self.base_step + self.saved_step}); lower --lr or check the data")
 
-    def _log_step(self, loss: float, lr: float, speed: float, data_wait: float) -> None:
-        """`data_wait`: the window's share of time spent waiting for batches; past LOADER_BOUND the
-        loader, not the model, sets the pace, which is said once per run."""
-        if data_wait > LOADER_BOUND and not self.loader_warned and self.world.is_main:
-            self.loader_warned = True
-            logger.warning("the data loader limits training: %.0f%% of the last steps' time went to waiting "
-                           "for batches; raise --workers (now %d)", 100 * data_wait, self.config.workers)
-        self.window_speeds.append(speed)
+    def _log_step(self, loss: float, lr: float, pace: Pace) -> None:
         if self.log is None:
             return
-        flops = speed * self.flops_per_sample
+        flops = pace.samples_per_s * self.flops_per_sample
         peak = peak_flops(next(self.model.parameters()).device, self.config.precision) * self.world.size
         record = {**self._where(), "epoch": self.position["epoch"], "loss": loss, "lr": lr,
-                  "logit_scale": self.model.scale().item(), "samples_per_s": speed, "tflops_per_s": flops / 1e12,
-                  "utilisation": flops / peak, "data_wait": data_wait, "nonfinite_steps": self.nonfinite_steps}
+                  "logit_scale": self.model.scale().item(), "samples_per_s": pace.samples_per_s,
+                  "tflops_per_s": flops / 1e12, "utilisation": flops / peak, "data_wait": pace.data_wait,
+                  "nonfinite_steps": self.nonfinite_steps}
         self.log.write(record | self._skip_fields())
 
 
