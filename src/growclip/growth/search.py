@@ -56,9 +56,6 @@ class SuccessiveHalving:
             raise RuntimeError("the search has not finished")
         return self.alive[0]
 
-    def rounds_left(self) -> int:
-        return math.ceil(math.log(len(self.alive), self.eta)) if len(self.alive) > 1 else 0
-
     def run_round(self, train_and_score: Callable[[int, Contender, int], dict[str, float]]) -> None:
         """`train_and_score(index, contender, steps)` trains contender `index` `steps` more steps and
         returns its round record (with a "score", lower is better); the best 1/eta go on (ties: the

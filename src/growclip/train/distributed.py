@@ -125,8 +125,3 @@ def check_same_on_every_rank(tensors: Mapping[str, torch.Tensor], world: World, 
     if len(set(digests)) > 1:
         differing = [rank for rank, d in enumerate(digests) if d != digests[0]]
         raise RuntimeError(f"{what}: ranks {differing} differ from rank 0 (they must be bit-identical)")
-
-
-def is_main_process() -> bool:
-    """Rank 0 of a torchrun job, or the only process: the one that prints."""
-    return not dist.is_initialized() or dist.get_rank() == 0
