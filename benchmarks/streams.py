@@ -86,10 +86,9 @@ class Stream:
             return stored
         shutil.rmtree(folder, ignore_errors=True)  # an interrupted or stale run starts again
         start = time.perf_counter()
-        history = train_stream(TrainConfig.from_dict(settings))
+        records = train_stream(TrainConfig.from_dict(settings))
         seconds = time.perf_counter() - start
-        for record in history:
-            record["stream_heldout_loss"] = self.heldout_loss(folder, record["step"])
+        history = [{**r.to_dict(), "stream_heldout_loss": self.heldout_loss(folder, r.step)} for r in records]
         run = {"name": name, "seed": seed, "seconds": seconds, "settings": settings, "history": history}
         done.write_text(json.dumps(run, indent=2) + "\n")
         return run

@@ -1,5 +1,4 @@
 import json
-from dataclasses import asdict
 
 import pytest
 
@@ -134,10 +133,14 @@ def test_commands_write_into_a_folder_that_is_not_empty_only_when_asked(tmp_path
 
 def test_a_chunk_line_without_scores_reads_cleanly():
     from growclip.cli.train import chunk_line
+    from growclip.train.records import ChunkCompute, ChunkRecord
 
-    record = {"chunk": 0, "name": "a.tsv", "decision": "keep", "architecture": asdict(tiny_config()), "params": 1e5,
-              "heldout_new_loss": 1.0, "heldout_old_loss": None, "search_fraction": 0.0, "total_tflop": 0.1}
-    assert "M params, held-out loss new 1.000," in chunk_line(record)
+    record = ChunkRecord(step=4, samples=64, chunk=0, name="a.tsv", pairs=None, architecture=tiny_config(),
+                         decision="keep", grew=False, params=100_000, gflops_per_pair=0.01, search_fraction=0.0,
+                         heldout_new_loss=1.0, heldout_old_loss=None, compute=ChunkCompute(0.1, 0.0, 0.1),
+                         samples_per_s=None, tflops_per_s=None, summary={}, zeroshot_top1={})
+    assert chunk_line(record) == (f"chunk 0 a.tsv: keep -> {tiny_config().describe()}: 0.100 M params, held-out "
+                                  "loss new 1.000, search overhead 0%, 0.1 TFLOP so far")
 
 
 def test_bad_templates_file_names_the_line(trained_run, tmp_path, capsys):

@@ -126,9 +126,9 @@ def _stream_worker(rank: int, world: int, rendezvous: str, settings: dict, out: 
         _join(rank, world, rendezvous)
     run = GrowingRun(TrainConfig.from_dict(settings))
     history = run.run()
-    torch.save({"weights": run.current.weights, "decisions": [r["decision"] for r in history],
-                "candidates": [len(r["candidates"]) for r in history],
-                "search_tflop": [r["search_tflop"] for r in history]}, f"{out}.rank{rank}")
+    torch.save({"weights": run.current.weights, "decisions": [r.decision for r in history],
+                "candidates": [len(r.candidates) for r in history],
+                "search_tflop": [r.compute.search_tflop for r in history]}, f"{out}.rank{rank}")
     if world > 1:
         _leave()
 

@@ -17,16 +17,25 @@ from growclip.growth.decision import Decision
 from growclip.growth.policy import ChunkContext, Search
 from growclip.growth.search import MIN_PROXY_STEPS, SuccessiveHalving, plan_search, proxy_score, search_decision
 from growclip.growth.space import Candidate, growth_space
-from growclip.model import ModelConfig, create_model, train_flops_per_sample
+from growclip.model import create_model, train_flops_per_sample
 from growclip.train import TrainConfig
 from growclip.train.checkpoint import checkpoints_of
 from growclip.train.growing import GrowingRun, train_stream
+from growclip.train.records import ChunkRecord
 from growclip.train.run_state import Phase, StreamProgress
 
 MODEL = tiny_config(width=16, heads=1, mlp_ratio=1.0, vision_layers=1, text_layers=1, shared_layers=0,
                     patch_size=8, embed_dim=16)
 # long enough chunks, and a search budget, for four contenders and two successive-halving rounds
 SEARCHED = dict(epochs=8, search_fraction=0.5)
+# a chunk record in the flat JSON form checkpoints, stream.json and metrics.jsonl have always held
+FLAT_RECORD = {"step": 40, "samples": 1280, "chunk": 1, "name": "corpus:1", "pairs": 512,
+               "architecture": MODEL.to_dict(), "decision": "width=32 (m=0.9)", "grew": True, "params": 52000,
+               "gflops_per_pair": 0.01, "search_fraction": 0.08, "heldout_new_loss": 2.1, "heldout_old_loss": 2.4,
+               "train_tflop": 0.02, "search_tflop": 0.002, "total_tflop": 0.03, "samples_per_s": 900.0,
+               "tflops_per_s": 0.03, "zeroshot_mean_top1": 0.3, "image_to_text_R@1": 0.2, "text_to_image_R@1": 0.25,
+               "heldout_loss": 2.2, "zeroshot_top1": {"shape": 0.4, "colour": 0.2},
+               "candidates": [{"label": "keep", "alive": False, "rounds": [{"round": 0, "steps": 8, "score": 2.5}]}]}
 
 
 def settings(tmp_path, **overrides) -> TrainConfig:
@@ -39,7 +48,7 @@ def settings(tmp_path, **overrides) -> TrainConfig:
 
 
 def decisions(history):
-    return [record["decision"] for record in history]
+    return [record.decision for record in history]
 
 
 def test_growth_space_respects_the_budget_and_always_offers_keep():
@@ -84,7 +93,7 @@ def test_the_same_small_data_again_keeps_the_model(tmp_path):
     small chunk allow, so every decision is "keep" and no search is spent."""
     same = train_stream(settings(tmp_path, chunks=("corpus:0", "corpus:0", "corpus:0"), params_per_pair=5.0))
     assert decisions(same) == ["keep"] * 3
-    assert all(record["search_fraction"] == 0 for record in same)
+    assert all(record.search_fraction == 0 for record in same)
 
 
 @pytest.mark.slow
@@ -96,20 +105,20 @@ def test_data_that_outgrows_the_model_makes_the_search_grow(tmp_path):
     (tmp_path / "narrow.json").write_text(json.dumps(narrow.to_dict()))
     history = train_stream(settings(tmp_path, model=str(tmp_path / "narrow.json"), chunks=("corpus:0", "corpus:1"),
                                     lr=2e-3, params_per_pair=1000.0, cost_weight=0.0, **SEARCHED))
-    keep = history[1]["candidates"][0]
+    keep = history[1].candidates[0]
     assert keep["label"] == "keep" and not keep["alive"]
-    assert history[1]["grew"] and history[1]["params"] > history[0]["params"]
+    assert history[1].grew and history[1].params > history[0].params
 
 
 def test_scheduled_growth_runs_through_the_same_loop(tmp_path):
     history = train_stream(settings(tmp_path, chunks=("corpus:0", "corpus:1"), growth="schedule",
                                     grow_schedule=("1:width=32", "1:shared_layers+1")))
     assert decisions(history) == ["keep", "width=32 shared_layers+1 (m=0.9)"]
-    assert history[1]["params"] > history[0]["params"]
+    assert history[1].params > history[0].params
     for record in history:  # speed before and after the growth step, side by side
-        assert record["samples_per_s"] > 0
-        flops = train_flops_per_sample(ModelConfig(**record["architecture"]))
-        assert record["tflops_per_s"] == pytest.approx(record["samples_per_s"] * flops / 1e12)
+        assert record.samples_per_s > 0
+        flops = train_flops_per_sample(record.architecture)
+        assert record.tflops_per_s == pytest.approx(record.samples_per_s * flops / 1e12)
     assert main(["report", str(tmp_path / "run")]) == 0
     report = (tmp_path / "run" / "report" / "report.md").read_text()
     assert "## Stream" in report and "width=32 shared_layers+1 (m=0.9)" in report
@@ -121,7 +130,7 @@ def test_decisions_are_the_same_on_a_rerun(tmp_path):
     config = dict(chunks=("corpus:0", "corpus:1"), params_per_pair=60.0, **SEARCHED)
     first, second = (train_stream(settings(tmp_path / name, **config)) for name in ("a", "b"))
     assert decisions(first) == decisions(second)
-    assert first[1]["candidates"] == second[1]["candidates"] and first[1]["candidates"]
+    assert first[1].candidates == second[1].candidates and first[1].candidates
 
 
 @pytest.mark.slow
@@ -186,14 +195,14 @@ def test_replay_mixes_the_new_chunk_with_a_sample_of_the_old_ones(tmp_path):
 def test_scratch_retrains_the_chosen_architecture_for_all_chunks_so_far(tmp_path):
     history = train_stream(settings(tmp_path, chunks=("corpus:0", "corpus:1"), growth="scratch",
                                     params_per_pair=60.0))
-    steps = [record["step"] for record in history]
+    steps = [record.step for record in history]
     assert steps[1] - steps[0] == steps[0] + 512 // 32  # chunk 1 retrains chunks 0 and 1 from zero
 
 
 def test_stream_progress_survives_a_json_round_trip_field_by_field():
     search = SuccessiveHalving([Candidate(), Candidate(("width=32",), 0.9)], 8)
     search.run_round(lambda i, c, steps: {"score": float(i), "steps_seen": steps})
-    progress = StreamProgress(chunk=2, phase=Phase.TRAIN, global_step=77, history=[{"chunk": 0, "params": 5}],
+    progress = StreamProgress(chunk=2, phase=Phase.TRAIN, global_step=77, history=[ChunkRecord.from_dict(FLAT_RECORD)],
                               decision=Decision(2, ("width=32",), 0.9, "why", 16, 1e9, 0.1,
                                                 [{"label": "keep"}], ["share m=0.9"], retrain=True),
                               search=search, contenders={1: MODEL}, watched=["in/00.tsv"])
@@ -205,6 +214,18 @@ def test_stream_progress_survives_a_json_round_trip_field_by_field():
         else:
             assert back == value, field.name
     assert StreamProgress.from_state_dict(StreamProgress().state_dict()) == StreamProgress()
+
+
+def test_a_chunk_record_reads_and_writes_the_flat_json_it_always_had():
+    """Checkpoints and results written before the record was typed read back, and write the same JSON."""
+    record = ChunkRecord.from_dict(json.loads(json.dumps(FLAT_RECORD)))
+    assert record.to_dict() == FLAT_RECORD
+    assert (record.mean_top1, record.recall, record.total_tflop) == (0.3, (0.2, 0.25), 0.03)
+    assert record.architecture == MODEL and record.summary["heldout_loss"] == 2.2
+    bare = {k: v for k, v in FLAT_RECORD.items() if k not in ("zeroshot_mean_top1", "image_to_text_R@1",
+                                                             "text_to_image_R@1", "total_tflop", "candidates")}
+    old = ChunkRecord.from_dict(bare)  # no evaluation, and logged before the compute was counted
+    assert old.mean_top1 is None and old.recall is None and math.isnan(old.total_tflop)
 
 
 def test_the_proxy_score_averages_new_and_old_loss_and_charges_each_doubling_of_cost():
@@ -291,17 +312,18 @@ def test_search_and_training_add_up_to_the_runs_compute(tmp_path, monkeypatch):
     monkeypatch.setattr(GrowingRun, "_proxy", counting_proxy)
     history = train_stream(settings(tmp_path, chunks=("corpus:0", "corpus:1"), params_per_pair=60.0, **SEARCHED))
     searched = history[1]
-    assert len(searched["candidates"]) > 1 and trained
+    assert len(searched.candidates) > 1 and trained
     step_samples, total = 32, 0.0
-    for before, record in zip([{"step": 0}, *history], history):
-        flops = train_flops_per_sample(ModelConfig(**record["architecture"]))
-        assert record["train_tflop"] == pytest.approx((record["step"] - before["step"]) * step_samples * flops / 1e12)
-        total += record["train_tflop"] + record["search_tflop"]
-        assert record["total_tflop"] == pytest.approx(total)
+    for before, record in zip([0, *(r.step for r in history)], history):
+        flops, compute = train_flops_per_sample(record.architecture), record.compute
+        assert compute.train_tflop == pytest.approx((record.step - before) * step_samples * flops / 1e12)
+        total += compute.train_tflop + compute.search_tflop
+        assert compute.total_tflop == pytest.approx(total)
     proxy_flops = sum(steps * step_samples * train_flops_per_sample(config) for config, steps in trained)
-    scoring = sum(r["score_flops"] for c in searched["candidates"] for r in c["rounds"])
-    winner = next(c for c in searched["candidates"] if c["alive"])
+    scoring = sum(r["score_flops"] for c in searched.candidates for r in c["rounds"])
+    winner = next(c for c in searched.candidates if c["alive"])
     winner_flops = sum(r["steps"] for r in winner["rounds"]) * step_samples * winner["rounds"][-1]["train_flops"]
-    assert searched["search_tflop"] == pytest.approx((proxy_flops + scoring - winner_flops) / 1e12)
-    assert 0 < searched["search_fraction"] == pytest.approx(
-        searched["search_tflop"] / (searched["search_tflop"] + searched["train_tflop"]))
+    compute = searched.compute
+    assert compute.search_tflop == pytest.approx((proxy_flops + scoring - winner_flops) / 1e12)
+    assert 0 < searched.search_fraction == pytest.approx(
+        compute.search_tflop / (compute.search_tflop + compute.train_tflop))

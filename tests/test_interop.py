@@ -185,8 +185,8 @@ def test_open_clip_in_grown_trained_and_out_to_open_clip_and_transformers(tmp_pa
     history = train_stream(TrainConfig(resume=str(tmp_path / "imported"), chunks=("corpus:0", "corpus:1"), epochs=2,
                                        search_fraction=0.5, heldout=16, output=str(tmp_path / "stream"),
                                        **SMALL_RUN))
-    assert [r["chunk"] for r in history] == [0, 1]  # a growing run starts from the imported model
-    assert history[0]["architecture"]["width"] == 64
+    assert [r.chunk for r in history] == [0, 1]  # a growing run starts from the imported model
+    assert history[0].architecture.width == 64
 
 
 def test_a_model_on_growclip_s_own_bpe_exports_to_both_libraries(tmp_path):

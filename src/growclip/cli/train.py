@@ -10,12 +10,12 @@ from typing import Any
 from growclip.cli.options import float_list, float_pair, int_list, merged_settings, separator
 from growclip.data.pairs import format_skipped
 from growclip.eval.suite import format_results
-from growclip.model.config import ModelConfig
 from growclip.train import TrainConfig
 from growclip.train import train as run_training
 from growclip.train.checkpoint import checkpoints_of
 from growclip.train.config import DATA, EVAL, OPTIM, RUN, STREAM
 from growclip.train.growing import train_stream
+from growclip.train.records import ChunkRecord
 from growclip.train.run_folder import saved_settings
 
 GROUP_TITLES = {DATA: "data (default: the embedded corpus)", STREAM: "growing run on a stream of chunks",
@@ -51,34 +51,32 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         groups[field.metadata["group"]].add_argument(flag, dest=field.name, **_flag_options(field))
 
 
-def _scores(record: dict[str, Any]) -> tuple[str | None, str | None]:
+def _scores(record: ChunkRecord) -> tuple[str | None, str | None]:
     """Zero-shot mean top-1 and R@1 both ways, as text; None where the run has no such evaluation."""
-    zeroshot = f"{record['zeroshot_mean_top1']:.3f}" if "zeroshot_mean_top1" in record else None
-    recall = (f"{record['image_to_text_R@1']:.3f}/{record['text_to_image_R@1']:.3f}"
-              if "image_to_text_R@1" in record else None)
+    zeroshot = None if record.mean_top1 is None else f"{record.mean_top1:.3f}"
+    recall = None if record.recall is None else "{:.3f}/{:.3f}".format(*record.recall)
     return zeroshot, recall
 
 
-def chunk_line(record: dict[str, Any]) -> str:
+def chunk_line(record: ChunkRecord) -> str:
     """One finished chunk: the decision, the architecture, its scores and the compute so far."""
     zeroshot, recall = _scores(record)
     scores = (f", zero-shot {zeroshot}" if zeroshot else "") + (f" R@1 {recall}" if recall else "")
-    old = record["heldout_old_loss"]
-    return (f"chunk {record['chunk']} {record['name']}: {record['decision']} -> "
-            f"{ModelConfig(**record['architecture']).describe()}: {record['params'] / 1e6:.3f} M params"
-            f"{scores}, held-out loss new {record['heldout_new_loss']:.3f}" + ("" if old is None else f" old {old:.3f}")
-            + f", search overhead {record['search_fraction']:.0%}, {record['total_tflop']:.1f} TFLOP so far")
+    old = record.heldout_old_loss
+    return (f"chunk {record.chunk} {record.name}: {record.decision} -> {record.architecture.describe()}: "
+            f"{record.params / 1e6:.3f} M params{scores}, held-out loss new {record.heldout_new_loss:.3f}"
+            + ("" if old is None else f" old {old:.3f}")
+            + f", search overhead {record.search_fraction:.0%}, {record.total_tflop:.1f} TFLOP so far")
 
 
-def format_stream(history: list[dict[str, Any]]) -> str:
+def format_stream(history: list[ChunkRecord]) -> str:
     """The run in a table, one row per chunk: what was decided, the architecture, its scores, the compute."""
     lines = [f"{'chunk':<16} {'decision':<26} {'params':>8} {'zero-shot':>9} {'R@1 I->T/T->I':>13} "
              f"{'TFLOP':>6} {'search':>6}  architecture"]
     for r in history:
         zeroshot, recall = (score or "-" for score in _scores(r))
-        lines.append(f"{r['name']:<16} {r['decision']:<26} {r['params'] / 1e6:>6.3f} M {zeroshot:>9} {recall:>13} "
-                     f"{r['total_tflop']:>6.1f} {r['search_fraction']:>6.0%}  "
-                     f"{ModelConfig(**r['architecture']).describe()}")
+        lines.append(f"{r.name:<16} {r.decision:<26} {r.params / 1e6:>6.3f} M {zeroshot:>9} {recall:>13} "
+                     f"{r.total_tflop:>6.1f} {r.search_fraction:>6.0%}  {r.architecture.describe()}")
     return "\n".join(lines)
 
 

@@ -14,6 +14,13 @@ from growclip.eval.sets import EvalSets
 from growclip.eval.zeroshot import evaluate_zeroshot
 from growclip.model.clip import CLIP
 
+# The summary's metric names, defined once: the run's logs, chunk records and reports use these keys.
+MEAN_TOP1 = "zeroshot_mean_top1"  # mean zero-shot top-1 over the tasks
+RECALL = ("image_to_text_R@1", "text_to_image_R@1")  # mean over the retrieval sets
+GALLERY_RECALL = tuple(f"gallery_{name}" for name in RECALL)  # on the large gallery
+HELDOUT_LOSS = "heldout_loss"  # mean contrastive loss on the held-out sets
+SUMMARY_METRICS = (MEAN_TOP1, *RECALL, *GALLERY_RECALL, HELDOUT_LOSS)
+
 
 def evaluate(model: CLIP, tokenizer: Tokenizer, tasks: Sequence[ZeroShotTask] = (),
              retrievals: Sequence[RetrievalSet] = (), precision: str = "fp32", gallery: RetrievalSet | None = None,
@@ -42,12 +49,12 @@ def evaluate_sets(model: CLIP, tokenizer: Tokenizer, sets: EvalSets, precision: 
 def _summary(zeroshot: dict, retrieval: dict, gallery: dict, heldout: dict) -> dict[str, float]:
     summary = {}
     if zeroshot:
-        summary["zeroshot_mean_top1"] = mean(m["top1"] for m in zeroshot.values())
-    for prefix, sets in (("", retrieval), ("gallery_", gallery)):
-        for key in ("image_to_text_R@1", "text_to_image_R@1") if sets else ():
-            summary[prefix + key] = mean(m[key] for m in sets.values())
+        summary[MEAN_TOP1] = mean(m["top1"] for m in zeroshot.values())
+    for names, sets in ((RECALL, retrieval), (GALLERY_RECALL, gallery)):
+        for name, key in zip(names, RECALL) if sets else ():
+            summary[name] = mean(m[key] for m in sets.values())
     if heldout:
-        summary["heldout_loss"] = mean(heldout.values())
+        summary[HELDOUT_LOSS] = mean(heldout.values())
     return summary
 
 
@@ -71,8 +78,8 @@ def format_results(results: dict[str, Any]) -> str:
     heldout = results.get("heldout", {})
     if heldout:
         lines.append("held-out loss " + " ".join(f"{name} {loss:.3f}" for name, loss in heldout.items())
-                     + f", mean {results['summary']['heldout_loss']:.3f}")
+                     + f", mean {results['summary'][HELDOUT_LOSS]:.3f}")
     summary = results["summary"]
-    if "zeroshot_mean_top1" in summary:
-        lines.append(f"mean zero-shot top1: {summary['zeroshot_mean_top1']:.3f}")
+    if MEAN_TOP1 in summary:
+        lines.append(f"mean zero-shot top1: {summary[MEAN_TOP1]:.3f}")
     return "\n".join(lines)

@@ -12,7 +12,7 @@ import json
 import logging
 import statistics
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +50,13 @@ from growclip.train.distributed import (
 from growclip.train.faults import pause, preemption_signals
 from growclip.train.inputs import RunInputs, evaluation_sets, reader_options, stream_tokenizer, train_transform
 from growclip.train.loop import Trainer, metrics_log, resume_checkpoint
+from growclip.train.records import ChunkRecord
 from growclip.train.run_folder import STREAM_RECORDS, RunFolder
 from growclip.train.run_state import Phase, StreamProgress, chunk_compute, load_contenders, save_progress
 from growclip.train.state import set_rng_state
 
 logger = logging.getLogger(__name__)
 CORPUS_STREAM = tuple(f"{CORPUS_PREFIX}{stage}" for stage in range(NUM_STAGES))
-ChunkRecord = dict[str, Any]
 
 
 def chunk_specs(config: TrainConfig) -> tuple[str, ...]:
@@ -161,7 +161,8 @@ class GrowingRun:
                     if on_chunk is not None and self.world.is_main:
                         on_chunk(record)
         if self.world.is_main:
-            (self.output / STREAM_RECORDS).write_text(json.dumps(self.progress.history, indent=2) + "\n")
+            records = [record.to_dict() for record in self.progress.history]
+            (self.output / STREAM_RECORDS).write_text(json.dumps(records, indent=2) + "\n")
 
     def _decide(self) -> None:
         progress, chunk = self.progress, self.progress.chunk
@@ -231,8 +232,8 @@ class GrowingRun:
     def _finish(self, model: CLIP) -> ChunkRecord:
         progress = self.progress
         record = self._on_main(lambda: self._chunk_record(model))
-        self._log(record, "chunk")
-        progress.history.append({**record, "candidates": progress.decision.candidates})
+        self._log(record.to_dict(), "chunk")
+        progress.history.append(replace(record, candidates=tuple(progress.decision.candidates)))
         progress.chunk, progress.phase, progress.decision = progress.chunk + 1, Phase.DECIDE, None
         if self.world.is_main:
             save_progress(self.config, progress, self.current, self.tokenizer, self.step_samples)
@@ -245,14 +246,15 @@ class GrowingRun:
         new, old = new_and_old_loss(model, self.tokenizer, self.chunks.heldouts(decision.chunk), self.config.precision)
         cost, flops_per_sample = model_cost(model.config), train_flops_per_sample(model.config)
         compute = chunk_compute(self.progress, self._train_steps(decision), self.step_samples, flops_per_sample)
-        speed = {"samples_per_s": self.chunk_speed,  # median of the chunk's logging windows, all processes
-                 "tflops_per_s": self.chunk_speed and self.chunk_speed * flops_per_sample / 1e12}
-        return {**self._where(), "chunk": decision.chunk, "name": self.chunks[decision.chunk].name,
-                "pairs": self.chunks.records(decision.chunk), "architecture": asdict(model.config),
-                "decision": decision.label, "grew": decision.grew, "params": cost.params,
-                "gflops_per_pair": cost.forward_flops / 1e9, "search_fraction": decision.search_fraction,
-                "heldout_new_loss": new, "heldout_old_loss": old, **compute, **speed, **results["summary"],
-                "zeroshot_top1": {task: m["top1"] for task, m in results["zeroshot"].items()}}
+        return ChunkRecord(**self._where(), chunk=decision.chunk, name=self.chunks[decision.chunk].name,
+                           pairs=self.chunks.records(decision.chunk), architecture=model.config,
+                           decision=decision.label, grew=decision.grew, params=cost.params,
+                           gflops_per_pair=cost.forward_flops / 1e9, search_fraction=decision.search_fraction,
+                           heldout_new_loss=new, heldout_old_loss=old, compute=compute,
+                           samples_per_s=self.chunk_speed,
+                           tflops_per_s=self.chunk_speed and self.chunk_speed * flops_per_sample / 1e12,
+                           summary=results["summary"],
+                           zeroshot_top1={task: m["top1"] for task, m in results["zeroshot"].items()})
 
     def _on_main(self, compute: Callable[[], Any]) -> Any:
         """Computed by rank 0 and handed to every rank, so that all decide alike."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +11,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from growclip.data.pairs import format_skipped
+from growclip.eval.suite import MEAN_TOP1, RECALL
 from growclip.train.metrics import read_metrics
+from growclip.train.records import ChunkRecord
 
-EVAL_CURVES = {"zeroshot_mean_top1": "zero-shot mean top-1", "image_to_text_R@1": "image->text R@1",
-               "text_to_image_R@1": "text->image R@1"}
+EVAL_CURVES = {MEAN_TOP1: "zero-shot mean top-1", RECALL[0]: "image->text R@1", RECALL[1]: "text->image R@1"}
 
 
 Curves = dict[str, tuple[Sequence[float], Sequence[float]]]
@@ -68,6 +69,12 @@ def _series(records: list[dict[str, Any]], key: str) -> tuple[list[float], list[
     return [x for x, _ in points], [y for _, y in points]
 
 
+def _chunk_series(chunks: list[ChunkRecord], value: Callable[[ChunkRecord], float | None]
+                  ) -> tuple[list[float], list[float]]:
+    points = [(r.samples, v) for r in chunks if (v := value(r)) is not None]
+    return [x for x, _ in points], [y for _, y in points]
+
+
 def _summary(run: Path, records: list[dict], train: list[dict], evals: list[dict], plots: list[Path]) -> str:
     lines = [f"# growclip run `{run}`", ""]
     if train:
@@ -84,7 +91,7 @@ def _summary(run: Path, records: list[dict], train: list[dict], evals: list[dict
         for r in evals:
             cells = [f"{r[k]:.3f}" if k in r else "-" for k in EVAL_CURVES]
             lines.append(f"| {r['step']} | {r['samples']} | " + " | ".join(cells) + " |")
-    chunks = [r for r in records if "heldout_new_loss" in r]
+    chunks = _chunks(records)
     if chunks:
         lines += ["", "## Stream", "", "| chunk | data | decision | params | GFLOP/pair | zero-shot top-1 | "
                   "R@1 I->T / T->I | held-out loss new / old | search overhead | TFLOP so far |",
@@ -101,13 +108,17 @@ def _summary(run: Path, records: list[dict], train: list[dict], evals: list[dict
     return "\n".join(lines) + "\n"
 
 
-def _chunk_row(r: dict[str, Any]) -> str:
-    zeroshot = f"{r['zeroshot_mean_top1']:.3f}" if "zeroshot_mean_top1" in r else "-"
-    recall = f"{r['image_to_text_R@1']:.3f} / {r['text_to_image_R@1']:.3f}" if "image_to_text_R@1" in r else "-"
-    old = "-" if r["heldout_old_loss"] is None else f"{r['heldout_old_loss']:.3f}"
-    return (f"| {r['chunk']} | {r['name']} | {r['decision']} | {r['params'] / 1e6:.2f} M | "
-            f"{r['gflops_per_pair']:.3f} | {zeroshot} | {recall} | {r['heldout_new_loss']:.3f} / {old} | "
-            f"{r['search_fraction']:.0%} | {r.get('total_tflop', float('nan')):.1f} |")
+def _chunks(records: list[dict[str, Any]]) -> list[ChunkRecord]:
+    return [ChunkRecord.from_dict(r) for r in records if "heldout_new_loss" in r]
+
+
+def _chunk_row(r: ChunkRecord) -> str:
+    zeroshot = "-" if r.mean_top1 is None else f"{r.mean_top1:.3f}"
+    recall = "-" if r.recall is None else "{:.3f} / {:.3f}".format(*r.recall)
+    old = "-" if r.heldout_old_loss is None else f"{r.heldout_old_loss:.3f}"
+    return (f"| {r.chunk} | {r.name} | {r.decision} | {r.params / 1e6:.2f} M | {r.gflops_per_pair:.3f} | "
+            f"{zeroshot} | {recall} | {r.heldout_new_loss:.3f} / {old} | {r.search_fraction:.0%} | "
+            f"{r.total_tflop:.1f} |")
 
 
 def write_report(run: str | Path, output: str | Path | None = None) -> list[Path]:
@@ -132,12 +143,13 @@ def write_report(run: str | Path, output: str | Path | None = None) -> list[Path
     if evals:
         curves = {label: _series(evals, key) for key, label in EVAL_CURVES.items() if any(key in r for r in evals)}
         plots.append(_plot(folder / "eval.png", "evaluation", "accuracy / recall", curves, events=events))
-    chunks = [r for r in records if "heldout_new_loss" in r]
+    chunks = _chunks(records)
     if chunks:
-        size = {"parameters (M)": ([r["samples"] for r in chunks], [r["params"] / 1e6 for r in chunks]),
-                "GFLOP per pair": _series(chunks, "gflops_per_pair")}
+        size = {"parameters (M)": _chunk_series(chunks, lambda r: r.params / 1e6),
+                "GFLOP per pair": _chunk_series(chunks, lambda r: r.gflops_per_pair)}
         plots.append(_plot(folder / "size.png", "model size", "parameters (M) / GFLOP per pair", size, events=events))
-        accuracy = {label: _series(chunks, key) for key, label in EVAL_CURVES.items() if any(key in r for r in chunks)}
+        accuracy = {label: _chunk_series(chunks, lambda r, key=key: r.summary.get(key))
+                    for key, label in EVAL_CURVES.items() if any(key in r.summary for r in chunks)}
         panels = [("training loss", {"loss": _series(train, "loss")}), ("accuracy / recall", accuracy),
                   ("size", size)]
         plots.insert(0, _stream_plot(folder / "stream.png", [p for p in panels if p[1]], events))

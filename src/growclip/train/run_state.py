@@ -21,6 +21,7 @@ from growclip.model.config import ModelConfig
 from growclip.model.factory import create_model
 from growclip.train.checkpoint import checkpoint_path, load_extra_tensors, prune_checkpoints, save_checkpoint
 from growclip.train.config import TrainConfig
+from growclip.train.records import ChunkCompute, ChunkRecord
 from growclip.train.state import rng_state
 
 
@@ -34,7 +35,7 @@ class StreamProgress:
     chunk: int = 0  # the chunk being decided or trained
     phase: Phase = Phase.DECIDE
     global_step: int = 0  # optimizer steps of the whole run, proxies of winners included
-    history: list[dict[str, Any]] = field(default_factory=list)  # one record per finished chunk
+    history: list[ChunkRecord] = field(default_factory=list)  # one record per finished chunk
     decision: Decision | None = None  # the chunk's, once decided
     search: SuccessiveHalving | None = None  # an unfinished search (phase DECIDE)
     contenders: dict[int, ModelConfig] = field(default_factory=dict)  # its live contenders' architectures
@@ -42,13 +43,15 @@ class StreamProgress:
 
     def state_dict(self) -> dict[str, Any]:
         return {"chunk": self.chunk, "phase": self.phase.value, "global_step": self.global_step,
-                "history": self.history, "decision": self.decision.state_dict() if self.decision else None,
+                "history": [record.to_dict() for record in self.history],
+                "decision": self.decision.state_dict() if self.decision else None,
                 "search": self.search.state_dict() if self.search else None,
                 "contenders": {str(i): asdict(c) for i, c in self.contenders.items()}, "watched": self.watched}
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> StreamProgress:
-        return cls(state["chunk"], Phase(state["phase"]), state["global_step"], state["history"],
+        return cls(state["chunk"], Phase(state["phase"]), state["global_step"],
+                   [ChunkRecord.from_dict(record) for record in state["history"]],
                    Decision.from_state_dict(state["decision"]) if state["decision"] else None,
                    SuccessiveHalving.from_state(state["search"]) if state["search"] else None,
                    {int(i): ModelConfig(**c) for i, c in state["contenders"].items()}, state.get("watched", []))
@@ -91,11 +94,10 @@ def save_progress(config: TrainConfig, progress: StreamProgress, state: GrowthSt
 
 
 def chunk_compute(progress: StreamProgress, train_steps: int, step_samples: int, flops_per_sample: float
-                  ) -> dict[str, float]:
-    """TFLOP of the decided chunk's training (the winner's proxy steps included) and of its search's
+                  ) -> ChunkCompute:
+    """The decided chunk's compute: its training (the winner's proxy steps included), its search's
     overhead, and the run's total so far."""
     decision = progress.decision
     train = (train_steps + decision.proxy_steps) * step_samples * flops_per_sample
-    before = progress.history[-1]["total_tflop"] if progress.history else 0.0
-    return {"train_tflop": train / 1e12, "search_tflop": decision.search_flops / 1e12,
-            "total_tflop": before + (train + decision.search_flops) / 1e12}
+    before = progress.history[-1].total_tflop if progress.history else 0.0
+    return ChunkCompute(train / 1e12, decision.search_flops / 1e12, before + (train + decision.search_flops) / 1e12)
