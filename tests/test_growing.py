@@ -56,7 +56,7 @@ def test_growth_space_respects_the_budget_and_always_offers_keep():
     assert growth_space(config, max_params=0) == [Candidate()]
     space = growth_space(config, max_params=1e9, momenta=(1.0, 0.9))
     labels = [c.label for c in space]
-    assert labels[0] == "keep" and "share m=0.9" in labels and "width=64 shared_layers+1 m=1" in labels
+    assert labels[0] == "keep" and "share (m=0.9)" in labels and "width=64 shared_layers+1 (m=1)" in labels
     assert len(labels) == len(set(labels))
 
 
@@ -204,7 +204,7 @@ def test_stream_progress_survives_a_json_round_trip_field_by_field():
     search.run_round(lambda i, c, steps: {"score": float(i), "steps_seen": steps})
     progress = StreamProgress(chunk=2, phase=Phase.TRAIN, global_step=77, history=[ChunkRecord.from_dict(FLAT_RECORD)],
                               decision=Decision(2, ("width=32",), 0.9, "why", 16, 1e9, 0.1,
-                                                [{"label": "keep"}], ["share m=0.9"], retrain=True),
+                                                [{"label": "keep"}], ["share (m=0.9)"], retrain=True),
                               search=search, contenders={1: MODEL}, watched=["in/00.tsv"])
     restored = StreamProgress.from_state_dict(json.loads(json.dumps(progress.state_dict())))
     for field in fields(StreamProgress):
@@ -265,7 +265,7 @@ def test_the_search_picks_the_child_that_is_better_per_flop():
     assert decision.ops == ("mlp_ratio=3",) and chosen.config.mlp_ratio == 3
     scores = {c["label"]: c["rounds"][0]["score"] for c in decision.candidates}
     width_ratio = train_flops_per_sample(grown_config(MODEL, ["width=32"])) / train_flops_per_sample(MODEL)
-    assert scores["width=32 m=0.9"] == pytest.approx(2.5 - 0.05 / 2 + 0.05 * math.log2(width_ratio))
+    assert scores["width=32 (m=0.9)"] == pytest.approx(2.5 - 0.05 / 2 + 0.05 * math.log2(width_ratio))
     gains.update(width=0.0, mlp_ratio=0.0)
     assert policy.decide(state, context)[1].ops == ()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from growclip.growth.space import growth_label
+
 
 @dataclass
 class Decision:
@@ -28,7 +30,7 @@ class Decision:
 
     @property
     def label(self) -> str:
-        return "keep" if not self.ops else f"{' '.join(self.ops)} (m={self.momentum:g})"
+        return growth_label(self.ops, self.momentum)
 
     def state_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -23,6 +23,12 @@ PARAMS_PER_PAIR = 20.0
 MIN_HEAD_DIM = 16
 
 
+def growth_label(ops: tuple[str, ...], momentum: float) -> str:
+    """How a growth step is named everywhere (search, decision, logs): "keep", or its operators and
+    the PIM momentum, e.g. `width=64 shared_layers+1 (m=0.9)`."""
+    return "keep" if not ops else f"{' '.join(ops)} (m={momentum:g})"
+
+
 @dataclass(frozen=True)
 class Candidate:
     ops: tuple[str, ...] = ()  # () = do not grow
@@ -30,7 +36,7 @@ class Candidate:
 
     @property
     def label(self) -> str:
-        return "keep" if not self.ops else f"{' '.join(self.ops)} m={self.momentum:g}"
+        return growth_label(self.ops, self.momentum)
 
 
 def single_ops(config: ModelConfig, min_head_dim: int = MIN_HEAD_DIM) -> list[str]:
