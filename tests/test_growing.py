@@ -15,7 +15,15 @@ from growclip.cli import main
 from growclip.growth import GrowthState, grow_state, grown_config
 from growclip.growth.decision import Decision
 from growclip.growth.policy import ChunkContext, Search
-from growclip.growth.search import MIN_PROXY_STEPS, SuccessiveHalving, plan_search, proxy_score, search_decision
+from growclip.growth.search import (
+    MIN_PROXY_STEPS,
+    ProxyScore,
+    SearchRound,
+    SuccessiveHalving,
+    plan_search,
+    proxy_score,
+    search_decision,
+)
 from growclip.growth.space import Candidate, growth_space
 from growclip.model import create_model, train_flops_per_sample
 from growclip.train import TrainConfig
@@ -69,11 +77,11 @@ def test_more_heads_are_offered_only_while_a_head_keeps_the_minimum_dims():
 def test_successive_halving_keeps_the_best_half_and_its_state_round_trips():
     search = SuccessiveHalving([Candidate(), *(Candidate((f"width={w}",)) for w in (64, 96, 128, 160))], 2)
     quality = [3.0, 1.0, 2.0, 0.5, 4.0]
-    search.run_round(lambda i, c, steps: {"score": quality[i] / steps})
+    search.run_round(lambda i, c, steps: ProxyScore(quality[i] / steps))
     assert [c.alive for c in search.contenders] == [False, True, True, True, False]
     restored = SuccessiveHalving.from_state(json.loads(json.dumps(search.state_dict())))
     while not restored.done:
-        restored.run_round(lambda i, c, steps: {"score": quality[i]})
+        restored.run_round(lambda i, c, steps: ProxyScore(quality[i]))
     assert restored.winner.candidate.ops == ("width=128",) and restored.round == 3
 
 
@@ -201,7 +209,7 @@ def test_scratch_retrains_the_chosen_architecture_for_all_chunks_so_far(tmp_path
 
 def test_stream_progress_survives_a_json_round_trip_field_by_field():
     search = SuccessiveHalving([Candidate(), Candidate(("width=32",), 0.9)], 8)
-    search.run_round(lambda i, c, steps: {"score": float(i), "steps_seen": steps})
+    search.run_round(lambda i, c, steps: ProxyScore(float(i), 2.0, None if i else 3.0, 2.0, 1e6, 1e3))
     progress = StreamProgress(chunk=2, phase=Phase.TRAIN, global_step=77, history=[ChunkRecord.from_dict(FLAT_RECORD)],
                               decision=Decision(2, ("width=32",), 0.9, "why", 16, 1e9, 0.1,
                                                 [{"label": "keep"}], ["share (m=0.9)"], retrain=True),
@@ -210,10 +218,19 @@ def test_stream_progress_survives_a_json_round_trip_field_by_field():
     for field in fields(StreamProgress):
         value, back = getattr(progress, field.name), getattr(restored, field.name)
         if field.name == "search":
-            assert back.state_dict() == value.state_dict()
+            assert back.state_dict() == value.state_dict() and back.contenders == value.contenders
         else:
             assert back == value, field.name
     assert StreamProgress.from_state_dict(StreamProgress().state_dict()) == StreamProgress()
+
+
+def test_a_search_round_saved_before_it_was_typed_reads_back():
+    """Checkpoints taken mid-search wrote a missing old loss as NaN; it reads back as None."""
+    saved = {"round": 0, "steps": 8, "new_loss": 2.0, "old_loss": float("nan"), "cost": 1.0, "train_flops": 5.0,
+             "score": 2.0, "score_flops": 1.0}
+    round_ = SearchRound.from_dict(json.loads(json.dumps(saved)))
+    assert round_ == SearchRound(0, 8, ProxyScore(2.0, 2.0, None, 1.0, 5.0, 1.0))
+    assert round_.to_dict() == {**saved, "old_loss": None}
 
 
 def test_a_chunk_record_reads_and_writes_the_flat_json_it_always_had():
@@ -237,7 +254,7 @@ def test_the_proxy_score_averages_new_and_old_loss_and_charges_each_doubling_of_
 def test_the_decision_record_counts_every_proxy_step_but_the_winners_as_overhead():
     search = SuccessiveHalving([Candidate(), Candidate(("width=32",), 0.9)], 10)
     flops = {0: 1.0, 1: 4.0}
-    search.run_round(lambda i, c, steps: {"score": [2.0, 1.0][i], "train_flops": flops[i], "score_flops": 5.0})
+    search.run_round(lambda i, c, steps: ProxyScore([2.0, 1.0][i], train_flops=flops[i], score_flops=5.0))
     decision = search_decision(3, search, step_samples=2, chunk_train_flops=1000.0, retrain=False)
     assert decision.ops == ("width=32",) and decision.momentum == 0.9 and decision.proxy_steps == 10
     spent = 10 * 2 * (1.0 + 4.0) + 2 * 5.0
@@ -288,7 +305,7 @@ def test_a_finished_search_resumed_before_the_chunk_goes_on_with_its_winner():
     the second is "keep" without a search."""
     state = GrowthState.capture(create_model(MODEL, seed=0))
     search = SuccessiveHalving([Candidate(), Candidate(("mlp_ratio=3",), 0.9)], MIN_PROXY_STEPS)
-    search.run_round(lambda i, c, steps: {"score": [2.0, 1.0][i], "train_flops": 1.0, "score_flops": 0.0})
+    search.run_round(lambda i, c, steps: ProxyScore([2.0, 1.0][i], train_flops=1.0))
     contenders = {0: state, 1: grow_state(state, ["mlp_ratio=3"], 0.9, seed=0)}
     context = ChunkContext(1, pairs_seen=1000, chunk_steps=40, step_samples=32, scored_pairs=64,
                            resumed=(search, contenders))

@@ -21,7 +21,7 @@ from growclip.growth.base import GrowthError
 from growclip.growth.decision import Decision
 from growclip.growth.grow import grow_state, grown_config
 from growclip.growth.parse import parse_op
-from growclip.growth.search import SuccessiveHalving, plan_search, proxy_score, search_decision
+from growclip.growth.search import ProxyScore, SuccessiveHalving, plan_search, proxy_score, search_decision
 from growclip.growth.space import MIN_HEAD_DIM, growth_space, params_budget
 from growclip.growth.state import GrowthState
 from growclip.model.config import ModelConfig
@@ -133,14 +133,13 @@ class Search(GrowthPolicy):
                         for i, c in enumerate(search.contenders)}
 
     def _train_and_score(self, index: int, contenders: Contenders, steps: int, round_: int, current: ModelConfig,
-                         context: ChunkContext) -> dict[str, float]:
+                         context: ChunkContext) -> ProxyScore:
         contenders[index], new, old = context.run_proxy(contenders[index], steps, round_)
         config = contenders[index].config
         flops = train_flops_per_sample(config)
         cost = flops / train_flops_per_sample(current)
-        return {"new_loss": new, "old_loss": old if old is not None else float("nan"), "cost": cost,
-                "train_flops": flops, "score": proxy_score(new, old, cost, self.cost_weight),
-                "score_flops": context.scored_pairs * model_cost(config).forward_flops}
+        return ProxyScore(proxy_score(new, old, cost, self.cost_weight), new, old, cost, flops,
+                          context.scored_pairs * model_cost(config).forward_flops)
 
 
 def parse_schedule(items: Sequence[str]) -> dict[int, list[str]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from statistics import mean
 from typing import Any
 
@@ -24,15 +24,50 @@ from growclip.model.cost import train_flops_per_sample
 MIN_PROXY_STEPS = 8  # shorter proxies rank contenders by noise
 
 
+@dataclass(frozen=True)
+class ProxyScore:
+    """What a contender's proxy training measured: lower `score` is better (see `proxy_score`)."""
+
+    score: float
+    new_loss: float = math.nan  # held-out loss on the new chunk
+    old_loss: float | None = None  # on the earlier chunks (None before there are any)
+    cost: float = 1.0  # training FLOPs per pair over the current model's
+    train_flops: float = 0.0  # training FLOPs per pair
+    score_flops: float = 0.0  # FLOPs of scoring it on the held-out pairs
+
+
+@dataclass(frozen=True)
+class SearchRound:
+    round: int
+    steps: int  # proxy steps trained in this round
+    proxy: ProxyScore
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat JSON, as checkpoints and decision records hold it."""
+        return {"round": self.round, "steps": self.steps, **asdict(self.proxy)}
+
+    @classmethod
+    def from_dict(cls, flat: dict[str, Any]) -> SearchRound:
+        """Also a round saved when a missing old loss was written as NaN."""
+        proxy = {f.name: flat[f.name] for f in fields(ProxyScore) if f.name in flat}
+        if proxy.get("old_loss") is not None and math.isnan(proxy["old_loss"]):
+            proxy["old_loss"] = None
+        return cls(flat["round"], flat["steps"], ProxyScore(**proxy))
+
+
 @dataclass
 class Contender:
     candidate: Candidate
-    rounds: list[dict[str, float]] = field(default_factory=list)  # per round: steps, losses, cost, score
+    rounds: list[SearchRound] = field(default_factory=list)
     alive: bool = True
 
     @property
     def score(self) -> float:
-        return self.rounds[-1]["score"] if self.rounds else math.inf
+        return self.rounds[-1].proxy.score if self.rounds else math.inf
+
+    def record(self) -> dict[str, Any]:
+        """The contender in a decision record: its label, rounds and whether it won."""
+        return {"label": self.candidate.label, "rounds": [r.to_dict() for r in self.rounds], "alive": self.alive}
 
 
 class SuccessiveHalving:
@@ -56,14 +91,13 @@ class SuccessiveHalving:
             raise RuntimeError("the search has not finished")
         return self.alive[0]
 
-    def run_round(self, train_and_score: Callable[[int, Contender, int], dict[str, float]]) -> None:
+    def run_round(self, train_and_score: Callable[[int, Contender, int], ProxyScore]) -> None:
         """`train_and_score(index, contender, steps)` trains contender `index` `steps` more steps and
-        returns its round record (with a "score", lower is better); the best 1/eta go on (ties: the
-        earlier candidate, so "keep" wins a tie)."""
+        returns what it measured; the best 1/eta go on (ties: the earlier candidate, so "keep" wins a tie)."""
         steps = self.first_steps * self.eta**self.round
         alive = [(i, c) for i, c in enumerate(self.contenders) if c.alive]
         for index, contender in alive:
-            contender.rounds.append({"round": self.round, "steps": steps, **train_and_score(index, contender, steps)})
+            contender.rounds.append(SearchRound(self.round, steps, train_and_score(index, contender, steps)))
         ranked = sorted(alive, key=lambda item: (item[1].score, item[0]))
         for _, contender in ranked[math.ceil(len(alive) / self.eta) :]:
             contender.alive = False
@@ -71,8 +105,8 @@ class SuccessiveHalving:
 
     def state_dict(self) -> dict[str, Any]:
         return {"first_steps": self.first_steps, "eta": self.eta, "round": self.round,
-                "contenders": [{"candidate": asdict(c.candidate), "rounds": c.rounds, "alive": c.alive}
-                               for c in self.contenders]}
+                "contenders": [{"candidate": asdict(c.candidate), "rounds": [r.to_dict() for r in c.rounds],
+                                "alive": c.alive} for c in self.contenders]}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> SuccessiveHalving:
@@ -80,7 +114,8 @@ class SuccessiveHalving:
                       for c in state["contenders"]], state["first_steps"], state["eta"])
         search.round = state["round"]
         for contender, saved in zip(search.contenders, state["contenders"]):
-            contender.rounds, contender.alive = saved["rounds"], saved["alive"]
+            contender.rounds = [SearchRound.from_dict(r) for r in saved["rounds"]]
+            contender.alive = saved["alive"]
         return search
 
 
@@ -116,8 +151,8 @@ def proxy_score(new_loss: float, old_loss: float | None, cost: float, cost_weigh
 
 def explain(search: SuccessiveHalving) -> str:
     """One line: the winner's score, the rounds, and the runner-up of the last round."""
-    last = max(c.rounds[-1]["round"] for c in search.contenders)
-    finalists = sorted((c for c in search.contenders if c.rounds[-1]["round"] == last), key=lambda c: c.score)
+    last = max(c.rounds[-1].round for c in search.contenders)
+    finalists = sorted((c for c in search.contenders if c.rounds[-1].round == last), key=lambda c: c.score)
     runner = f", ahead of {finalists[1].candidate.label} ({finalists[1].score:.3f})" if len(finalists) > 1 else ""
     return f"best score {finalists[0].score:.3f} after {search.round} rounds{runner}"
 
@@ -128,11 +163,10 @@ def search_decision(chunk: int, search: SuccessiveHalving, step_samples: int, ch
     count as the chunk's training, unless the winner is retrained from zero) plus the scoring;
     `chunk_train_flops` is the chunk's training compute on the chosen architecture."""
     winner = search.winner
-    proxy_steps = 0 if retrain else sum(r["steps"] for r in winner.rounds)
-    spent = sum(r["steps"] * step_samples * r["train_flops"] + r["score_flops"]
+    proxy_steps = 0 if retrain else sum(r.steps for r in winner.rounds)
+    spent = sum(r.steps * step_samples * r.proxy.train_flops + r.proxy.score_flops
                 for c in search.contenders for r in c.rounds)
-    overhead = spent - proxy_steps * step_samples * winner.rounds[-1]["train_flops"]
+    overhead = spent - proxy_steps * step_samples * winner.rounds[-1].proxy.train_flops
     return Decision(chunk, winner.candidate.ops, winner.candidate.momentum, explain(search), proxy_steps,
-                    overhead, overhead / (overhead + chunk_train_flops),
-                    [{"label": c.candidate.label, "rounds": c.rounds, "alive": c.alive} for c in search.contenders],
+                    overhead, overhead / (overhead + chunk_train_flops), [c.record() for c in search.contenders],
                     retrain=retrain)
