@@ -116,6 +116,23 @@ def test_setting_mistakes_fail_at_once_before_any_work(argv, message, capsys, tm
     assert message in err and "Traceback" not in err and not (tmp_path / "x").exists()
 
 
+def test_a_config_for_a_gpu_machine_builds_here_and_its_run_is_refused_before_any_work(tmp_path):
+    """Settings are checked where they are written; whether this machine has the device, where it runs."""
+    import torch
+
+    from growclip.train import TrainConfig, train
+
+    if torch.cuda.device_count() > 7:
+        pytest.skip("this machine has the device")
+    config = TrainConfig(device="cuda:7", output=str(tmp_path / "run"))
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match=r"cuda:7.*use --device cpu or auto"):
+        train(config)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match="expected auto, cpu, cuda or cuda:N"):
+        TrainConfig(device="gpu0")
+
+
 @pytest.mark.parametrize("flag, hint", [("--batch", "did you mean --batch-size"), ("--lrr", "did you mean --lr")])
 def test_an_abbreviated_or_misspelt_flag_is_refused_with_the_nearest(flag, hint, capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_:

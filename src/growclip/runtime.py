@@ -15,20 +15,29 @@ import numpy as np
 import torch
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """`auto`: CUDA when there is a device, else the CPU. A device this machine lacks is a ValueError
-    that says so, rather than a traceback from deep inside the first tensor copy."""
+def check_device_name(name: str) -> None:
+    """`auto`, `cpu`, `cuda` or `cuda:N`, whatever this machine has: a config written for a GPU
+    machine can be built (and checked) on a CPU one."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return
     try:
         device = torch.device(name)
     except RuntimeError:
         raise ValueError(f"device {name!r}: expected auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {name!r}: growclip runs on cpu or cuda")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """`auto`: CUDA when there is a device, else the CPU. A device this machine lacks is a ValueError
+    that says so, rather than a traceback from deep inside the first tensor copy."""
+    check_device_name(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
     if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
         raise ValueError(f"device {name!r}: no such CUDA device here (torch {torch.__version__}, "
                          f"{torch.cuda.device_count()} CUDA devices); use --device cpu or auto")
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"device {name!r}: growclip runs on cpu or cuda")
     return device
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from growclip.data.corpus import DEFAULT_STAGE_SIZES, NUM_STAGES
 from growclip.growth.policy import parse_schedule
 from growclip.growth.space import MIN_HEAD_DIM
-from growclip.runtime import PRECISIONS, resolve_device
+from growclip.runtime import PRECISIONS, check_device_name
 
 GROWTH_POLICIES = ("auto", "fixed", "schedule", "scratch")
 CORPUS_SETTINGS = ("stages", "stage_sizes", "corpus_seed")  # read only when training on the corpus
@@ -214,7 +214,7 @@ class TrainConfig:
         self._check_numbers()
         self._check_stream()
         self._check_data_settings()
-        resolve_device(self.device)
+        check_device_name(self.device)  # not whether this machine has it: the run checks that
         if self.val_data and not (self.train_data or self.is_stream):
             raise ValueError("val_data needs train_data or a stream (the embedded corpus has its own retrieval split)")
 
