@@ -1,10 +1,10 @@
 """The training stream: full batches of readable pairs, read by DataLoader workers, resumable exactly.
 
 Each worker is a *lane* that reads every `lanes`-th part of the epoch (see `data.sources`), skips
-bad records (counting why), and sends chunks of `batch_size` good pairs. With several processes
+bad records (counting why), and sends batches of `batch_size` good pairs. With several processes
 (`rank` of `world`), the lanes of all of them share the epoch: process r's worker w is lane
 r + w x world, so every pair is read once per epoch across the processes. The main process takes
-chunks lane by lane in a fixed round-robin, whatever order the workers finish in, so the batch
+batches lane by lane in a fixed round-robin, whatever order the workers finish in, so the batch
 sequence depends only on (seed, number of workers). The position (epoch, records taken per lane,
 next lane, skip counts) is a small dict, saved with every checkpoint.
 
@@ -35,15 +35,17 @@ Batch = tuple[torch.Tensor, torch.Tensor]  # (B, 3, S, S) images, (B, L) tokens
 SHUFFLE_BUFFER = 2000  # raw (undecoded) samples a lane holds to mix consecutive shards
 
 
-class Chunk(NamedTuple):
+class LaneBatch(NamedTuple):
+    """One batch of one lane (a loader worker's share of the records), with where the lane stands."""
+
     lane: int
-    cursor: int  # records of the lane read once this chunk is taken
+    cursor: int  # records of the lane read once this batch is taken
     batch: Batch | None  # None marks the end of the lane's epoch
     skipped: dict[str, int]
 
 
-def _as_is(chunk: Chunk) -> Chunk:
-    return chunk
+def _as_is(batch: LaneBatch) -> LaneBatch:
+    return batch
 
 
 class LaneReader(IterableDataset):
@@ -71,7 +73,7 @@ class LaneReader(IterableDataset):
         rng = random.Random(f"{self.seed}/{self.epoch}/{first}")
         return _shuffle(tagged, SHUFFLE_BUFFER, SHUFFLE_BUFFER // 5, rng=rng)
 
-    def __iter__(self) -> Iterator[Chunk]:
+    def __iter__(self) -> Iterator[LaneBatch]:
         info = get_worker_info()
         lane = info.id if info else 0
         cursor = self.cursors[lane]
@@ -86,9 +88,9 @@ class LaneReader(IterableDataset):
                 continue
             good.append(item)
             if len(good) == self.batch_size:
-                yield Chunk(lane, cursor, self.collate(good), dict(skipped))
+                yield LaneBatch(lane, cursor, self.collate(good), dict(skipped))
                 good, skipped = [], Counter()
-        yield Chunk(lane, cursor, None, dict(skipped))  # a last partial batch is dropped, as drop_last does
+        yield LaneBatch(lane, cursor, None, dict(skipped))  # a last partial batch is dropped, as drop_last does
 
 
 class TrainStream:
@@ -161,22 +163,22 @@ class TrainStream:
         """The rest of the current epoch, from the saved position (all of it on a fresh stream)."""
         reader = LaneReader(self.sources, self.tokenizer, self.transform, self.batch_size, self.seed, self.epoch,
                             list(self.cursors), self.rank, self.world, self.plan)
-        chunks = iter(DataLoader(reader, batch_size=None, num_workers=self.workers, collate_fn=_as_is,
+        lane_batches = iter(DataLoader(reader, batch_size=None, num_workers=self.workers, collate_fn=_as_is,
                                  pin_memory=self.pin_memory))
-        waiting: dict[int, deque[Chunk]] = {lane: deque() for lane in range(self.lanes)}
+        waiting: dict[int, deque[LaneBatch]] = {lane: deque() for lane in range(self.lanes)}
         while not all(self.ended):
             lane = self.next_lane
             while not waiting[lane]:
-                chunk = next(chunks)
-                waiting[chunk.lane].append(chunk)
-            chunk = waiting[lane].popleft()
-            self.cursors[lane] = chunk.cursor
+                piece = next(lane_batches)
+                waiting[piece.lane].append(piece)
+            piece = waiting[lane].popleft()
+            self.cursors[lane] = piece.cursor
             if self.epoch == 0:  # later passes meet the same bad records: count each once
-                add_counts(self.skipped, chunk.skipped)
-            self.ended[lane] = chunk.batch is None
+                add_counts(self.skipped, piece.skipped)
+            self.ended[lane] = piece.batch is None
             self.next_lane = self._following(lane)
-            if chunk.batch is not None:
-                yield chunk.batch
+            if piece.batch is not None:
+                yield piece.batch
 
     def _following(self, lane: int) -> int:
         for step in range(1, self.lanes + 1):

@@ -48,7 +48,13 @@ from growclip.train.distributed import (
     process_device,
 )
 from growclip.train.faults import pause, preemption_signals
-from growclip.train.inputs import RunInputs, evaluation_sets, reader_options, stream_tokenizer, train_transform
+from growclip.train.inputs import (
+    RunInputs,
+    reader_options,
+    run_evaluation_sets,
+    stream_tokenizer,
+    train_transform,
+)
 from growclip.train.loop import Trainer, metrics_log, resume_checkpoint
 from growclip.train.records import ChunkRecord
 from growclip.train.run_folder import STREAM_RECORDS, RunFolder
@@ -117,7 +123,7 @@ class GrowingRun:
         uses_corpus = any(s.startswith(CORPUS_PREFIX) for s in stream.known())
         corpus = EmbeddedCorpus(config.corpus_seed, self.current.config.image_size, config.stage_sizes)
         self.chunks = ArrivedChunks(stream, corpus, reader_options(config), config.heldout, config.seed, config.replay)
-        self.evals = evaluation_sets(config, corpus.image_size, uses_corpus)
+        self.evals = run_evaluation_sets(config, corpus.image_size, uses_corpus)
         if self.tokenizer is None:
             self.tokenizer = stream_tokenizer(config, self.current.config, corpus if uses_corpus else None,
                                               lambda: self.chunks[0].sources)

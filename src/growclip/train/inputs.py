@@ -10,8 +10,7 @@ from growclip.data.pairs import ImageTransform
 from growclip.data.sources import CorpusSource, PairSources, ReaderOptions, open_sources
 from growclip.data.tokenizer import Tokenizer, TokenizerError
 from growclip.data.transforms import CenterCrop, RandomResizedCrop
-from growclip.eval.sets import EvalSets, EvalSetsConfig
-from growclip.eval.sets import evaluation_sets as eval_sets
+from growclip.eval.sets import EvalSets, EvalSetsConfig, evaluation_sets
 from growclip.model.config import ModelConfig
 from growclip.train.config import TrainConfig
 
@@ -37,7 +36,7 @@ def build_inputs(config: TrainConfig, model_config: ModelConfig, tokenizer: Toke
     else:
         corpus = EmbeddedCorpus(config.corpus_seed, image_size, config.stage_sizes)
         sources = PairSources([CorpusSource(corpus, config.stages)])
-    evals = evaluation_sets(config, image_size, corpus is not None)
+    evals = run_evaluation_sets(config, image_size, corpus is not None)
     tokenizer = tokenizer or make_tokenizer(config, model_config, sources)
     return RunInputs(sources, train_transform(config, image_size, data_passes(config, sources.count())), tokenizer,
                      evals)
@@ -62,11 +61,12 @@ def train_transform(config: TrainConfig, image_size: int, passes: float) -> Rand
     return CenterCrop(image_size) if scale == NO_CROP else RandomResizedCrop(image_size, scale)
 
 
-def evaluation_sets(config: TrainConfig, image_size: int, corpus: bool) -> EvalSets:
-    """The corpus's tasks and retrieval split when it is trained on (`corpus`); `val_data`, `zeroshot_data`."""
+def run_evaluation_sets(config: TrainConfig, image_size: int, corpus: bool) -> EvalSets:
+    """A run's evaluation sets, from its settings: the corpus's tasks and retrieval split when it is
+    trained on (`corpus`); `val_data`, `zeroshot_data`."""
     sets = EvalSetsConfig(config.zeroshot_data, config.val_data, config.templates, reader_options(config), corpus,
                           config.corpus_seed, config.eval_images_per_class, config.retrieval_images)
-    return eval_sets(sets, image_size)
+    return evaluation_sets(sets, image_size)
 
 
 def make_tokenizer(config: TrainConfig, model_config: ModelConfig, sources: PairSources) -> Tokenizer:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from growclip.data.pairs import DataError, format_skipped
 from growclip.data.sources import PairSources
-from growclip.data.stream import TrainStream
+from growclip.data.stream import Batch, TrainStream
 from growclip.eval.suite import evaluate_sets
 from growclip.growth.state import load_optimizer_tensors, optimizer_tensors
 from growclip.model.clip import CLIP
@@ -67,7 +67,7 @@ from growclip.train.state import (
     set_rng_state,
     set_schedule_state,
 )
-from growclip.train.step import Batch, train_step
+from growclip.train.step import train_step
 
 logger = logging.getLogger(__name__)
 

@@ -12,10 +12,9 @@ from torch import nn
 from torch.amp import GradScaler
 from torch.nn.parallel import DistributedDataParallel
 
+from growclip.data.stream import Batch
 from growclip.model.loss import clip_loss
 from growclip.runtime import autocast
-
-Batch = tuple[torch.Tensor, torch.Tensor]  # (B, 3, S, S) images, (B, L) tokens
 
 
 def _accumulate(model: nn.Module, micro_batches: list[Batch], device: torch.device, precision: str,
