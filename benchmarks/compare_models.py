@@ -56,9 +56,9 @@ def run_one(spec: str, config: ModelConfig, samples: int, seed: int, args: argpa
                                progress=False, eval_every=every, overwrite=True))  # an unfinished run: again
     midway = [r for r in read_metrics(out / "metrics.jsonl") if "zeroshot_mean_top1" in r and not r.get("final")]
     run = {"seed": seed, "samples": samples, "minutes": (time.perf_counter() - start) / 60,
-           "tasks": {t: m["top1"] for t, m in result.eval["zeroshot"].items()},
+           "tasks": result.eval.top1(),
            "curve": {r["samples"]: r["zeroshot_mean_top1"] for r in midway},
-           **{k: result.eval["summary"][k] for k in (*SUMMARY, *CAPACITY) if k in result.eval["summary"]}}
+           **{k: result.eval.summary[k] for k in (*SUMMARY, *CAPACITY) if k in result.eval.summary}}
     (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
     return run
 

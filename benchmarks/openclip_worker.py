@@ -62,7 +62,7 @@ def run_eval(config_dir: str, name: str, checkpoint: str, output: str, precision
     evals = evaluation_sets(EvalSetsConfig(**sets), model_config["vision_cfg"]["image_size"])
     wrapped = NormalisedOpenClip(model, model_config["embed_dim"])
     results = evaluate_sets(wrapped, open_clip.get_tokenizer(name), evals, precision)
-    Path(output).write_text(json.dumps(results, indent=2) + "\n")
+    Path(output).write_text(json.dumps(results.to_dict(), indent=2) + "\n")
 
 
 if __name__ == "__main__":

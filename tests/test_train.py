@@ -247,11 +247,11 @@ def test_the_corpus_is_also_scored_on_a_large_gallery_and_every_stages_held_out_
     assert np.array_equal(sets.gallery.images[:4], sets.retrievals[0].images)  # the split's images, and more
     model = create_model(tiny_config(vocab_size=300, context_length=12))
     results = evaluate_sets(model, tokenizer, sets)
-    assert set(results["heldout"]) == {f"corpus-stage{s}" for s in range(4)}
-    assert all(0 < loss < 10 for loss in results["heldout"].values())
-    summary = results["summary"]
-    assert summary["heldout_loss"] == pytest.approx(np.mean(list(results["heldout"].values())))
-    assert summary["gallery_image_to_text_R@1"] == results["gallery"]["corpus-gallery"]["image_to_text_R@1"]
-    assert summary["image_to_text_R@1"] == results["retrieval"]["corpus-stage3"]["image_to_text_R@1"]
+    assert set(results.heldout) == {f"corpus-stage{s}" for s in range(4)}
+    assert all(0 < loss < 10 for loss in results.heldout.values())
+    summary = results.summary
+    assert summary["heldout_loss"] == pytest.approx(np.mean(list(results.heldout.values())))
+    assert summary["gallery_image_to_text_R@1"] == results.gallery["corpus-gallery"]["image_to_text_R@1"]
+    assert summary["image_to_text_R@1"] == results.retrieval["corpus-stage3"]["image_to_text_R@1"]
     assert "retrieval corpus-gallery:" in format_results(results) and "held-out loss corpus-stage0" in \
         format_results(results)

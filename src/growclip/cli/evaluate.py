@@ -52,6 +52,6 @@ def run(args: argparse.Namespace) -> int:
               f"{format_skipped(evals.skipped)}")
     results = evaluate_sets(model, tokenizer, evals, args.precision)
     print(format_results(results))
-    output.write_text(json.dumps(results, indent=2) + "\n")
+    output.write_text(json.dumps(results.to_dict(), indent=2) + "\n")
     print(f"results: {output}")
     return 0

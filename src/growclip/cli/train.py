@@ -104,8 +104,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"checkpoint: {checkpoints_of(config.output)[-1]}")
         return 0
     result = run_training(config)
-    if result.eval:  # rank 0 of a torchrun job (or the only process)
-        print(format_results(result.eval) if result.eval["zeroshot"] or result.eval["retrieval"] else
+    if result.eval is not None:  # rank 0 of a torchrun job (or the only process)
+        print(format_results(result.eval) if result.eval.measured else
               "not evaluated: give --val-data (retrieval on held-out pairs) or --zeroshot-data (labelled images)")
         print(format_skipped(result.skipped))
         print(f"checkpoint: {result.checkpoint}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from statistics import mean
 from typing import Any
 
@@ -22,12 +23,35 @@ HELDOUT_LOSS = "heldout_loss"  # mean contrastive loss on the held-out sets
 SUMMARY_METRICS = (MEAN_TOP1, *RECALL, *GALLERY_RECALL, HELDOUT_LOSS)
 
 
+@dataclass(frozen=True)
+class EvalResults:
+    """What `evaluate` measured, per set (metric name -> value), and the summary over the sets:
+    the `SUMMARY_METRICS` the sets allow. `to_dict` is the JSON a run and `growclip eval` write."""
+
+    zeroshot: dict[str, dict[str, float]]  # task -> top1, top5, mean_per_class_recall, classes, images
+    retrieval: dict[str, dict[str, float]]  # set -> R@1/5/10 both ways
+    gallery: dict[str, dict[str, float]]  # the large gallery, likewise
+    heldout: dict[str, float]  # set -> contrastive loss
+    summary: dict[str, float]
+
+    @property
+    def measured(self) -> bool:
+        """Whether there was anything to score zero-shot or by retrieval."""
+        return bool(self.zeroshot or self.retrieval)
+
+    def top1(self) -> dict[str, float]:
+        """Zero-shot top-1 per task."""
+        return {task: m["top1"] for task, m in self.zeroshot.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def evaluate(model: CLIP, tokenizer: Tokenizer, tasks: Sequence[ZeroShotTask] = (),
              retrievals: Sequence[RetrievalSet] = (), precision: str = "fp32", gallery: RetrievalSet | None = None,
-             heldouts: Sequence[RetrievalSet] = ()) -> dict[str, Any]:
-    """{"zeroshot": {task: metrics}, "retrieval": {set: metrics}, "gallery": {set: metrics},
-    "heldout": {set: loss}, "summary": {...}}; model mode restored. `gallery`: a large retrieval set
-    whose R@1 is summarised apart; `heldouts`: one caption per image, scored by contrastive loss."""
+             heldouts: Sequence[RetrievalSet] = ()) -> EvalResults:
+    """Every task and set scored; model mode restored. `gallery`: a large retrieval set whose R@1 is
+    summarised apart; `heldouts`: one caption per image, scored by contrastive loss."""
     was_training = model.training
     model.eval()
     try:
@@ -37,11 +61,10 @@ def evaluate(model: CLIP, tokenizer: Tokenizer, tasks: Sequence[ZeroShotTask] = 
         heldout = {h.name: heldout_loss(model, tokenizer, h, precision) for h in heldouts}
     finally:
         model.train(was_training)
-    return {"zeroshot": zeroshot, "retrieval": retrieval, "gallery": large, "heldout": heldout,
-            "summary": _summary(zeroshot, retrieval, large, heldout)}
+    return EvalResults(zeroshot, retrieval, large, heldout, _summary(zeroshot, retrieval, large, heldout))
 
 
-def evaluate_sets(model: CLIP, tokenizer: Tokenizer, sets: EvalSets, precision: str = "fp32") -> dict[str, Any]:
+def evaluate_sets(model: CLIP, tokenizer: Tokenizer, sets: EvalSets, precision: str = "fp32") -> EvalResults:
     """`evaluate` on everything `sets` holds."""
     return evaluate(model, tokenizer, sets.tasks, sets.retrievals, precision, sets.gallery, sets.heldouts)
 
@@ -65,21 +88,20 @@ def _recall_line(name: str, m: dict[str, float]) -> str:
             f"{m['text_to_image_R@1']:.3f}/{m['text_to_image_R@5']:.3f}/{m['text_to_image_R@10']:.3f}")
 
 
-def format_results(results: dict[str, Any]) -> str:
+def format_results(results: EvalResults) -> str:
     """A plain-text table of what `evaluate` returned."""
     lines = []
-    if results["zeroshot"]:
+    if results.zeroshot:
         lines.append(f"{'zero-shot task':<16}{'classes':>8}{'top1':>8}{'top5':>8}{'mean-rec':>10}")
-        for name, m in results["zeroshot"].items():
+        for name, m in results.zeroshot.items():
             top5 = f"{m['top5']:8.3f}" if "top5" in m else f"{'-':>8}"
             classes = m.get("classes", "")
             lines.append(f"{name:<16}{classes:>8}{m['top1']:8.3f}{top5}{m['mean_per_class_recall']:10.3f}")
-    lines += [_recall_line(name, m) for name, m in {**results["retrieval"], **results.get("gallery", {})}.items()]
-    heldout = results.get("heldout", {})
-    if heldout:
-        lines.append("held-out loss " + " ".join(f"{name} {loss:.3f}" for name, loss in heldout.items())
-                     + f", mean {results['summary'][HELDOUT_LOSS]:.3f}")
-    summary = results["summary"]
+    lines += [_recall_line(name, m) for name, m in {**results.retrieval, **results.gallery}.items()]
+    if results.heldout:
+        lines.append("held-out loss " + " ".join(f"{name} {loss:.3f}" for name, loss in results.heldout.items())
+                     + f", mean {results.summary[HELDOUT_LOSS]:.3f}")
+    summary = results.summary
     if MEAN_TOP1 in summary:
         lines.append(f"mean zero-shot top1: {summary[MEAN_TOP1]:.3f}")
     return "\n".join(lines)

@@ -259,8 +259,7 @@ class GrowingRun:
                            heldout_new_loss=new, heldout_old_loss=old, compute=compute,
                            samples_per_s=self.chunk_speed,
                            tflops_per_s=self.chunk_speed and self.chunk_speed * flops_per_sample / 1e12,
-                           summary=results["summary"],
-                           zeroshot_top1={task: m["top1"] for task, m in results["zeroshot"].items()})
+                           summary=results.summary, zeroshot_top1=results.top1())
 
     def _on_main(self, compute: Callable[[], Any]) -> Any:
         """Computed by rank 0 and handed to every rank, so that all decide alike."""

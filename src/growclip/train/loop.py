@@ -21,7 +21,7 @@ from tqdm import tqdm
 from growclip.data.pairs import DataError, format_skipped
 from growclip.data.sources import PairSources
 from growclip.data.stream import Batch, TrainStream
-from growclip.eval.suite import evaluate_sets
+from growclip.eval.suite import EvalResults, evaluate_sets
 from growclip.growth.state import load_optimizer_tensors, optimizer_tensors
 from growclip.model.clip import CLIP
 from growclip.model.cost import train_flops_per_sample
@@ -79,7 +79,7 @@ class TrainResult:
     steps: int
     samples: int
     losses: list[float]  # this invocation's steps (a resumed run: those after the checkpoint)
-    eval: dict[str, Any]
+    eval: EvalResults | None  # the final evaluation; None on the ranks of a torchrun job but 0
     skipped: dict[str, int]
 
 
@@ -187,10 +187,10 @@ class Trainer:
         self.saved_step = self.step  # only once it is written: a failed save leaves the step unsaved
         return path
 
-    def evaluate(self, final: bool = False) -> dict[str, Any]:
+    def evaluate(self, final: bool = False) -> EvalResults:
         """Logged under "eval"; the final record also carries the run's skip counts."""
         results = evaluate_sets(self.model, self.inputs.tokenizer, self.inputs.evals, self.config.precision)
-        record = {**self._where(), **results["summary"]}
+        record = {**self._where(), **results.summary}
         if final:
             record |= {"final": True, **self._skip_fields()}
         if self.log is not None:
@@ -344,10 +344,10 @@ def _train_fixed(config: TrainConfig, model: CLIP, inputs: RunInputs, steps: int
             logger.info("resumed from %s at step %d of %d", checkpoint, trainer.step, steps)
         trainer.run()
         path = trainer.save() if trainer.saved_step < trainer.step else checkpoint_path(output, trainer.step)
-        results = trainer.evaluate(final=True) if world.is_main else {}
+        results = trainer.evaluate(final=True) if world.is_main else None
         skipped = dict(trainer.stream.total_skipped)
-    if world.is_main and (results["zeroshot"] or results["retrieval"]):
-        (output / EVAL_RESULTS).write_text(json.dumps(results, indent=2) + "\n")
+    if results is not None and results.measured:
+        (output / EVAL_RESULTS).write_text(json.dumps(results.to_dict(), indent=2) + "\n")
     return TrainResult(model.eval(), path, trainer.step, trainer.step * trainer.step_samples, trainer.losses, results,
                        skipped)
 
