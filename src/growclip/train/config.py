@@ -225,9 +225,9 @@ class TrainConfig:
         if len(self.stage_sizes) != NUM_STAGES:
             raise ValueError(f"stage_sizes (--stage-sizes) needs {NUM_STAGES} sizes, one per corpus stage, "
                              f"got {self.stage_sizes}")
-        if self.samples is not None and self.samples < self.batch_size * self.accum_freq:
+        if self.samples is not None and self.samples < self.process_batch:
             raise ValueError(f"samples ({self.samples}) is less than one optimizer step "
-                             f"(batch_size x accum_freq = {self.batch_size * self.accum_freq})")
+                             f"(batch_size x accum_freq = {self.process_batch})")
         if self.overwrite and self.resume:
             raise ValueError("give --resume to continue the run in --output, or --overwrite to replace it; not both")
 
@@ -271,6 +271,15 @@ class TrainConfig:
     @property
     def is_stream(self) -> bool:
         return bool(self.chunks or self.watch)
+
+    @property
+    def process_batch(self) -> int:
+        """Pairs one process takes for one optimizer step (its micro-batches together)."""
+        return self.batch_size * self.accum_freq
+
+    def step_samples(self, processes: int) -> int:
+        """The global batch: pairs per optimizer step over `processes` data-parallel processes."""
+        return self.process_batch * processes
 
     def _check_types(self) -> None:
         for field_ in fields(self):

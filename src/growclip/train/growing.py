@@ -112,7 +112,7 @@ class GrowingRun:
         config = self.config
         seed_everything(config.seed)
         warn_if_slow_precision(self.device, config.precision)
-        self.step_samples = config.batch_size * config.accum_freq * self.world.size
+        self.step_samples = config.step_samples(self.world.size)
         self.checkpoint, self.tokenizer = resume_checkpoint(config), None
         if self.checkpoint is not None:
             self._resume(self.checkpoint)

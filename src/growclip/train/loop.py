@@ -84,7 +84,7 @@ class TrainResult:
 
 
 def total_steps(config: TrainConfig, sources: PairSources, world: World = SINGLE) -> int:
-    step_samples = config.batch_size * config.accum_freq * world.size
+    step_samples = config.step_samples(world.size)
     if config.samples:
         return config.samples // step_samples
     records = sources.count()
@@ -123,8 +123,8 @@ class Trainer:
                                   config.seed if data_seed is None else data_seed, config.workers,
                                   rank=world.rank, world=world.size, pin_memory=device.type == "cuda")
         self.flops_per_sample = train_flops_per_sample(model.config)
-        check_fits(model.config, config.batch_size * config.accum_freq, device, config.grad_checkpointing)
-        self.step_samples = config.batch_size * config.accum_freq * world.size  # the global batch
+        check_fits(model.config, config.process_batch, device, config.grad_checkpointing)
+        self.step_samples = config.step_samples(world.size)
         self.step = 0
         self.position = self.stream.state_dict()  # the data position at the end of `self.step`
         self.saved_step = 0  # nothing worth saving before the first step

@@ -84,7 +84,7 @@ def save_progress(config: TrainConfig, progress: StreamProgress, state: GrowthSt
     rng_json, rng_tensors = rng_state()
     step = progress.global_step
     info = {"step": 0, "global_step": step, "samples": step * step_samples, "rng": rng_json,
-            "processes": step_samples // (config.batch_size * config.accum_freq),
+            "processes": step_samples // config.process_batch,
             "stream": progress.state_dict(), "train_config": config.to_dict()}
     extra = {contender_file(i): contender_tensors(contenders[i]) for i in progress.contenders} if contenders else None
     path = save_checkpoint(checkpoint_path(config.output, step), state.build_model(), tokenizer, info,
