@@ -37,15 +37,13 @@ from growclip.model.clip import CLIP
 from growclip.model.config import ModelConfig
 from growclip.model.cost import model_cost, train_flops_per_sample
 from growclip.model.factory import create_model, load_config
-from growclip.runtime import derive_seed, resolve_device, seed_everything, warn_if_slow_precision
+from growclip.runtime import derive_seed
 from growclip.train.checkpoint import load_checkpoint, load_trainer_tensors
 from growclip.train.config import TrainConfig
 from growclip.train.distributed import (
     broadcast_object,
     check_same_on_every_rank,
-    init_world,
     launched_size,
-    process_device,
 )
 from growclip.train.faults import pause, preemption_signals
 from growclip.train.inputs import (
@@ -55,7 +53,7 @@ from growclip.train.inputs import (
     stream_tokenizer,
     train_transform,
 )
-from growclip.train.loop import Trainer, metrics_log, resume_checkpoint
+from growclip.train.loop import Trainer, metrics_log, resume_checkpoint, start_run
 from growclip.train.records import ChunkRecord
 from growclip.train.run_folder import STREAM_RECORDS, RunFolder
 from growclip.train.run_state import Phase, StreamProgress, chunk_compute, load_contenders, save_progress
@@ -95,13 +93,11 @@ class GrowingRun:
                              "moments); under torchrun list the chunks with --chunks")
         self.config, self.output, self.policy = config, Path(config.output), growth_policy(config)
         self.chunk_speed: float | None = None  # samples/s of the last chunk trained
-        resolved = resolve_device(config.device)
-        self.world = init_world(resolved)
-        self.device = process_device(resolved, self.world)
-        start_model = load_config(config.model)  # a misspelt --model fails before anything is written
+        start = start_run(config)
+        self.world, self.device = start.world, start.device
         self.folder = RunFolder(config, owner=self.world.is_main).claim()
         try:
-            self._set_up(start_model)
+            self._set_up(start.model)
         except BaseException:
             self.folder.release()
             raise
@@ -110,8 +106,6 @@ class GrowingRun:
     def _set_up(self, start_model: ModelConfig) -> None:
         """The model (new or resumed), the stream, the evaluation sets and the tokenizer."""
         config = self.config
-        seed_everything(config.seed)
-        warn_if_slow_precision(self.device, config.precision)
         self.step_samples = config.step_samples(self.world.size)
         self.checkpoint, self.tokenizer = resume_checkpoint(config), None
         if self.checkpoint is not None:

@@ -24,6 +24,7 @@ from growclip.data.stream import Batch, TrainStream
 from growclip.eval.suite import EvalResults, evaluate_sets
 from growclip.growth.state import load_optimizer_tensors, optimizer_tensors
 from growclip.model.clip import CLIP
+from growclip.model.config import ModelConfig
 from growclip.model.cost import train_flops_per_sample
 from growclip.model.factory import create_model, load_config
 from growclip.model.memory import check_fits
@@ -290,6 +291,27 @@ def metrics_log(output: Path, config: TrainConfig, resume_step: int | None, worl
     return MetricsLog(output / "metrics.jsonl", config.report_to == "tensorboard", resume_step=resume_step)
 
 
+@dataclass(frozen=True)
+class RunStart:
+    """Where a run's process trains and the architecture the run starts from."""
+
+    world: World
+    device: torch.device
+    model: ModelConfig
+
+
+def start_run(config: TrainConfig) -> RunStart:
+    """What a fixed and a growing run do first, before their run folder is claimed: the device (one
+    per process under torchrun), the start architecture (a misspelt --model fails before anything
+    is written), the seeds, and a warning where the precision is slow here."""
+    resolved = resolve_device(config.device)
+    world = init_world(resolved)
+    start = RunStart(world, process_device(resolved, world), load_config(config.model))
+    seed_everything(config.seed)
+    warn_if_slow_precision(start.device, config.precision)
+    return start
+
+
 def resume_checkpoint(config: TrainConfig) -> Path | None:
     """The checkpoint `--resume` names: None for a new run (also for `latest` with none yet)."""
     if not config.resume:
@@ -308,12 +330,9 @@ def train(config: TrainConfig) -> TrainResult:
     Under torchrun every process runs this; rank 0 owns the run folder, writes and evaluates."""
     if config.is_stream:  # it would train one fixed model on the corpus, silently
         raise ValueError("this config is a growing run (chunks or watch): run it with growclip.train_stream(config)")
-    world = init_world(resolve_device(config.device))
-    device = process_device(resolve_device(config.device), world)
-    model_config = load_config(config.model)  # a misspelt --model fails before anything is written
+    start = start_run(config)
+    world, device, model_config = start.world, start.device, start.model
     with RunFolder(config, owner=world.is_main) as folder:
-        seed_everything(config.seed)
-        warn_if_slow_precision(device, config.precision)
         checkpoint = resume_checkpoint(config)
         if checkpoint is not None:
             model, tokenizer, state = load_checkpoint(checkpoint, device)
