@@ -171,17 +171,20 @@ def report(points: list[Point]) -> str:
 
 
 def growth(found: list[Optimum]) -> str:
-    """How much the optimum grows from the lowest budget to the highest, and the fitted exponent."""
-    first, last = found[0], found[-1]
+    """The most the optimum is known to grow between two budgets (an upper bound or a fit at the lower
+    budget, a lower bound or a fit at the higher), and the fitted exponent."""
     interior = sum(o.interior for o in found)
     line = fit(found)
     exponent = (f"fitted over the {interior} interior optima, N_opt ∝ C^{line[0]:.2f}." if line else
                 f"{interior} budgets have an interior optimum, fewer than the three an exponent needs.")
-    if first.bound == ">=" or last.bound == "<=":  # the bound points the wrong way: no growth follows
-        return "The optimum at the lowest or highest budget lies beyond the sizes run; " + exponent
-    at_least = "" if first.interior and last.interior else "at least "
-    return (f"N_opt grows {at_least}{last.params / first.params:.1f}x from {first.tflop:g} to {last.tflop:g} "
-            f"TFLOP ({last.tflop / first.tflop:.0f}x the compute); " + exponent)
+    known = [(high.params / low.params, low, high) for low in found for high in found
+             if low.tflop < high.tflop and low.bound in ("=", "<=") and high.bound in ("=", ">=")]
+    if not known:
+        return "No growth of the optimum follows from the bounds measured; " + exponent
+    ratio, low, high = max(known, key=lambda item: item[0])
+    at_least = "" if low.interior and high.interior else "at least "
+    return (f"N_opt grows {at_least}{ratio:.1f}x from {low.tflop:g} to {high.tflop:g} TFLOP "
+            f"({high.tflop / low.tflop:.0f}x the compute); " + exponent)
 
 
 def plot(points: list[Point], path: Path) -> None:
