@@ -223,6 +223,7 @@ class Trainer:
         report = not self.proxy and self.world.is_main
         progress = tqdm(initial=self.step, total=self.steps, disable=not (config.progress and report), desc="train",
                         unit="step", mininterval=0.1 if sys.stderr.isatty() else 60)  # a log file: once a minute
+        self.pace.open()
         while self.step < self.steps:
             micro_batches, waited = self._fetch(batches)
             lr = self.scheduler.get_last_lr()[0]

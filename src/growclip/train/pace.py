@@ -27,9 +27,10 @@ class PaceWindow:
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.step_samples, self.workers, self.warn, self.clock = step_samples, workers, warn, clock
         self.speeds: list[float] = []  # samples/s of every closed window
-        self._open()
+        self.open()
 
-    def _open(self) -> None:
+    def open(self) -> None:
+        """A new window starts now (also when training starts, after a resume's loading)."""
         self.start, self.steps, self.waited = self.clock(), 0, 0.0
 
     def stepped(self, waited: float) -> None:
@@ -45,5 +46,5 @@ class PaceWindow:
             logger.warning("the data loader limits training: %.0f%% of the last steps' time went to waiting "
                            "for batches; raise --workers (now %d)", 100 * pace.data_wait, self.workers)
         self.speeds.append(pace.samples_per_s)
-        self._open()
+        self.open()
         return pace
