@@ -243,6 +243,8 @@ def test_a_chunk_record_reads_and_writes_the_flat_json_it_always_had():
                                                              "text_to_image_R@1", "total_tflop", "candidates")}
     old = ChunkRecord.from_dict(bare)  # no evaluation, and logged before the compute was counted
     assert old.mean_top1 is None and old.recall is None and math.isnan(old.total_tflop)
+    with pytest.raises(KeyError, match="heldout_new_loss"):  # not a chunk record: refused, not read half empty
+        ChunkRecord.from_dict({k: v for k, v in FLAT_RECORD.items() if k != "heldout_new_loss"})
 
 
 def test_the_proxy_score_averages_new_and_old_loss_and_charges_each_doubling_of_cost():

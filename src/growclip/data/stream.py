@@ -164,7 +164,7 @@ class TrainStream:
         reader = LaneReader(self.sources, self.tokenizer, self.transform, self.batch_size, self.seed, self.epoch,
                             list(self.cursors), self.rank, self.world, self.plan)
         lane_batches = iter(DataLoader(reader, batch_size=None, num_workers=self.workers, collate_fn=_as_is,
-                                 pin_memory=self.pin_memory))
+                                       pin_memory=self.pin_memory))
         waiting: dict[int, deque[LaneBatch]] = {lane: deque() for lane in range(self.lanes)}
         while not all(self.ended):
             lane = self.next_lane

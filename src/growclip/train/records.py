@@ -13,6 +13,8 @@ from typing import Any
 from growclip.eval.suite import MEAN_TOP1, RECALL, SUMMARY_METRICS
 from growclip.model.config import ModelConfig
 
+LOGGED_LATER = {"pairs", "samples_per_s", "tflops_per_s"}  # fields an older record may lack (read as None)
+
 
 @dataclass(frozen=True)
 class ChunkCompute:
@@ -70,9 +72,11 @@ class ChunkRecord:
 
     @classmethod
     def from_dict(cls, flat: dict[str, Any]) -> ChunkRecord:
-        """Also a record logged before the compute was counted (its TFLOP read as NaN)."""
+        """Also a record logged before the compute or the speed was counted (TFLOP read as NaN, speed
+        as None); a record missing anything else is refused (KeyError), not read half empty."""
         names = {f.name for f in fields(cls)} - {"architecture", "compute", "summary", "zeroshot_top1", "candidates"}
-        return cls(**{name: flat.get(name) for name in names}, architecture=ModelConfig(**flat["architecture"]),
+        given = {name: flat[name] if name not in LOGGED_LATER else flat.get(name) for name in names}
+        return cls(**given, architecture=ModelConfig(**flat["architecture"]),
                    zeroshot_top1=flat.get("zeroshot_top1", {}),
                    compute=ChunkCompute(**{f.name: flat.get(f.name, math.nan) for f in fields(ChunkCompute)}),
                    summary={name: flat[name] for name in SUMMARY_METRICS if name in flat},
