@@ -29,7 +29,7 @@ from growclip.data.transforms import CenterCrop
 from growclip.growth import GrowthState, grow_state, parse_op
 from growclip.model import CLIP, create_model, load_config, model_cost
 from growclip.train.optim import make_optimizer, warmup_cosine
-from growclip.train.state import schedule_state, set_schedule_state
+from growclip.train.owners import LRSchedule
 from growclip.train.step import train_step
 
 WINDOWS = ((1, 1), (1, 10), (11, 50), (51, 100), (101, 200))
@@ -73,7 +73,7 @@ def main() -> None:
         grown_optimizer = make_optimizer(grown, args.lr, 0.1)
         state.load_moments(grown_optimizer, grown)
         grown_scheduler = warmup_cosine(grown_optimizer, 100, total)
-        set_schedule_state(grown_optimizer, grown_scheduler, schedule_state(optimizer, scheduler))
+        LRSchedule(grown_optimizer, grown_scheduler).load_state_dict(LRSchedule(optimizer, scheduler).state_dict())
         curves[f"m = {momentum:g}"] = run(grown, grown_optimizer, grown_scheduler, stream((0, 1, 2), 1), args.after)
         rows = grown.text_blocks[0].mlp.fc1.weight.detach()
         hidden = config.mlp_hidden * (grown_config.width // config.width)  # the units width growth copied

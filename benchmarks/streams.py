@@ -26,12 +26,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from growclip.checkpoint.files import checkpoint_path, load_checkpoint
 from growclip.data.corpus import EmbeddedCorpus
 from growclip.data.evalsets import RetrievalSet
 from growclip.eval.heldout import heldout_loss
-from growclip.train import TrainConfig
-from growclip.train.checkpoint import checkpoint_path, load_checkpoint
-from growclip.train.growing import train_stream
+from growclip.train import TrainConfig, train
 
 
 def add_stream_args(parser: argparse.ArgumentParser, output: str) -> None:
@@ -86,7 +85,7 @@ class Stream:
             return stored
         shutil.rmtree(folder, ignore_errors=True)  # an interrupted or stale run starts again
         start = time.perf_counter()
-        records = train_stream(TrainConfig.from_dict(settings))
+        records = train(TrainConfig.from_dict(settings)).chunks
         seconds = time.perf_counter() - start
         history = [{**r.to_dict(), "stream_heldout_loss": self.heldout_loss(folder, r.step)} for r in records]
         run = {"name": name, "seed": seed, "seconds": seconds, "settings": settings, "history": history}

@@ -24,13 +24,13 @@ from pathlib import Path
 
 import torch
 
+from growclip.checkpoint.files import load_checkpoint, resolve_checkpoint
 from growclip.data.corpus import EmbeddedCorpus
 from growclip.data.evalsets import ZeroShotTask
 from growclip.data.loader import stack_images
 from growclip.eval import evaluate_zeroshot
 from growclip.eval.encode import encode_images
 from growclip.model import ModelConfig, create_model
-from growclip.train.checkpoint import load_checkpoint, resolve_checkpoint
 from growclip.train.optim import make_optimizer, warmup_cosine
 
 

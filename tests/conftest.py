@@ -69,7 +69,7 @@ def cli_args(config: dict) -> list[str]:
 
 def run_weights(run: Path) -> dict[str, torch.Tensor]:
     """The weights of a run's newest checkpoint."""
-    from growclip.train.checkpoint import checkpoints_of
+    from growclip.checkpoint.files import checkpoints_of
 
     return load_file(checkpoints_of(run)[-1] / "model.safetensors")
 
@@ -78,9 +78,9 @@ def signal_during_step(monkeypatch, step: int, signum: int) -> None:
     """A signal arrives while the training step `step` runs (as SLURM's warning would)."""
     import os
 
-    from growclip.train import loop
+    from growclip.train import step as stepping
 
-    steps, real_step = [], loop.train_step
+    steps, real_step = [], stepping.train_step
 
     def step_then_signal(*args, **kwargs):
         steps.append(1)
@@ -88,4 +88,4 @@ def signal_during_step(monkeypatch, step: int, signum: int) -> None:
             os.kill(os.getpid(), signum)
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "train_step", step_then_signal)
+    monkeypatch.setattr(stepping, "train_step", step_then_signal)

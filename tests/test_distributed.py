@@ -125,7 +125,7 @@ def _stream_worker(rank: int, world: int, rendezvous: str, settings: dict, out: 
     if world > 1:
         _join(rank, world, rendezvous)
     run = GrowingRun(TrainConfig.from_dict(settings))
-    history = run.run()
+    history = run.run().chunks
     torch.save({"weights": run.current.weights, "decisions": [r.decision for r in history],
                 "candidates": [len(r.candidates) for r in history],
                 "search_tflop": [r.compute.search_tflop for r in history]}, f"{out}.rank{rank}")

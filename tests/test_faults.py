@@ -20,14 +20,15 @@ from conftest import cli_args, signal_during_step, tiny_config
 from conftest import run_weights as weights
 from conftest import train_settings as settings
 from datafiles import write_shards
+from growclip.checkpoint import files as checkpoint
+from growclip.checkpoint.files import checkpoints_of, save_checkpoint
 from growclip.cli import main
 from growclip.data.chunks import ChunkStream
 from growclip.data.pairs import DataError, Skip, decode_image
 from growclip.data.sources.shards import ShardSource
 from growclip.data.sources.table import TableSource
 from growclip.data.transforms import CenterCrop
-from growclip.train import CheckpointError, TrainConfig, checkpoint, load_checkpoint, train
-from growclip.train.checkpoint import checkpoints_of, save_checkpoint
+from growclip.train import CheckpointError, TrainConfig, load_checkpoint, train
 from growclip.train.faults import NonFiniteError, Preempted
 
 # -- preemption ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import tiny_config
+from growclip.checkpoint.files import checkpoints_of
 from growclip.cli import main
 from growclip.growth import GrowthState, grow_state, grown_config
 from growclip.growth.decision import Decision
@@ -26,9 +27,7 @@ from growclip.growth.search import (
 )
 from growclip.growth.space import Candidate, growth_space
 from growclip.model import create_model, train_flops_per_sample
-from growclip.train import TrainConfig
-from growclip.train.checkpoint import checkpoints_of
-from growclip.train.growing import GrowingRun, train_stream
+from growclip.train import TrainConfig, growing, train
 from growclip.train.records import ChunkRecord
 from growclip.train.run_state import Phase, StreamProgress
 
@@ -99,7 +98,7 @@ def test_the_search_fits_its_overhead_cap_by_leaving_out_the_dearest_candidates(
 def test_the_same_small_data_again_keeps_the_model(tmp_path):
     """The budget grows with the pairs seen; the start model already fills what three passes of one
     small chunk allow, so every decision is "keep" and no search is spent."""
-    same = train_stream(settings(tmp_path, chunks=("corpus:0", "corpus:0", "corpus:0"), params_per_pair=5.0))
+    same = train(settings(tmp_path, chunks=("corpus:0", "corpus:0", "corpus:0"), params_per_pair=5.0)).chunks
     assert decisions(same) == ["keep"] * 3
     assert all(record.search_fraction == 0 for record in same)
 
@@ -111,16 +110,16 @@ def test_data_that_outgrows_the_model_makes_the_search_grow(tmp_path):
     narrow = tiny_config(width=16, heads=1, mlp_ratio=1.0, vision_layers=1, text_layers=1, shared_layers=0,
                          image_size=32, patch_size=8, context_length=32, vocab_size=1000, embed_dim=16)
     (tmp_path / "narrow.json").write_text(json.dumps(narrow.to_dict()))
-    history = train_stream(settings(tmp_path, model=str(tmp_path / "narrow.json"), chunks=("corpus:0", "corpus:1"),
-                                    lr=2e-3, params_per_pair=1000.0, cost_weight=0.0, **SEARCHED))
+    history = train(settings(tmp_path, model=str(tmp_path / "narrow.json"), chunks=("corpus:0", "corpus:1"),
+                                    lr=2e-3, params_per_pair=1000.0, cost_weight=0.0, **SEARCHED)).chunks
     keep = history[1].candidates[0]
     assert keep["label"] == "keep" and not keep["alive"]
     assert history[1].grew and history[1].params > history[0].params
 
 
 def test_scheduled_growth_runs_through_the_same_loop(tmp_path):
-    history = train_stream(settings(tmp_path, chunks=("corpus:0", "corpus:1"), growth="schedule",
-                                    grow_schedule=("1:width=32", "1:shared_layers+1")))
+    history = train(settings(tmp_path, chunks=("corpus:0", "corpus:1"), growth="schedule",
+                                    grow_schedule=("1:width=32", "1:shared_layers+1"))).chunks
     assert decisions(history) == ["keep", "width=32 shared_layers+1 (m=0.9)"]
     assert history[1].params > history[0].params
     for record in history:  # speed before and after the growth step, side by side
@@ -136,7 +135,7 @@ def test_scheduled_growth_runs_through_the_same_loop(tmp_path):
 @pytest.mark.slow
 def test_decisions_are_the_same_on_a_rerun(tmp_path):
     config = dict(chunks=("corpus:0", "corpus:1"), params_per_pair=60.0, **SEARCHED)
-    first, second = (train_stream(settings(tmp_path / name, **config)) for name in ("a", "b"))
+    first, second = (train(settings(tmp_path / name, **config)).chunks for name in ("a", "b"))
     assert decisions(first) == decisions(second)
     assert first[1].candidates == second[1].candidates and first[1].candidates
 
@@ -144,7 +143,7 @@ def test_decisions_are_the_same_on_a_rerun(tmp_path):
 @pytest.mark.slow
 def test_resume_in_the_middle_of_a_search_ends_as_an_uninterrupted_run(tmp_path, monkeypatch):
     config = dict(chunks=("corpus:0", "corpus:1"), params_per_pair=60.0, keep_checkpoints=0, **SEARCHED)
-    whole = train_stream(settings(tmp_path / "whole", **config))
+    whole = train(settings(tmp_path / "whole", **config)).chunks
     original = SuccessiveHalving.run_round
     calls = []
 
@@ -156,9 +155,9 @@ def test_resume_in_the_middle_of_a_search_ends_as_an_uninterrupted_run(tmp_path,
 
     monkeypatch.setattr(SuccessiveHalving, "run_round", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        train_stream(settings(tmp_path / "cut", **config))
+        train(settings(tmp_path / "cut", **config))
     monkeypatch.setattr(SuccessiveHalving, "run_round", original)
-    resumed = train_stream(settings(tmp_path / "cut", resume="latest", **config))
+    resumed = train(settings(tmp_path / "cut", resume="latest", **config)).chunks
     assert decisions(resumed) == decisions(whole)
     last = [checkpoints_of(tmp_path / name / "run")[-1] for name in ("whole", "cut")]
     assert last[0].name == last[1].name
@@ -175,7 +174,7 @@ def test_a_watched_folder_picks_up_a_chunk_written_while_the_run_goes_on(tmp_pat
         write_table(tmp_path / f"c{index}" / "pairs.tsv", [(f"images/{n}", c) for n, c in rows])
     watch.mkdir()
     (watch / "00.tsv").write_bytes((tmp_path / "c0" / "pairs.tsv").read_bytes().replace(b"images/", b"../c0/images/"))
-    run = GrowingRun(settings(tmp_path, watch=str(watch), growth="fixed", heldout=8, batch_size=16))
+    run = growing.GrowingRun(settings(tmp_path, watch=str(watch), growth="fixed", heldout=8, batch_size=16))
     run.chunks.stream.poll_seconds = 0.05
     thread = threading.Thread(target=run.run)
     thread.start()
@@ -192,17 +191,18 @@ def test_a_watched_folder_picks_up_a_chunk_written_while_the_run_goes_on(tmp_pat
 
 
 def test_replay_mixes_the_new_chunk_with_a_sample_of_the_old_ones(tmp_path):
-    run = GrowingRun(settings(tmp_path, chunks=("corpus:0", "corpus:1", "corpus:2"), replay=0.5, growth="fixed"))
+    stream = ("corpus:0", "corpus:1", "corpus:2")
+    run = growing.GrowingRun(settings(tmp_path, chunks=stream, replay=0.5, growth="fixed"))
     new, old = run.chunks.records(2), run.chunks.pairs_seen(1)
     mixed = run.chunks.train_data(2).count()
     assert new < mixed < new + old and abs(mixed - 1.5 * new) < 0.1 * new
-    cumulative = GrowingRun(settings(tmp_path / "c", chunks=("corpus:0", "corpus:1", "corpus:2"), growth="fixed"))
+    cumulative = growing.GrowingRun(settings(tmp_path / "c", chunks=stream, growth="fixed"))
     assert cumulative.chunks.train_data(2).count() == new + old
 
 
 def test_scratch_retrains_the_chosen_architecture_for_all_chunks_so_far(tmp_path):
-    history = train_stream(settings(tmp_path, chunks=("corpus:0", "corpus:1"), growth="scratch",
-                                    params_per_pair=60.0))
+    history = train(settings(tmp_path, chunks=("corpus:0", "corpus:1"), growth="scratch",
+                                    params_per_pair=60.0)).chunks
     steps = [record.step for record in history]
     assert steps[1] - steps[0] == steps[0] + 512 // 32  # chunk 1 retrains chunks 0 and 1 from zero
 
@@ -322,14 +322,14 @@ def test_search_and_training_add_up_to_the_runs_compute(tmp_path, monkeypatch):
     the steps the chunk's model took (the winner's proxy steps included), and the search is every
     proxy step actually trained and every held-out scoring, less the winner's proxy steps."""
     trained = []  # (architecture, steps) of every proxy, as the run trains them
-    proxy = GrowingRun._proxy
+    proxy = growing.train_proxy
 
-    def counting_proxy(self, state, steps, round_):
+    def counting_proxy(config, state, inputs, steps, *args):
         trained.append((state.config, steps))
-        return proxy(self, state, steps, round_)
+        return proxy(config, state, inputs, steps, *args)
 
-    monkeypatch.setattr(GrowingRun, "_proxy", counting_proxy)
-    history = train_stream(settings(tmp_path, chunks=("corpus:0", "corpus:1"), params_per_pair=60.0, **SEARCHED))
+    monkeypatch.setattr(growing, "train_proxy", counting_proxy)
+    history = train(settings(tmp_path, chunks=("corpus:0", "corpus:1"), params_per_pair=60.0, **SEARCHED)).chunks
     searched = history[1]
     assert len(searched.candidates) > 1 and trained
     step_samples, total = 32, 0.0

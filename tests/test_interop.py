@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from conftest import tiny_config
+from growclip.checkpoint.files import load_checkpoint, save_checkpoint
 from growclip.cli import main
 from growclip.data.tokenizer import Tokenizer
 from growclip.interop.open_clip import (
@@ -21,8 +22,6 @@ from growclip.interop.open_clip import (
 )
 from growclip.model import PAD_ID, create_model
 from growclip.train import TrainConfig, train
-from growclip.train.checkpoint import load_checkpoint, save_checkpoint
-from growclip.train.growing import train_stream
 
 TINY_OPEN_CLIP = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32,
                                                  "patch_size": 8},
@@ -182,9 +181,9 @@ def test_open_clip_in_grown_trained_and_out_to_open_clip_and_transformers(tmp_pa
     torch.testing.assert_close(_transformers_embeddings(transformers, tmp_path / "transformers", images), ours,
                                atol=1e-4, rtol=0)
 
-    history = train_stream(TrainConfig(resume=str(tmp_path / "imported"), chunks=("corpus:0", "corpus:1"), epochs=2,
+    history = train(TrainConfig(resume=str(tmp_path / "imported"), chunks=("corpus:0", "corpus:1"), epochs=2,
                                        search_fraction=0.5, heldout=16, output=str(tmp_path / "stream"),
-                                       **SMALL_RUN))
+                                       **SMALL_RUN)).chunks
     assert [r.chunk for r in history] == [0, 1]  # a growing run starts from the imported model
     assert history[0].architecture.width == 64
 

@@ -8,8 +8,9 @@ import pytest
 SRC = Path(__file__).resolve().parent.parent / "src" / "growclip"
 # what each package may import from growclip (besides itself); everything may import runtime and run_lock
 ALLOWED = {"model": set(), "data": {"model"}, "eval": {"model", "data"}, "growth": {"model"},
-           "train": {"model", "data", "eval", "growth"}, "interop": {"model", "data", "train"},
-           "cli": {"model", "data", "eval", "growth", "train", "interop"}}
+           "checkpoint": {"model", "data"}, "train": {"model", "data", "eval", "growth", "checkpoint"},
+           "interop": {"model", "data", "checkpoint"},
+           "cli": {"model", "data", "eval", "growth", "checkpoint", "train", "interop"}}
 MAX_FUNCTION_LINES = 40
 
 

@@ -10,9 +10,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from growclip.checkpoint import Progress, Snapshot, checkpoints_of, read_checkpoint, restore, write_checkpoint
 from growclip.train import TrainConfig, train
-from growclip.train.checkpoint import checkpoints_of
-from growclip.train.growing import train_stream
 
 OLD = Path(__file__).parent / "data" / "checkpoints_before_owners"
 SETTINGS = dict(stage_sizes=(64, 64, 64, 64), batch_size=16, warmup=2, log_every=1, eval_images_per_class=2,
@@ -47,7 +46,23 @@ def test_a_fixed_run_saved_before_state_owners_resumes_where_it_stopped(tmp_path
 def test_a_growing_run_saved_mid_chunk_before_state_owners_finishes_its_stream(tmp_path):
     config = old_run(tmp_path, "growing", **GROWING)
     state = json.loads((OLD / "growing/checkpoints/step_00000020/state.json").read_text())
-    records = train_stream(config)
+    records = train(config).chunks
     assert [r.chunk for r in records] == [0, 1] and records[-1].step == 32
     assert records[0].to_dict() == {**state["stream"]["history"][0]}  # the first chunk's record as it was saved
     assert logged_steps(Path(config.output)) == list(range(21, 33))
+
+
+def test_an_old_checkpoint_hands_each_owner_its_part_and_writes_back_the_same_files(tmp_path):
+    """The layout did not change: every owner's part, read from the old files and written again,
+    gives the same state.json and the same training tensors."""
+    old = OLD / "growing/checkpoints/step_00000020"
+    saved = read_checkpoint(old)
+    assert saved.progress == Progress(step=4, global_step=20, samples=320, processes=1)
+    owners = {name: Snapshot() for name in ("optimizer", "schedule", "rng", "grad_scaler", "data", "stream")}
+    restore(saved, owners)
+    assert owners["stream"].state["chunk"] == 1 and owners["data"].state["epoch"] >= 0
+    settings = {name: part for name, part in saved.parts.items() if name not in owners}
+    copy = write_checkpoint(tmp_path / "copy", saved.model, saved.tokenizer, saved.progress, owners, settings)
+    assert json.loads((copy / "state.json").read_text()) == json.loads((old / "state.json").read_text())
+    before, after = (load_file(path / "trainer.safetensors") for path in (old, copy))
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)

@@ -15,9 +15,9 @@ import torch
 from safetensors.torch import load_file
 
 from datafiles import BAD_TABLE_ROWS, write_bad_table, write_images, write_shards, write_table
+from growclip.checkpoint.files import load_trainer_tensors
 from growclip.cli import main
 from growclip.train import CheckpointError
-from growclip.train.checkpoint import load_trainer_tensors
 
 MODEL = {"width": 32, "heads": 2, "mlp_ratio": 2.0, "vision_layers": 1, "text_layers": 1, "shared_layers": 0,
          "embed_dim": 16, "patch_size": 4, "image_size": 16, "context_length": 12, "vocab_size": 300}
@@ -121,7 +121,7 @@ def test_wrong_column_fails_before_training(tmp_path, capsys):
 
 
 def test_a_crash_while_writing_a_checkpoint_leaves_the_previous_one(data, tmp_path, monkeypatch):
-    from growclip.train import checkpoint
+    from growclip.checkpoint import files as checkpoint
 
     run = tmp_path / "run"
     assert main(train_args(data, run, "--samples", "32")) == 0

@@ -14,12 +14,8 @@ import pytest
 import torch
 
 from conftest import FAULT_MODEL, cli_args, run_weights, signal_during_step, train_settings
-from growclip.cli import main
-from growclip.data.tokenizer import Tokenizer
-from growclip.model import create_model
-from growclip.run_lock import LOCK_FILE, Holder, RunFolderError
-from growclip.train import TrainConfig, checkpoint, train
-from growclip.train.checkpoint import (
+from growclip.checkpoint import files as checkpoint
+from growclip.checkpoint.files import (
     checkpoints_of,
     load_checkpoint,
     load_trainer_tensors,
@@ -27,6 +23,11 @@ from growclip.train.checkpoint import (
     resolve_checkpoint,
     save_checkpoint,
 )
+from growclip.cli import main
+from growclip.data.tokenizer import Tokenizer
+from growclip.model import create_model
+from growclip.run_lock import LOCK_FILE, Holder, RunFolderError
+from growclip.train import TrainConfig, train
 
 SHORT = {"samples": 32}  # 2 steps
 # `growclip ARGS` in a process that says whether it imported PyTorch (seconds of start-up) before answering

@@ -169,10 +169,10 @@ def test_training_is_deterministic_and_writes_its_outputs(tmp_path):
 
 
 def test_interrupted_training_saves_what_it_trained(tmp_path, monkeypatch):
-    from growclip.train import loop
+    from growclip.train import step as stepping
 
     tiny_config(image_size=16, vocab_size=400, context_length=32).to_json(tmp_path / "model.json")
-    real_step, calls = loop.train_step, []
+    real_step, calls = stepping.train_step, []
 
     def step_then_interrupt(*args, **kwargs):
         calls.append(1)
@@ -180,7 +180,7 @@ def test_interrupted_training_saves_what_it_trained(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "train_step", step_then_interrupt)
+    monkeypatch.setattr(stepping, "train_step", step_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         train(_train_config(tmp_path))
     model, _, state = load_checkpoint(tmp_path / "run")
@@ -230,9 +230,15 @@ def test_the_default_crop_follows_how_often_the_data_is_read():
     assert isinstance(train_transform(none, 32, 40), CenterCrop)
 
 
-def test_a_stream_config_is_not_silently_trained_as_one_fixed_model():
-    with pytest.raises(ValueError, match="train_stream"):
-        train(TrainConfig(chunks=("corpus",)))
+def test_train_with_chunks_grows_over_them_and_returns_a_record_per_chunk(tmp_path):
+    tiny_config(width=16, heads=1, mlp_ratio=1.0, patch_size=8, embed_dim=16).to_json(tmp_path / "model.json")
+    config = TrainConfig(model=str(tmp_path / "model.json"), chunks=("corpus:0", "corpus:1"), growth="schedule",
+                         grow_schedule=("1:width=24",), stage_sizes=(64, 64, 64, 64), batch_size=16, heldout=16,
+                         eval_images_per_class=2, retrieval_images=8, progress=False, output=str(tmp_path / "run"))
+    result = train(config)
+    assert [record.chunk for record in result.chunks] == [0, 1] and result.model.config.width == 24
+    assert result.steps == result.chunks[-1].step and result.checkpoint.name == f"step_{result.steps:08d}"
+    assert result.eval is not None and result.eval.summary == result.chunks[-1].summary
 
 
 def test_the_corpus_is_also_scored_on_a_large_gallery_and_every_stages_held_out_loss(corpus_and_tokenizer):

@@ -12,9 +12,9 @@ _HOMES = {
     "CLIP": "growclip.model", "EmbeddedCorpus": "growclip.data", "GrowthState": "growclip.growth",
     "ModelConfig": "growclip.model", "Tokenizer": "growclip.data", "TrainConfig": "growclip.train",
     "create_model": "growclip.model", "evaluate": "growclip.eval", "grow": "growclip.growth",
-    "grow_state": "growclip.growth", "list_presets": "growclip.model", "load_checkpoint": "growclip.train",
-    "load_config": "growclip.model", "model_cost": "growclip.model", "save_checkpoint": "growclip.train",
-    "train": "growclip.train", "train_stream": "growclip.train.growing",
+    "grow_state": "growclip.growth", "list_presets": "growclip.model", "load_checkpoint": "growclip.checkpoint",
+    "load_config": "growclip.model", "model_cost": "growclip.model", "save_checkpoint": "growclip.checkpoint",
+    "train": "growclip.train",
 }
 __all__ = sorted(_HOMES)
 

@@ -8,13 +8,13 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from growclip.checkpoint import CheckpointError
 from growclip.cli import data, evaluate, export_model, grow, import_model, report, train
 from growclip.data.labelled import LabelledDataError
 from growclip.data.pairs import DataError
 from growclip.data.tokenizer import TokenizerError
 from growclip.model.config import ConfigError
 from growclip.run_lock import RunFolderError
-from growclip.train.checkpoint import CheckpointError
 from growclip.train.faults import NonFiniteError, Preempted
 
 COMMANDS = {"train": train, "eval": evaluate, "grow": grow, "report": report, "data": data, "import": import_model,

@@ -6,13 +6,13 @@ import argparse
 import json
 from pathlib import Path
 
+from growclip.checkpoint import EVAL_RESULTS, load_checkpoint, resolve_checkpoint
 from growclip.cli.options import SEED_VALUE, SIZE, separator
 from growclip.data.pairs import format_skipped
 from growclip.data.sources import ReaderOptions
 from growclip.eval import evaluate_sets, format_results
 from growclip.eval.sets import EvalSetsConfig, evaluation_sets
 from growclip.runtime import PRECISIONS, ensure_writable, resolve_device
-from growclip.train.checkpoint import EVAL_RESULTS, load_checkpoint, resolve_checkpoint
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

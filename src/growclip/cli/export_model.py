@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from growclip.checkpoint import resolve_checkpoint
 from growclip.cli.options import add_overwrite_flag, check_output_free
 from growclip.interop.open_clip import export_open_clip
 from growclip.interop.transformers import export_transformers
-from growclip.train.checkpoint import resolve_checkpoint
 
 EXPORTERS = {"open_clip": export_open_clip, "transformers": export_transformers}
 HOW_TO_LOAD = {"open_clip": "open_clip.create_model_and_transforms('local-dir:{0}'); "

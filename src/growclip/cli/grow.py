@@ -5,19 +5,13 @@ from __future__ import annotations
 import argparse
 import time
 
+from growclip.checkpoint import Snapshot, read_checkpoint, write_checkpoint
 from growclip.cli.options import SEED_VALUE, add_overwrite_flag, check_output_free, in_range
 from growclip.growth import GrowthState, grow_state, is_exact, parse_op
 from growclip.model import model_cost
 from growclip.model.config import ModelConfig
-from growclip.train.checkpoint import (
-    TRAINER,
-    load_checkpoint,
-    load_trainer_tensors,
-    resolve_checkpoint,
-    save_checkpoint,
-)
+from growclip.model.moments import flat_moments, nested_moments
 from growclip.train.config import MOMENTUM
-from growclip.train.state import RNG_PREFIX
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -41,24 +35,23 @@ def _describe(config: ModelConfig) -> str:
 
 def run(args: argparse.Namespace) -> int:
     check_output_free(args.output, args.overwrite)
-    source = resolve_checkpoint(args.checkpoint)
-    model, tokenizer, state = load_checkpoint(source)
-    ops = [parse_op(spec) for spec in args.ops]
-    resumable = (source / TRAINER).is_file()
-    trainer = load_trainer_tensors(source) if resumable else {}
+    saved = read_checkpoint(args.checkpoint)
+    model, ops = saved.model, [parse_op(spec) for spec in args.ops]
+    moments = nested_moments(saved.part("optimizer")) if saved.resumable else {}
     start = time.perf_counter()
-    grown = grow_state(GrowthState.from_tensors(model, trainer), ops, args.momentum, args.seed)
+    grown = grow_state(GrowthState.of(model, moments), ops, args.momentum, args.seed)
     elapsed = time.perf_counter() - start
     exact = is_exact(model.config, ops)
     record = {"ops": [op.spec() for op in ops], "momentum": args.momentum, "seed": args.seed,
               "function_preserving": exact and args.momentum == 1, "from": model.config.to_dict()}
-    state = {**state, "growth": [*state.get("growth", []), record]}
-    rng = {name: t for name, t in trainer.items() if name.startswith(RNG_PREFIX)}
-    tensors = grown.join_moments() | rng if resumable else None
-    path = save_checkpoint(args.output, grown.build_model(), tokenizer, state, tensors)
+    parts = {**saved.parts, "growth": [*saved.parts.get("growth", []), record]}
+    owners = {"optimizer": Snapshot(flat_moments(grown.moments)), "rng": Snapshot(saved.part("rng"))} \
+        if saved.resumable else {}
+    parts = {name: part for name, part in parts.items() if name not in owners}
+    path = write_checkpoint(args.output, grown.build_model(), saved.tokenizer, saved.progress, owners, parts)
     print(f"from  {_describe(model.config)}")
     print(f"to    {_describe(grown.config)}")
     print(f"ops {' '.join(record['ops'])}: {'exact' if exact else 'not function preserving'}, "
           f"PIM m={args.momentum:g}, {elapsed * 1000:.0f} ms")
-    print(f"checkpoint: {path}" + ("" if resumable else f" (no {TRAINER} in the source: not resumable)"))
+    print(f"checkpoint: {path}" + ("" if saved.resumable else " (the source holds no training state: not resumable)"))
     return 0

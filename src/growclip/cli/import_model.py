@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from growclip.checkpoint import load_checkpoint
 from growclip.cli.options import add_overwrite_flag, check_output_free
 from growclip.interop.clip_bpe import ID_SHIFT
 from growclip.interop.open_clip import import_open_clip, read_open_clip_config
 from growclip.model import model_cost
-from growclip.train.checkpoint import load_checkpoint
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

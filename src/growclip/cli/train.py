@@ -12,9 +12,7 @@ from growclip.data.pairs import format_skipped
 from growclip.eval.suite import format_results
 from growclip.train import TrainConfig
 from growclip.train import train as run_training
-from growclip.train.checkpoint import checkpoints_of
 from growclip.train.config import DATA, EVAL, OPTIM, RUN, STREAM
-from growclip.train.growing import train_stream
 from growclip.train.records import ChunkRecord
 from growclip.train.run_folder import saved_settings
 
@@ -99,14 +97,13 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(list_presets()))
         return 0
     config = TrainConfig.from_dict(_settings(args))
+    result = run_training(config, on_chunk=lambda record: print(chunk_line(record), flush=True))
     if config.is_stream:
-        print(format_stream(train_stream(config, on_chunk=lambda record: print(chunk_line(record), flush=True))))
-        print(f"checkpoint: {checkpoints_of(config.output)[-1]}")
-        return 0
-    result = run_training(config)
-    if result.eval is not None:  # rank 0 of a torchrun job (or the only process)
+        print(format_stream(result.chunks))
+    elif result.eval is not None:  # rank 0 of a torchrun job (or the only process)
         print(format_results(result.eval) if result.eval.measured else
               "not evaluated: give --val-data (retrieval on held-out pairs) or --zeroshot-data (labelled images)")
         print(format_skipped(result.skipped))
+    if config.is_stream or result.eval is not None:
         print(f"checkpoint: {result.checkpoint}")
     return 0

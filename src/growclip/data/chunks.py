@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from growclip.data.corpus import EmbeddedCorpus
+from growclip.data.corpus import NUM_STAGES, EmbeddedCorpus
 from growclip.data.evalsets import RetrievalSet
 from growclip.data.pairs import DataError, Skip
 from growclip.data.sources import CorpusSource, PairSources, ReaderOptions, join_sources, open_sources, sample_key
@@ -27,6 +27,12 @@ from growclip.data.transforms import CenterCrop
 from growclip.runtime import derive_seed
 
 CORPUS_PREFIX = "corpus:"
+CORPUS_STREAM = tuple(f"{CORPUS_PREFIX}{stage}" for stage in range(NUM_STAGES))
+
+
+def expand_corpus(specs: Sequence[str]) -> tuple[str, ...]:
+    """`corpus` in a chunk list stands for every corpus stage, one chunk each."""
+    return tuple(s for spec in specs for s in (CORPUS_STREAM if spec == "corpus" else (spec,)))
 END_MARKER = "END"
 CHUNK_SUFFIXES = {".csv", ".tsv", ".tar"}
 logger = logging.getLogger(__name__)

@@ -19,12 +19,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from growclip.checkpoint import load_checkpoint, save_checkpoint
 from growclip.data.transforms import MEAN, STD
 from growclip.interop.clip_bpe import ID_SHIFT, clip_tokenizer
 from growclip.interop.tokenizer_files import text_ids, write_tokenizer_files
 from growclip.model import ModelConfig, create_model
 from growclip.model.clip import CLIP
-from growclip.train.checkpoint import load_checkpoint, save_checkpoint
 
 # open_clip's defaults (CLIPVisionCfg, CLIPTextCfg, CLIP) for the fields growclip can express
 VISION_DEFAULTS = {"layers": 12, "width": 768, "head_width": 64, "mlp_ratio": 4.0, "patch_size": 16, "image_size": 224}

@@ -13,11 +13,11 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from growclip.checkpoint import load_checkpoint
 from growclip.interop.open_clip import check_plain_clip
 from growclip.interop.tokenizer_files import swapped_ids, text_ids, write_tokenizer_files
 from growclip.model import ModelConfig
 from growclip.model.clip import CLIP, LOGIT_SCALE_INIT
-from growclip.train.checkpoint import load_checkpoint
 
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's, which growclip uses
 TOKEN_EMBEDDING = "text_model.embeddings.token_embedding.weight"

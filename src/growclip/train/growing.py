@@ -11,73 +11,40 @@ from __future__ import annotations
 import json
 import logging
 import statistics
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from growclip.data.chunks import CORPUS_PREFIX, ArrivedChunks, ChunkStream
-from growclip.data.corpus import NUM_STAGES, EmbeddedCorpus
+from growclip.checkpoint import Checkpointer, SavedRun, read_checkpoint, restore
+from growclip.data.chunks import CORPUS_PREFIX, ArrivedChunks, ChunkStream, expand_corpus
+from growclip.data.corpus import EmbeddedCorpus
 from growclip.eval.heldout import new_and_old_loss
-from growclip.eval.suite import evaluate_sets
-from growclip.growth.decision import Decision
-from growclip.growth.policy import (
-    ChunkContext,
-    Contenders,
-    Fixed,
-    GrowthPolicy,
-    Schedule,
-    Search,
-    check_schedule,
-    parse_schedule,
-)
+from growclip.eval.suite import EvalResults, evaluate_sets
+from growclip.growth.policy import ChunkContext, Contenders
 from growclip.growth.search import SuccessiveHalving
 from growclip.growth.state import GrowthState
 from growclip.model.clip import CLIP
 from growclip.model.config import ModelConfig
 from growclip.model.cost import model_cost, train_flops_per_sample
-from growclip.model.factory import create_model, load_config
+from growclip.model.factory import create_model
+from growclip.model.moments import nested_moments
 from growclip.runtime import derive_seed
-from growclip.train.checkpoint import load_checkpoint, load_trainer_tensors
+from growclip.train.chunk_plan import ChunkPlan, growth_policy
 from growclip.train.config import TrainConfig
-from growclip.train.distributed import (
-    broadcast_object,
-    check_same_on_every_rank,
-    launched_size,
-)
+from growclip.train.distributed import broadcast_object, check_same_on_every_rank, launched_size
 from growclip.train.faults import pause, preemption_signals
-from growclip.train.inputs import (
-    RunInputs,
-    reader_options,
-    run_evaluation_sets,
-    stream_tokenizer,
-    train_transform,
-)
-from growclip.train.loop import Trainer, metrics_log, resume_checkpoint, start_run
+from growclip.train.inputs import RunInputs, reader_options, run_evaluation_sets, stream_tokenizer, train_transform
+from growclip.train.loop import Trainer
+from growclip.train.owners import GlobalRNG
+from growclip.train.proxy import train_proxy
 from growclip.train.records import ChunkRecord
 from growclip.train.run_folder import STREAM_RECORDS, RunFolder
 from growclip.train.run_state import Phase, StreamProgress, chunk_compute, load_contenders, save_progress
-from growclip.train.state import set_rng_state
+from growclip.train.start import TrainResult, metrics_log, resume_checkpoint, start_run
 
 logger = logging.getLogger(__name__)
-CORPUS_STREAM = tuple(f"{CORPUS_PREFIX}{stage}" for stage in range(NUM_STAGES))
-
-
-def chunk_specs(config: TrainConfig) -> tuple[str, ...]:
-    """`corpus` in the chunk list stands for every corpus stage, one chunk each."""
-    return tuple(s for spec in config.chunks or () for s in (CORPUS_STREAM if spec == "corpus" else (spec,)))
-
-
-def growth_policy(config: TrainConfig) -> GrowthPolicy:
-    """The policy `config.growth` names (auto when unset), its schedule checked against the model."""
-    if config.growth == "fixed":
-        return Fixed()
-    if config.growth == "schedule":
-        schedule = parse_schedule(config.grow_schedule)
-        check_schedule(schedule, load_config(config.model))
-        return Schedule(schedule, config.momentum, config.seed)
-    return Search(config.params_per_pair, config.search_momenta, config.search_fraction, config.cost_weight,
-                  config.seed, config.min_head_dim, retrain=config.growth == "scratch")
 
 
 class GrowingRun:
@@ -93,6 +60,9 @@ class GrowingRun:
                              "moments); under torchrun list the chunks with --chunks")
         self.config, self.output, self.policy = config, Path(config.output), growth_policy(config)
         self.chunk_speed: float | None = None  # samples/s of the last chunk trained
+        self.losses: list[float] = []  # this invocation's training steps (proxies not included)
+        self.skipped: Counter[str] = Counter()  # records skipped while training, this invocation
+        self.final_eval: EvalResults | None = None
         start = start_run(config)
         self.world, self.device = start.world, start.device
         self.folder = RunFolder(config, owner=self.world.is_main).claim()
@@ -107,67 +77,79 @@ class GrowingRun:
         """The model (new or resumed), the stream, the evaluation sets and the tokenizer."""
         config = self.config
         self.step_samples = config.step_samples(self.world.size)
-        self.checkpoint, self.tokenizer = resume_checkpoint(config), None
-        if self.checkpoint is not None:
-            self._resume(self.checkpoint)
+        self.saved: SavedRun | None = None  # the checkpoint resumed from, until its chunk trains on
+        self.tokenizer = None
+        checkpoint = resume_checkpoint(config)
+        if checkpoint is not None:
+            self._resume(read_checkpoint(checkpoint))
         else:
             self.current = GrowthState.capture(create_model(start_model, seed=config.seed))
-            self.progress, self.saved = StreamProgress(), {}
-        stream = ChunkStream(chunk_specs(config), config.watch, taken=self.progress.watched, sleep=pause)
+            self.progress = StreamProgress()
+        stream = ChunkStream(expand_corpus(config.chunks or ()), config.watch, taken=self.progress.watched, sleep=pause)
         uses_corpus = any(s.startswith(CORPUS_PREFIX) for s in stream.known())
         corpus = EmbeddedCorpus(config.corpus_seed, self.current.config.image_size, config.stage_sizes)
         self.chunks = ArrivedChunks(stream, corpus, reader_options(config), config.heldout, config.seed, config.replay)
+        self.plan = ChunkPlan(self.chunks, config.epochs, config.chunk_samples, self.step_samples)
         self.evals = run_evaluation_sets(config, corpus.image_size, uses_corpus)
         if self.tokenizer is None:
             self.tokenizer = stream_tokenizer(config, self.current.config, corpus if uses_corpus else None,
                                               lambda: self.chunks[0].sources)
 
-    def _resume(self, checkpoint: Path) -> None:
-        model, self.tokenizer, self.saved = load_checkpoint(checkpoint)
-        if "stream" not in self.saved:  # not a growing run's (an imported or hand-grown model): a stream starts
-            self.current, self.progress, self.saved, self.checkpoint = GrowthState.capture(model), StreamProgress(), \
-                {}, None
+    def _resume(self, saved: SavedRun) -> None:
+        """A growing run's checkpoint continues; any other (an imported, hand-grown or fixed run's
+        model) starts a stream from its weights."""
+        self.tokenizer, self.progress = saved.tokenizer, StreamProgress()
+        if saved.progress is None or not saved.has("stream"):
+            self.current = GrowthState.capture(saved.model)
             return
-        self.config.check_resume(self.saved.get("train_config", {}), checkpoint)
-        if self.saved.get("processes", 1) != self.world.size:
-            raise ValueError(f"{checkpoint}: a growing run resumes on as many processes as it was saved by "
-                             f"({self.saved.get('processes', 1)}); its step counts are in that global batch")
-        tensors = load_trainer_tensors(checkpoint)
-        self.current = GrowthState.from_tensors(model, tensors)
-        self.progress = StreamProgress.from_state_dict(self.saved["stream"])
-        set_rng_state(self.saved["rng"], tensors)
+        self.config.check_resume(saved.settings, saved.path)
+        if saved.progress.processes != self.world.size:
+            raise ValueError(f"{saved.path}: a growing run resumes on as many processes as it was saved by "
+                             f"({saved.progress.processes}); its step counts are in that global batch")
+        self.current = GrowthState.of(saved.model, nested_moments(saved.part("optimizer")))
+        restore(saved, {"stream": self.progress, "rng": GlobalRNG()})
+        self.saved = saved
 
-    def run(self, on_chunk: Callable[[ChunkRecord], None] | None = None) -> list[ChunkRecord]:
-        """Decide, train, evaluate, checkpoint, chunk after chunk; -> one record per chunk. The run
-        folder is released at the end, however the run ends."""
+    def run(self, on_chunk: Callable[[ChunkRecord], None] | None = None) -> TrainResult:
+        """Decide, train, evaluate, checkpoint, chunk after chunk. The run folder is released at the
+        end, however the run ends."""
         try:
-            self._run(on_chunk)
+            model = self._run(on_chunk)
         finally:
             self.folder.release()
-        return self.progress.history
+        return TrainResult(model.eval(), self.saved_path, self.progress.global_step,
+                           self.progress.global_step * self.step_samples, self.losses, self.final_eval,
+                           dict(self.skipped), self.progress.history)
 
-    def _run(self, on_chunk: Callable[[ChunkRecord], None] | None) -> None:
+    def _run(self, on_chunk: Callable[[ChunkRecord], None] | None) -> CLIP:
         # the log keeps records up to the checkpoint's step, mid-chunk ones included
-        resume = self.saved.get("global_step", self.progress.global_step) if self.checkpoint is not None else None
+        resume = self.saved.progress.global_step if self.saved is not None else None
+        model = self.current.build_model()  # a stream whose chunks were all trained: the model as saved
         with metrics_log(self.output, self.config, resume, self.world) as self.log:
-            if self.checkpoint is not None:
-                logger.info("resumed from %s: chunk %d, %s", self.checkpoint, self.progress.chunk,
+            if self.saved is not None:
+                logger.info("resumed from %s: chunk %d, %s", self.saved.path, self.progress.chunk,
                             self.progress.phase.value)
             with preemption_signals():  # a search's proxies stop at a step too; the last round was saved
                 while self.chunks.stream.get(self.progress.chunk) is not None:
                     if self.progress.phase is Phase.DECIDE:
                         self._decide()
-                    record = self._finish(self._train())
+                    model = self._train()
+                    record = self._finish(model)
                     if on_chunk is not None and self.world.is_main:
                         on_chunk(record)
         if self.world.is_main:
             records = [record.to_dict() for record in self.progress.history]
             (self.output / STREAM_RECORDS).write_text(json.dumps(records, indent=2) + "\n")
+        return model
+
+    @property
+    def saved_path(self) -> Path:
+        return Checkpointer(self.config.output).path(self.progress.global_step)
 
     def _decide(self) -> None:
         progress, chunk = self.progress, self.progress.chunk
-        resumed = (progress.search, load_contenders(self.checkpoint, progress)) if progress.search else None
-        context = ChunkContext(chunk, self.chunks.pairs_seen(chunk), self._chunk_steps(chunk), self.step_samples,
+        resumed = (progress.search, load_contenders(self.saved, progress)) if progress.search else None
+        context = ChunkContext(chunk, self.chunks.pairs_seen(chunk), self.plan.steps(chunk), self.step_samples,
                                sum(len(h.texts) for h in self.chunks.heldouts(chunk)), self._proxy,
                                self._save_search, resumed)
         before = self.current.config
@@ -176,55 +158,39 @@ class GrowingRun:
         progress.global_step += decision.proxy_steps  # the winner trained them
         progress.phase, progress.decision, progress.search, progress.contenders = Phase.TRAIN, decision, None, {}
         self._log({**self._where(), "chunk": chunk, "decision": decision.label, "why": decision.why,
-                        "left_out": decision.left_out, "from": asdict(before), "to": asdict(self.current.config),
-                        "params": model_cost(self.current.config).params,
-                        "search_fraction": decision.search_fraction}, "growth")
+                   "left_out": decision.left_out, "from": asdict(before), "to": asdict(self.current.config),
+                   "params": model_cost(self.current.config).params,
+                   "search_fraction": decision.search_fraction}, "growth")
 
     def _proxy(self, state: GrowthState, steps: int, round_: int) -> tuple[GrowthState, float, float | None]:
         """A contender's proxy training: `steps` on this round's batches (the same for every contender)."""
-        chunk, model = self.progress.chunk, state.build_model().to(self.device).train()
-        trainer = Trainer(self.config, model, self._inputs(chunk, model), steps, None, proxy=True,
-                          data_seed=derive_seed(self.config.seed, chunk, round_, 3), world=self.world)
-        state.load_moments(trainer.optimizer, model)
-        trainer.train()
+        chunk = self.progress.chunk
+        model, trained = train_proxy(self.config, state, self._inputs(chunk, state.config), steps,
+                                     derive_seed(self.config.seed, chunk, round_, 3), self.world, self.device)
         losses = self._on_main(lambda: new_and_old_loss(model, self.tokenizer, self.chunks.heldouts(chunk),
                                                         self.config.precision))
-        return GrowthState.capture(model, trainer.optimizer), *losses
+        return trained, *losses
 
-    def _inputs(self, chunk: int, model: CLIP) -> RunInputs:
-        transform = train_transform(self.config, model.config.image_size, self._chunk_passes(chunk))
+    def _inputs(self, chunk: int, model: ModelConfig) -> RunInputs:
+        transform = train_transform(self.config, model.image_size, self.plan.passes(chunk))
         return RunInputs(self.chunks.train_data(chunk), transform, self.tokenizer, self.evals)
-
-    def _chunk_passes(self, chunk: int) -> float:
-        """How many times the chunk's training reads the new chunk's pairs (what decides the default crop)."""
-        return self.config.chunk_samples / self.chunks.records(chunk) if self.config.chunk_samples else \
-            self.config.epochs
-
-    def _chunk_steps(self, chunk: int) -> int:
-        samples = self.config.chunk_samples or int(self.config.epochs * self.chunks.records(chunk))
-        return max(1, samples // self.step_samples)
-
-    def _train_steps(self, decision: Decision) -> int:
-        """The chunk's steps less the winner's proxy steps (already trained); a retrained architecture
-        trains from zero for as long as every chunk so far."""
-        if decision.retrain:
-            return sum(self._chunk_steps(i) for i in range(decision.chunk + 1))
-        return max(1, self._chunk_steps(decision.chunk) - decision.proxy_steps)
 
     def _train(self) -> CLIP:
         decision, config = self.progress.decision, self.config
-        steps, model = self._train_steps(decision), self.current.build_model().to(self.device).train()
-        trainer = Trainer(config, model, self._inputs(decision.chunk, model), steps, self.log,
-                          base_step=self.progress.global_step, run_state=lambda: {"stream": self.progress.state_dict()},
+        steps, model = self.plan.train_steps(decision), self.current.build_model().to(self.device).train()
+        trainer = Trainer(config, model, self._inputs(decision.chunk, model.config), steps, self.log,
+                          base_step=self.progress.global_step, owners={"stream": self.progress},
                           warmup=min(config.warmup, steps // 5), data_seed=derive_seed(config.seed, decision.chunk, 2),
                           world=self.world)
-        if self.saved.get("step") and self.progress.phase is Phase.TRAIN:  # resumed mid-chunk
-            trainer.restore(self.checkpoint, self.saved)
+        if self.saved is not None and self.saved.progress.step and self.progress.phase is Phase.TRAIN:  # mid-chunk
+            trainer.restore(self.saved)
         else:
             self.current.load_moments(trainer.optimizer, model)
-        self.saved = {}
+        self.saved = None
         trainer.run()
         self.chunk_speed = statistics.median(trainer.pace.speeds) if trainer.pace.speeds else None
+        self.losses += trainer.losses
+        self.skipped += trainer.stream.total_skipped
         self.current = GrowthState.capture(model, trainer.optimizer)
         self.progress.global_step += steps
         return model
@@ -242,10 +208,10 @@ class GrowingRun:
     def _chunk_record(self, model: CLIP) -> ChunkRecord:
         """The finished chunk: architecture, evaluation, held-out losses, compute."""
         decision = self.progress.decision
-        results = evaluate_sets(model, self.tokenizer, self.evals, self.config.precision)
+        results = self.final_eval = evaluate_sets(model, self.tokenizer, self.evals, self.config.precision)
         new, old = new_and_old_loss(model, self.tokenizer, self.chunks.heldouts(decision.chunk), self.config.precision)
         cost, flops_per_sample = model_cost(model.config), train_flops_per_sample(model.config)
-        compute = chunk_compute(self.progress, self._train_steps(decision), self.step_samples, flops_per_sample)
+        compute = chunk_compute(self.progress, self.plan.train_steps(decision), self.step_samples, flops_per_sample)
         return ChunkRecord(**self._where(), chunk=decision.chunk, name=self.chunks[decision.chunk].name,
                            pairs=self.chunks.records(decision.chunk), architecture=model.config,
                            decision=decision.label, grew=decision.grew, params=cost.params,
@@ -272,11 +238,3 @@ class GrowingRun:
         if self.world.is_main:
             save_progress(self.config, self.progress, self.current, self.tokenizer, self.step_samples,
                           contenders)
-
-
-def train_stream(config: TrainConfig, on_chunk: Callable[[ChunkRecord], None] | None = None) -> list[ChunkRecord]:
-    """A growing run over `config.chunks` or `config.watch`; -> one record per chunk. `on_chunk`
-    sees each chunk's record as it finishes (the CLI prints it). A preemption signal while it sets
-    up (waiting for a watched folder's first chunk, say) stops it as one during training does."""
-    with preemption_signals():
-        return GrowingRun(config).run(on_chunk)

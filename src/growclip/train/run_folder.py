@@ -15,17 +15,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from growclip.checkpoint.files import CHECKPOINTS, EVAL_RESULTS, checkpoints_of, delete_checkpoint, recover_leftovers
+from growclip.checkpoint.manager import saved_settings_of
 from growclip.run_lock import RunFolderError, RunLock
 from growclip.runtime import ensure_writable
-from growclip.train.checkpoint import (
-    CHECKPOINTS,
-    EVAL_RESULTS,
-    STATE,
-    checkpoints_of,
-    delete_checkpoint,
-    recover_leftovers,
-    resolve_checkpoint,
-)
 from growclip.train.config import TrainConfig
 from growclip.train.metrics import METRICS, TENSORBOARD_DIR
 
@@ -126,16 +119,14 @@ def saved_settings(resume: str, output: str | Path) -> dict[str, Any]:
     another folder (a new run starts from its weights, under the settings given) or none at all."""
     output = Path(output)
     try:
-        checkpoint = resolve_checkpoint(output if resume == "latest" else resume)
-        state = json.loads((checkpoint / STATE).read_text())
+        checkpoint, settings = saved_settings_of(output if resume == "latest" else resume)
     except (ValueError, OSError):
-        checkpoint, state = None, {}
+        checkpoint, settings = None, {}
     if checkpoint is not None and not checkpoint.resolve().is_relative_to(output.resolve()):
         return {}
-    settings = state.get("train_config") if isinstance(state, dict) else None
-    if settings is None and (output / SETTINGS).is_file():
+    if not settings and (output / SETTINGS).is_file():
         try:
             settings = json.loads((output / SETTINGS).read_text())
         except ValueError:
-            settings = None
+            settings = {}
     return settings if isinstance(settings, dict) else {}

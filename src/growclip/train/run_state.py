@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 import torch
 
+from growclip.checkpoint import Checkpointer, Progress, SavedRun, Snapshot, StateDict
 from growclip.data.tokenizer import Tokenizer
 from growclip.growth.decision import Decision
 from growclip.growth.policy import Contenders
@@ -19,10 +19,10 @@ from growclip.growth.search import SuccessiveHalving
 from growclip.growth.state import GrowthState
 from growclip.model.config import ModelConfig
 from growclip.model.factory import create_model
-from growclip.train.checkpoint import checkpoint_path, load_extra_tensors, prune_checkpoints, save_checkpoint
+from growclip.model.moments import flat_moments, nested_moments
 from growclip.train.config import TrainConfig
+from growclip.train.owners import GlobalRNG
 from growclip.train.records import ChunkCompute, ChunkRecord
-from growclip.train.state import rng_state
 
 
 class Phase(StrEnum):
@@ -41,20 +41,26 @@ class StreamProgress:
     contenders: dict[int, ModelConfig] = field(default_factory=dict)  # its live contenders' architectures
     watched: list[str] = field(default_factory=list)  # a watched folder's chunks as taken, in order
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> StateDict:
         return {"chunk": self.chunk, "phase": self.phase.value, "global_step": self.global_step,
                 "history": [record.to_dict() for record in self.history],
                 "decision": self.decision.state_dict() if self.decision else None,
                 "search": self.search.state_dict() if self.search else None,
                 "contenders": {str(i): asdict(c) for i, c in self.contenders.items()}, "watched": self.watched}
 
+    def load_state_dict(self, state: StateDict) -> None:
+        self.chunk, self.phase, self.global_step = state["chunk"], Phase(state["phase"]), state["global_step"]
+        self.history = [ChunkRecord.from_dict(record) for record in state["history"]]
+        self.decision = Decision.from_state_dict(state["decision"]) if state["decision"] else None
+        self.search = SuccessiveHalving.from_state(state["search"]) if state["search"] else None
+        self.contenders = {int(i): ModelConfig(**c) for i, c in state["contenders"].items()}
+        self.watched = state.get("watched", [])
+
     @classmethod
-    def from_state_dict(cls, state: dict[str, Any]) -> StreamProgress:
-        return cls(state["chunk"], Phase(state["phase"]), state["global_step"],
-                   [ChunkRecord.from_dict(record) for record in state["history"]],
-                   Decision.from_state_dict(state["decision"]) if state["decision"] else None,
-                   SuccessiveHalving.from_state(state["search"]) if state["search"] else None,
-                   {int(i): ModelConfig(**c) for i, c in state["contenders"].items()}, state.get("watched", []))
+    def from_state_dict(cls, state: StateDict) -> StreamProgress:
+        progress = cls()
+        progress.load_state_dict(state)
+        return progress
 
 
 def contender_file(index: int) -> str:
@@ -62,18 +68,21 @@ def contender_file(index: int) -> str:
 
 
 def contender_tensors(state: GrowthState) -> dict[str, torch.Tensor]:
-    """A contender's weights ("model.<name>") and moments, for a safetensors file in a checkpoint."""
-    return {**{f"model.{k}": v for k, v in state.weights.items()}, **state.join_moments()}
+    """A contender's weights ("model.<name>") and moments ("optimizer.exp_avg.<name>"), for a
+    safetensors file in a checkpoint."""
+    moments = {f"optimizer.{key}": t for key, t in flat_moments(state.moments).items()}
+    return {**{f"model.{k}": v for k, v in state.weights.items()}, **moments}
 
 
-def load_contenders(checkpoint: Path, progress: StreamProgress) -> Contenders:
-    """The live contenders of the search in `progress`, as saved in `checkpoint`."""
+def load_contenders(saved: SavedRun, progress: StreamProgress) -> Contenders:
+    """The live contenders of the search in `progress`, as saved in `saved`."""
     contenders = {}
     for index, config in progress.contenders.items():
-        tensors = load_extra_tensors(checkpoint, contender_file(index))
+        tensors = saved.extra(contender_file(index))
         model = create_model(config)
         model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-        contenders[index] = GrowthState.from_tensors(model, tensors)
+        contenders[index] = GrowthState.of(model, nested_moments(
+            {k[len("optimizer."):]: v for k, v in tensors.items() if k.startswith("optimizer.")}))
     return contenders
 
 
@@ -81,16 +90,12 @@ def save_progress(config: TrainConfig, progress: StreamProgress, state: GrowthSt
                   step_samples: int, contenders: Contenders | None = None) -> Path:
     """A checkpoint between chunks or search rounds: the current model with its moments, the RNGs,
     the progress, and the live contenders of an unfinished search."""
-    rng_json, rng_tensors = rng_state()
     step = progress.global_step
-    info = {"step": 0, "global_step": step, "samples": step * step_samples, "rng": rng_json,
-            "processes": step_samples // config.process_batch,
-            "stream": progress.state_dict(), "train_config": config.to_dict()}
+    owners = {"optimizer": Snapshot(flat_moments(state.moments)), "rng": GlobalRNG(), "stream": progress}
     extra = {contender_file(i): contender_tensors(contenders[i]) for i in progress.contenders} if contenders else None
-    path = save_checkpoint(checkpoint_path(config.output, step), state.build_model(), tokenizer, info,
-                           state.join_moments() | rng_tensors, extra)
-    prune_checkpoints(config.output, config.keep_checkpoints)
-    return path
+    checkpoints = Checkpointer(config.output, config.keep_checkpoints)
+    return checkpoints.save(state.build_model(), tokenizer, Progress(0, step, step * step_samples,
+                            step_samples // config.process_batch), owners, config.to_dict(), extra)
 
 
 def chunk_compute(progress: StreamProgress, train_steps: int, step_samples: int, flops_per_sample: float

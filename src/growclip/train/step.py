@@ -1,20 +1,33 @@
-"""One optimizer step, with exact contrastive gradient accumulation; `model` may be DDP-wrapped."""
+"""One optimizer step, with exact contrastive gradient accumulation (`train_step`; `model` may be
+DDP-wrapped), and the `Stepper` that training and a growth search's proxy training both step with."""
 
 from __future__ import annotations
 
+import logging
 import math
 import re
+import time
 import warnings
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 
 import torch
 from torch import nn
 from torch.amp import GradScaler
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.lr_scheduler import LambdaLR
 
-from growclip.data.stream import Batch
+from growclip.data.stream import Batch, TrainStream
+from growclip.model.clip import CLIP
 from growclip.model.loss import clip_loss
-from growclip.runtime import autocast
+from growclip.model.memory import check_fits
+from growclip.runtime import autocast, grad_scaler
+from growclip.train.config import TrainConfig
+from growclip.train.distributed import World
+from growclip.train.inputs import RunInputs
+from growclip.train.optim import make_optimizer
+
+logger = logging.getLogger(__name__)
 
 
 def _accumulate(model: nn.Module, micro_batches: list[Batch], device: torch.device, precision: str,
@@ -80,3 +93,47 @@ def train_step(model: nn.Module, micro_batches: list[Batch], optimizer: torch.op
         warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()` before"))
         scheduler.step()
     return loss_value if finite else math.nan
+
+
+class Stepper:
+    """A model set up to train: wrapped for its processes (DDP) and, with `compile`, compiled anew
+    (so for each architecture growth makes); its optimizer, schedule, loss scaler and data stream;
+    stepped one optimizer step at a time, counting non-finite (skipped) steps."""
+
+    def __init__(self, config: TrainConfig, model: CLIP, inputs: RunInputs, schedule: Callable[[torch.optim.Optimizer],
+                 LambdaLR], data_seed: int, world: World, compile: bool = False) -> None:
+        self.config, self.model, self.world = config, model, world
+        model.set_grad_checkpointing(config.grad_checkpointing)
+        device = next(model.parameters()).device
+        check_fits(model.config, config.process_batch, device, config.grad_checkpointing)
+        wrapped = (DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+                   if world.distributed else model)
+        self.forward = torch.compile(wrapped) if compile else wrapped
+        self.scaler = grad_scaler(device, config.precision)
+        self.optimizer = make_optimizer(model, config.lr, config.wd, (config.beta1, config.beta2), config.eps)
+        self.scheduler = schedule(self.optimizer)
+        self.stream = TrainStream(inputs.sources, inputs.tokenizer, inputs.transform, config.batch_size, data_seed,
+                                  config.workers, rank=world.rank, world=world.size, pin_memory=device.type == "cuda")
+        self._batches: Iterator[Batch] | None = None  # opened at the first step, after any resume
+        self.nonfinite_steps = 0  # this invocation's
+        self.nonfinite_in_a_row = 0
+
+    def step(self) -> tuple[float, float]:
+        """One optimizer step -> (its loss, NaN when skipped as non-finite; seconds spent waiting for
+        its micro-batches)."""
+        if self._batches is None:
+            self._batches = iter(self.stream)
+        start = time.perf_counter()
+        micro_batches = [next(self._batches) for _ in range(self.config.accum_freq)]
+        waited = time.perf_counter() - start
+        loss = train_step(self.forward, micro_batches, self.optimizer, self.scheduler, self.config.precision,
+                          self.config.grad_clip_norm, self.world.distributed, self.scaler)
+        finite = math.isfinite(loss)
+        self.nonfinite_steps += not finite
+        self.nonfinite_in_a_row = 0 if finite else self.nonfinite_in_a_row + 1
+        return loss, waited
+
+    @property
+    def diverged(self) -> bool:
+        """Too many non-finite steps in a row: the run stops (`--max-nonfinite-steps`)."""
+        return self.nonfinite_in_a_row >= self.config.max_nonfinite_steps

@@ -1,5 +1,6 @@
-"""Checkpoints: a folder of safetensors weights, JSON model config, tokenizer.json and JSON state,
-plus `trainer.safetensors` (optimizer moments, RNG) in checkpoints a run can resume from.
+"""Checkpoint folders: safetensors weights, JSON model config, tokenizer.json and JSON state, plus
+`trainer.safetensors` (the tensors of the training state) in checkpoints a run can resume from.
+What goes into the state is `checkpoint.manager`'s business; this module writes and reads folders.
 
 Written into a hidden temporary sibling folder and renamed into place, and deleted by renaming
 to a hidden name first, so a crash at any moment leaves whole checkpoints under `step_*` names
@@ -247,11 +248,15 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
         model.load_state_dict(weights)
     except RuntimeError as err:
         raise CheckpointError(f"{directory / WEIGHTS}: weights do not fit {directory / CONFIG}: {err}") from None
+    return model.eval(), tokenizer, read_state(directory)
+
+
+def read_state(directory: Path) -> dict[str, Any]:
+    """The JSON state saved beside the model ({} for a weights-only checkpoint)."""
     try:
-        state = json.loads((directory / STATE).read_text()) if (directory / STATE).is_file() else {}
+        return json.loads((directory / STATE).read_text()) if (directory / STATE).is_file() else {}
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{directory / STATE}: not valid JSON ({err})") from None
-    return model.eval(), tokenizer, state
 
 
 def _read_tensors(path: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:

@@ -1,0 +1,48 @@
+"""How long a growing run trains on each chunk, and how the policy `--growth` names is made."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from growclip.data.chunks import ArrivedChunks
+from growclip.growth.decision import Decision
+from growclip.growth.policy import Fixed, GrowthPolicy, Schedule, Search, check_schedule, parse_schedule
+from growclip.model.factory import load_config
+from growclip.train.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """Each chunk trains `epochs` passes over its pairs, or `chunk_samples` pairs when given."""
+
+    chunks: ArrivedChunks
+    epochs: float
+    chunk_samples: int | None
+    step_samples: int
+
+    def passes(self, chunk: int) -> float:
+        """How many times the chunk's training reads the new chunk's pairs (what decides the default crop)."""
+        return self.chunk_samples / self.chunks.records(chunk) if self.chunk_samples else self.epochs
+
+    def steps(self, chunk: int) -> int:
+        samples = self.chunk_samples or int(self.epochs * self.chunks.records(chunk))
+        return max(1, samples // self.step_samples)
+
+    def train_steps(self, decision: Decision) -> int:
+        """The chunk's steps less the winner's proxy steps (already trained); a retrained architecture
+        trains from zero for as long as every chunk so far."""
+        if decision.retrain:
+            return sum(self.steps(i) for i in range(decision.chunk + 1))
+        return max(1, self.steps(decision.chunk) - decision.proxy_steps)
+
+
+def growth_policy(config: TrainConfig) -> GrowthPolicy:
+    """The policy `config.growth` names (auto when unset), its schedule checked against the model."""
+    if config.growth == "fixed":
+        return Fixed()
+    if config.growth == "schedule":
+        schedule = parse_schedule(config.grow_schedule)
+        check_schedule(schedule, load_config(config.model))
+        return Schedule(schedule, config.momentum, config.seed)
+    return Search(config.params_per_pair, config.search_momenta, config.search_fraction, config.cost_weight,
+                  config.seed, config.min_head_dim, retrain=config.growth == "scratch")

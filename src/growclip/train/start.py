@@ -1,0 +1,79 @@
+"""What every run does first, fixed or growing: its processes and device, its start architecture,
+the checkpoint it resumes from, its metrics log; and the one result every run returns."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from growclip.checkpoint import Checkpointer, resolve_checkpoint
+from growclip.eval.suite import EvalResults
+from growclip.model.clip import CLIP
+from growclip.model.config import ModelConfig
+from growclip.model.factory import load_config
+from growclip.runtime import resolve_device, seed_everything, warn_if_slow_precision
+from growclip.train.config import TrainConfig
+from growclip.train.distributed import World, init_world, process_device
+from growclip.train.metrics import MetricsLog
+from growclip.train.records import ChunkRecord
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What a run returns, fixed or growing."""
+
+    model: CLIP  # trained, in eval mode
+    checkpoint: Path  # the last one saved
+    steps: int  # optimizer steps of the whole run
+    samples: int
+    losses: list[float]  # this invocation's steps (a resumed run: those after the checkpoint)
+    eval: EvalResults | None  # the final evaluation; None on the ranks of a torchrun job but 0
+    skipped: dict[str, int]  # records skipped while reading, by reason (this invocation's)
+    chunks: list[ChunkRecord]  # a growing run's records, one per chunk; empty for a fixed run
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """Where a run's process trains and the architecture the run starts from."""
+
+    world: World
+    device: torch.device
+    model: ModelConfig
+
+
+def start_run(config: TrainConfig) -> RunStart:
+    """The device (one per process under torchrun), the start architecture (a misspelt --model
+    fails before anything is written), the seeds, and a warning where the precision is slow here;
+    before the run folder is claimed."""
+    resolved = resolve_device(config.device)
+    world = init_world(resolved)
+    start = RunStart(world, process_device(resolved, world), load_config(config.model))
+    seed_everything(config.seed)
+    warn_if_slow_precision(start.device, config.precision)
+    return start
+
+
+def resume_checkpoint(config: TrainConfig) -> Path | None:
+    """The checkpoint `--resume` names: None for a new run (also for `latest` with none yet)."""
+    if not config.resume:
+        return None
+    if config.resume != "latest":
+        return resolve_checkpoint(config.resume)
+    latest = Checkpointer(config.output).latest()
+    if latest is None:
+        logger.warning("--resume latest: no checkpoint in %s yet, starting a new run", config.output)
+    return latest
+
+
+def metrics_log(output: Path, config: TrainConfig, resume_step: int | None, world: World
+                ) -> AbstractContextManager[MetricsLog | None]:
+    """The run's metrics log on rank 0; nothing on the other ranks."""
+    if not world.is_main:
+        return nullcontext()
+    return MetricsLog(output / "metrics.jsonl", config.report_to == "tensorboard", resume_step=resume_step)
