@@ -7,7 +7,7 @@ from mean pixel values) are enough and a hard one (shape, which needs spatial fe
 little. Scenes are drawn as training draws them (`sample_scene` of each stage); places are compared
 on a 4 x 4 grid, so jitter within a place does not count as a difference.
 
-    python benchmarks/batch_negatives.py [--batch-size 128] [--batches 30]
+    python -m benchmarks.batch_negatives [--batch-size 128] [--batches 30]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import argparse
 
 import numpy as np
 
+from benchmarks.common import BATCH
 from growclip.data.corpus import DEFAULT_STAGE_SIZES, NUM_STAGES
 from growclip.data.corpus.scenes import Scene, sample_scene
 
@@ -41,24 +42,29 @@ def alone_share(batch: list[Scene], attribute: str) -> float:
     return hits / len(batch)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--batches", type=int, default=30, help="batches drawn per stage")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    rng = np.random.default_rng(args.seed)
-    print(f"share of scenes with a batch-mate that differs in the attribute alone (batch {args.batch_size}, "
-          f"{args.batches} batches a stage, seed {args.seed})\n")
-    print("| batches of | " + " | ".join(ATTRIBUTES) + " |")
-    print("|---" * (len(ATTRIBUTES) + 1) + "|")
+def table(batch_size: int = BATCH, batches: int = 30, seed: int = 0) -> str:
+    """One row per stage and one for the whole corpus: each attribute's share."""
+    rng = np.random.default_rng(seed)
+    lines = ["| batches of | " + " | ".join(ATTRIBUTES) + " |", "|---" * (len(ATTRIBUTES) + 1) + "|"]
     weights = np.asarray(DEFAULT_STAGE_SIZES) / sum(DEFAULT_STAGE_SIZES)
     draws = {f"stage {stage}": lambda stage=stage: stage for stage in range(NUM_STAGES)}
     draws["the whole corpus (stages mixed by size)"] = lambda: rng.choice(NUM_STAGES, p=weights)
     for label, stage in draws.items():
-        batches = [[sample_scene(rng, stage()) for _ in range(args.batch_size)] for _ in range(args.batches)]
-        shares = [np.mean([alone_share(batch, attribute) for batch in batches]) for attribute in ATTRIBUTES]
-        print(f"| {label} | " + " | ".join(f"{share:.3f}" for share in shares) + " |")
+        drawn = [[sample_scene(rng, stage()) for _ in range(batch_size)] for _ in range(batches)]
+        shares = [np.mean([alone_share(batch, attribute) for batch in drawn]) for attribute in ATTRIBUTES]
+        lines.append(f"| {label} | " + " | ".join(f"{share:.3f}" for share in shares) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch-size", type=int, default=BATCH)
+    parser.add_argument("--batches", type=int, default=30, help="batches drawn per stage")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    print(f"share of scenes with a batch-mate that differs in the attribute alone (batch {args.batch_size}, "
+          f"{args.batches} batches a stage, seed {args.seed})\n")
+    print(table(args.batch_size, args.batches, args.seed))
 
 
 if __name__ == "__main__":

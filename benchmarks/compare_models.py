@@ -2,8 +2,8 @@
 batch, schedule and seeds; medians over the seeds. Capacity (clip-tiny < clip-small < clip-base?)
 and MS-CLIP's parts (shared encoder, conv stem, parallel branch, each on and off) are both this.
 
-    python benchmarks/compare_models.py --models clip-tiny clip-small clip-base --seeds 0 1 2
-    python benchmarks/compare_models.py --equal-compute --models clip-small shared-small msclip-small \\
+    python -m benchmarks.compare_models --models clip-tiny clip-small clip-base --seeds 0 1 2
+    python -m benchmarks.compare_models --equal-compute --models clip-small shared-small msclip-small \\
         msclip-small:parallel_branch=false msclip-small:stem=patch
 
 A model is a preset or config .json, optionally with `:field=value,...` overrides. With
@@ -20,26 +20,13 @@ import statistics
 import time
 from pathlib import Path
 
-from growclip.model import ModelConfig, load_config, model_cost, train_flops_per_sample
+from benchmarks.common import BATCH, LR, parse_model
+from growclip.model import ModelConfig, model_cost, train_flops_per_sample
 from growclip.train import TrainConfig, train
 from growclip.train.metrics import read_metrics
 
 SUMMARY = ("zeroshot_mean_top1", "image_to_text_R@1", "text_to_image_R@1")
 CAPACITY = ("gallery_image_to_text_R@1", "gallery_text_to_image_R@1", "heldout_loss")  # runs before them lack them
-BATCH = 128  # TrainConfig's default batch, used by every run here
-
-
-def parse_model(spec: str) -> ModelConfig:
-    """`name[:field=value,...]`; values are read as JSON where they parse (numbers, true/false)."""
-    name, _, overrides = spec.partition(":")
-    fields = {}
-    for item in filter(None, overrides.split(",")):
-        key, _, value = item.partition("=")
-        try:
-            fields[key] = json.loads(value)
-        except json.JSONDecodeError:
-            fields[key] = value
-    return load_config(name, **fields)
 
 
 def run_one(spec: str, config: ModelConfig, samples: int, seed: int, args: argparse.Namespace) -> dict:
@@ -103,7 +90,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=30_000, help="training pairs (of the first model)")
     parser.add_argument("--equal-compute", action="store_true", help="same training FLOPs for every model")
     parser.add_argument("--budget-model", help="whose --samples set the compute budget (default: the first model)")
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=LR)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--compile", action="store_true", help="torch.compile each model for training")

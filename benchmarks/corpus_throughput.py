@@ -1,7 +1,7 @@
 """Embedded-corpus generation speed: image-caption pairs per second on one core, rendered, and
 read again from the corpus's in-memory cache (as every epoch after a run's first does).
 
-    python benchmarks/corpus_throughput.py [--pairs 4000] [--repeats 5] [--image-size 64]
+    python -m benchmarks.corpus_throughput [--pairs 4000] [--repeats 5] [--image-size 64]
 """
 
 from __future__ import annotations

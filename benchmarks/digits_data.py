@@ -5,8 +5,8 @@ reads data: PNG files and a TSV with `filepath` and `title`. 1,400 scans are tra
 captioned in one of several wordings; the other 397 are class folders for zero-shot evaluation.
 
     pip install -e ".[bench]"     # scikit-learn
-    python benchmarks/digits_data.py --output runs/digits
-    python benchmarks/peer_openclip.py --train-data runs/digits/train.tsv --zeroshot-data runs/digits/zeroshot \\
+    python -m benchmarks.digits_data --output runs/digits
+    python -m benchmarks.peer_openclip --train-data runs/digits/train.tsv --zeroshot-data runs/digits/zeroshot \\
         --epochs 40 --batch-size 64 --model clip-tiny --output runs/peer-digits
 """
 

@@ -2,10 +2,10 @@
 several training budgets with a fully decayed schedule; which size is best at each budget, and how
 fast that size grows with compute (N_opt ∝ C^a, the IsoFLOP method of Chinchilla's approach 2).
 
-    python benchmarks/frontier.py                           # the whole grid, seed 0 (finished runs are kept)
-    python benchmarks/frontier.py --budgets 10 --seeds 1 2  # more seeds where the curves cross
-    python benchmarks/frontier.py --report                  # table, fit and plot from the committed runs only
-    python benchmarks/frontier.py --lr 2e-3 --results benchmarks/results/frontier-lr2e-3 --budgets 3
+    python -m benchmarks.frontier                           # the whole grid, seed 0 (finished runs are kept)
+    python -m benchmarks.frontier --budgets 10 --seeds 1 2  # more seeds where the curves cross
+    python -m benchmarks.frontier --report                  # table, fit and plot from the committed runs only
+    python -m benchmarks.frontier --lr 2e-3 --results benchmarks/results/frontier-lr2e-3 --budgets 3
 
 Every finished run's summary is committed under benchmarks/results/frontier/ and read back instead
 of trained again, so the grid can be completed over several sessions and on several machines (each
@@ -25,11 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from compare_models import BATCH, parse_model, run_one
+from benchmarks.common import BATCH, LR, RESULTS, cpu_name, parse_model
+from benchmarks.compare_models import run_one
 from growclip.data.corpus import DEFAULT_STAGE_SIZES
 from growclip.model import model_cost, train_flops_per_sample
 
-RESULTS = Path(__file__).parent / "results" / "frontier"  # the grid at the default settings
+GRID = RESULTS / "frontier"  # the grid at the default settings
 # name -> preset and overrides; widths keep 32-wide attention heads where they can
 SIZES = {
     "w8-l1": "clip-small:width=8,embed_dim=8,heads=1,vision_layers=1,text_layers=1",
@@ -56,12 +57,6 @@ class Point:
     heldout_loss: float
     gallery_r1: float
     top1: float
-
-
-def cpu_name() -> str:
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
-    return model + (", avx512_bf16" if "avx512_bf16" in info else ", no avx512_bf16")
 
 
 def result_path(results: Path, size: str, tflop: float, seed: int) -> Path:
@@ -229,12 +224,12 @@ def main() -> None:
     parser.add_argument("--min-steps", type=int, default=30, help="skip shorter runs: they measure their warm-up")
     parser.add_argument("--max-passes", type=float, default=8,
                         help="skip runs that would read the corpus more often: slow, and they measure repetition")
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=LR)
     parser.add_argument("--max-warmup", type=int, default=50, help="warm-up: a tenth of the steps, at most this")
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--output", help="the runs' folders (checkpoints, metrics); default runs/<results' name>")
-    parser.add_argument("--results", type=Path, default=RESULTS,
+    parser.add_argument("--results", type=Path, default=GRID,
                         help="where the finished runs' summaries are kept (another folder for other settings)")
     parser.add_argument("--report", action="store_true", help="only the table, fit and plot of committed runs")
     args = parser.parse_args()

@@ -5,7 +5,7 @@ operator: the dimension it grows, exact by its own account, the largest change o
 text embedding on 8 random pairs (measured, not assumed), parameters before and after, and the
 median time of --repeats applications (weights + moments, PIM m = 1).
 
-    python benchmarks/growth_ops.py [--model clip-base] [--repeats 5]
+    python -m benchmarks.growth_ops [--model clip-base] [--repeats 5]
 """
 
 from __future__ import annotations

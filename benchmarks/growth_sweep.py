@@ -6,9 +6,9 @@ grows by OP with PIM m before chunk `--at` (a `--growth schedule` run), the refe
 never grows. Per run, medians over seeds: mean zero-shot top-1 and R@1 at the end, the all-stage
 held-out loss, and the gain over "keep" per TFLOP of compute added.
 
-    python benchmarks/growth_sweep.py --ops width=64 mlp_ratio=4 vision_layers+1 text_layers+1 \\
+    python -m benchmarks.growth_sweep --ops width=64 mlp_ratio=4 vision_layers+1 text_layers+1 \\
         shared_layers+1 heads=2 share                            # the dimensions, at m = 0.9
-    python benchmarks/growth_sweep.py --ops width=64 --momenta 1 0.95 0.9 0.7 0.5 0   # PIM
+    python -m benchmarks.growth_sweep --ops width=64 --momenta 1 0.95 0.9 0.7 0.5 0   # PIM
 
 Runs shared by both (the same op, m and seed) are trained once. Writes results-OPS-MOMENTA.md,
 .json and curves-OPS-MOMENTA.png to --output (see `benchmarks/streams.py` for the stream).
@@ -20,7 +20,7 @@ import argparse
 import statistics
 from typing import Any
 
-from streams import Stream, add_stream_args, final, plot_curves, summary_table, task_table, write_report
+from benchmarks.streams import Stream, add_stream_args, final, plot_curves, summary_table, task_table, write_report
 
 KEEP = "keep"
 

@@ -14,7 +14,7 @@ Per seed:
     to reach its mean zero-shot top-1 and its held-out loss is read along `auto`'s chunks (linear
     between chunk ends; "not reached" when `auto` ends below it).
 
-    python benchmarks/growth_vs_fixed.py --seeds 0 1 2 [--fixed clip-tiny growclip-start]
+    python -m benchmarks.growth_vs_fixed --seeds 0 1 2 [--fixed clip-tiny growclip-start]
 
 Prints the tables (medians over seeds, spread in brackets) and writes results.md, results.json and
 curves.png to --output. See `benchmarks/streams.py` for the stream and for reading back finished runs.
@@ -28,9 +28,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from growclip.model import ModelConfig, load_config
-from growclip.model.cost import train_flops_per_sample
-from streams import (
+from benchmarks.streams import (
     Stream,
     add_stream_args,
     chunk_table,
@@ -41,6 +39,8 @@ from streams import (
     task_table,
     write_report,
 )
+from growclip.model import ModelConfig, load_config
+from growclip.model.cost import train_flops_per_sample
 
 
 def equal_compute_epochs(stream: Stream, config: ModelConfig, tflop: float) -> float:

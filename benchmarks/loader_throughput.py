@@ -7,7 +7,7 @@ resized), then measures, median of several windows:
   - training alone: the reference config's bf16 step on one pre-made batch (compute only);
   - training fed by the stream with 2 workers (what a run really gets).
 
-    python benchmarks/loader_throughput.py [--model clip-base] [--pairs 4096] [--source-size 128]
+    python -m benchmarks.loader_throughput [--model clip-base] [--pairs 4096] [--source-size 128]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import torch
 import webdataset as wds
 from PIL import Image
 
+from benchmarks.common import BATCH
 from growclip.data.corpus import EmbeddedCorpus
 from growclip.data.sources import open_sources
 from growclip.data.stream import TrainStream
@@ -74,7 +75,7 @@ def report(name: str, speeds: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="clip-base")
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=BATCH)
     parser.add_argument("--pairs", type=int, default=4096)
     parser.add_argument("--source-size", type=int, default=128, help="side of the JPEGs on disk")
     parser.add_argument("--windows", type=int, default=3)

@@ -5,7 +5,7 @@ downloads), so it is never a growclip dependency: growclip is added to its envir
 `--no-deps`, beside growclip's other dependencies, pytest and transformers (via open_clip's
 `training` extra).
 
-    python benchmarks/peer_env.py [.venv-peer]      # made once; prints its python
+    python -m benchmarks.peer_env [.venv-peer]      # made once; prints its python
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """growclip against open_clip's own trainer, side by side: same pairs, architecture, samples, batch,
 schedule, optimizer settings and precision; both scored by growclip's evaluation on the same sets.
 
-    python benchmarks/peer_openclip.py                       # clip-small on the embedded corpus, seeds 0 1 2
-    python benchmarks/peer_openclip.py --seeds 0 --precision fp32
-    python benchmarks/peer_openclip.py --train-data my.tsv --val-data my_val.tsv --zeroshot-data labelled/
+    python -m benchmarks.peer_openclip                       # clip-small on the embedded corpus, seeds 0 1 2
+    python -m benchmarks.peer_openclip --seeds 0 --precision fp32
+    python -m benchmarks.peer_openclip --train-data my.tsv --val-data my_val.tsv --zeroshot-data labelled/
 
 open_clip lives in its own virtual environment (`--peer-env`, made on first use): it pulls its own
 torch and torchvision, so it is never a growclip dependency; growclip is added there with
@@ -28,11 +28,12 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.common import BATCH, LR
+from benchmarks.peer_env import DEFAULT_ENV, ensure_peer_env
 from growclip.data.sources.table import default_separator
 from growclip.interop.open_clip import open_clip_config
 from growclip.model import load_config
 from growclip.train.metrics import read_metrics
-from peer_env import DEFAULT_ENV, ensure_peer_env
 
 WORKER = Path(__file__).resolve().parent / "openclip_worker.py"
 OPENCLIP_VOCAB = 49408  # open_clip's default tokenizer (CLIP's vocabulary)
@@ -49,8 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--stage-sizes", type=int, nargs="+", default=[2000, 4000, 8000, 16000],
         help="embedded corpus pairs per stage, written to disk (default 30k pairs)")
     add("--epochs", type=int, default=1, help="passes over the training pairs (open_clip takes whole epochs)")
-    add("--batch-size", type=int, default=128)
-    add("--lr", type=float, default=1e-3)
+    add("--batch-size", type=int, default=BATCH)
+    add("--lr", type=float, default=LR)
     add("--wd", type=float, default=0.1)
     add("--warmup", type=int, default=50)
     add("--grad-clip-norm", type=float, default=1.0)

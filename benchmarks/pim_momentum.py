@@ -7,7 +7,7 @@ carried and the learning-rate schedule continuing. The small model trained on ("
 is the reference. Prints the mean loss over step windows, and how far the copies made by the
 width operator have drifted apart (relative norm of the difference of duplicated MLP units).
 
-    python benchmarks/pim_momentum.py [--before 400] [--after 200] [--plot runs/pim.png]
+    python -m benchmarks.pim_momentum [--before 400] [--after 200] [--plot runs/pim.png]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from benchmarks.common import LR
 from growclip.data.corpus import EmbeddedCorpus
 from growclip.data.sources import CorpusSource, PairSources
 from growclip.data.stream import TrainStream
@@ -47,7 +48,7 @@ def main() -> None:
     parser.add_argument("--momenta", type=float, nargs="+", default=[1.0, 0.9, 0.5, 0.0])
     parser.add_argument("--before", type=int, default=400, help="steps before growth (stages 0-1)")
     parser.add_argument("--after", type=int, default=200, help="steps after growth (stages 0-2)")
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--lr", type=float, default=LR)
     parser.add_argument("--plot", default="runs/pim_momentum.png")
     args = parser.parse_args()
 

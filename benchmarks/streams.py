@@ -26,18 +26,20 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from benchmarks.common import LR, median_spread
 from growclip.checkpoint.files import checkpoint_path, load_checkpoint
 from growclip.data.corpus import EmbeddedCorpus
 from growclip.data.evalsets import RetrievalSet
 from growclip.eval.heldout import heldout_loss
 from growclip.train import TrainConfig, train
+from growclip.train.sections import DataConfig, StreamConfig
 
 
 def add_stream_args(parser: argparse.ArgumentParser, output: str) -> None:
     parser.add_argument("--model", default="growclip-seed", help="the start architecture")
     parser.add_argument("--stage-sizes", default="4000,8000,16000,32000", help="pairs per chunk (corpus stage)")
     parser.add_argument("--epochs", type=float, default=2.0, help="passes over each chunk's size per chunk")
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--lr", type=float, default=LR)
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--output", default=output)
@@ -104,21 +106,14 @@ class Stream:
 def stage_heldouts(stage_sizes: tuple[int, ...], image_size: int) -> list[RetrievalSet]:
     """Every stage's held-out pairs as a growing run holds them out (the default corpus seed and
     held-out size), rendered once per benchmark rather than at every chunk of every run."""
-    defaults = TrainConfig()
-    corpus = EmbeddedCorpus(defaults.corpus_seed, image_size, stage_sizes)
-    return [corpus.retrieval_set(defaults.heldout, captions_per_image=1, stage=stage)
+    corpus = EmbeddedCorpus(DataConfig.corpus_seed, image_size, stage_sizes)
+    return [corpus.retrieval_set(StreamConfig.heldout, captions_per_image=1, stage=stage)
             for stage in range(len(stage_sizes))]
 
 
 def final(run: dict[str, Any]) -> dict[str, Any]:
     """The run's end: its last chunk's record, with the wall time."""
     return {**run["history"][-1], "seconds": run["seconds"]}
-
-
-def median_spread(values: list[float], digits: int = 3) -> str:
-    """`median [min-max]` over seeds; the median alone for one seed."""
-    middle = f"{statistics.median(values):.{digits}f}"
-    return middle if len(values) == 1 else f"{middle} [{min(values):.{digits}f}-{max(values):.{digits}f}]"
 
 
 def summary_table(runs: dict[str, list[dict[str, Any]]]) -> str:

@@ -9,7 +9,7 @@ a task at this resolution: a fresh image tower of the same config trained on the
 `clip-tiny` tower reached 0.96 on its training batches and 0.19 on held-out ones. High there but
 low in the contrastive model's features means the contrastive training (its signal or budget) did not get to it.
 
-    python benchmarks/task_ceiling.py --checkpoint runs/clip-small [--supervised shape position]
+    python -m benchmarks.task_ceiling --checkpoint runs/clip-small [--supervised shape position]
 
 The probes train on images drawn with another corpus seed (`--probe-seed`) and are tested on the
 zero-shot evaluation images themselves (corpus seed 0, 40 per class), so all three columns are

@@ -8,10 +8,10 @@ every tool and precision alternate, so that all see the same machine state. Prin
 the windows, the TFLOP/s they reach and the utilisation against the device's peak (a 2048^2 matmul
 on the same device and precision), the ratio to open_clip, and each worker's peak memory.
 
-    python benchmarks/train_throughput.py [--model clip-base] [--windows 5] [--steps 5]
-    python benchmarks/train_throughput.py --peer --compile       # growclip, eager and compiled, and open_clip
-    python benchmarks/train_throughput.py --precisions fp32 --grad-checkpointing   # its speed and memory
-    python benchmarks/train_throughput.py --model clip-small --grow width=256 text_layers+2   # grown vs fresh
+    python -m benchmarks.train_throughput [--model clip-base] [--windows 5] [--steps 5]
+    python -m benchmarks.train_throughput --peer --compile       # growclip, eager and compiled, and open_clip
+    python -m benchmarks.train_throughput --precisions fp32 --grad-checkpointing   # its speed and memory
+    python -m benchmarks.train_throughput --model clip-small --grow width=256 text_layers+2   # grown vs fresh
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.common import BATCH
+from benchmarks.peer_env import DEFAULT_ENV, ensure_peer_env
 from growclip.growth import grown_config
 from growclip.interop.open_clip import open_clip_config
 from growclip.model import load_config, train_flops_per_sample
 from growclip.runtime import resolve_device
-from peer_env import DEFAULT_ENV, ensure_peer_env
 
 HERE = Path(__file__).resolve().parent
 OPENCLIP_VOCAB = 49408  # open_clip's default tokenizer
@@ -58,7 +59,7 @@ class Worker:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="clip-base")
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=BATCH)
     parser.add_argument("--windows", type=int, default=5, help="timed windows per tool and precision")
     parser.add_argument("--steps", type=int, default=5, help="steps per window")
     parser.add_argument("--device", default="auto")

@@ -324,9 +324,9 @@ def test_search_and_training_add_up_to_the_runs_compute(tmp_path, monkeypatch):
     trained = []  # (architecture, steps) of every proxy, as the run trains them
     proxy = growing.train_proxy
 
-    def counting_proxy(config, state, inputs, steps, *args):
+    def counting_proxy(optim, workers, state, inputs, steps, *args):
         trained.append((state.config, steps))
-        return proxy(config, state, inputs, steps, *args)
+        return proxy(optim, workers, state, inputs, steps, *args)
 
     monkeypatch.setattr(growing, "train_proxy", counting_proxy)
     history = train(settings(tmp_path, chunks=("corpus:0", "corpus:1"), params_per_pair=60.0, **SEARCHED)).chunks

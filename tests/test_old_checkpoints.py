@@ -38,8 +38,8 @@ def test_a_fixed_run_saved_before_state_owners_resumes_where_it_stopped(tmp_path
     saved = load_file(OLD / "fixed/checkpoints/step_00000010/model.safetensors")
     result = train(config)
     assert result.steps == 20 and len(result.losses) == 10  # steps 11-20 only
-    assert logged_steps(Path(config.output)) == list(range(11, 21))
-    final = load_file(checkpoints_of(config.output)[-1] / "model.safetensors")
+    assert logged_steps(Path(config.run.output)) == list(range(11, 21))
+    final = load_file(checkpoints_of(config.run.output)[-1] / "model.safetensors")
     assert final.keys() == saved.keys() and any(not torch.equal(final[k], saved[k]) for k in saved)
 
 
@@ -49,7 +49,7 @@ def test_a_growing_run_saved_mid_chunk_before_state_owners_finishes_its_stream(t
     records = train(config).chunks
     assert [r.chunk for r in records] == [0, 1] and records[-1].step == 32
     assert records[0].to_dict() == {**state["stream"]["history"][0]}  # the first chunk's record as it was saved
-    assert logged_steps(Path(config.output)) == list(range(21, 33))
+    assert logged_steps(Path(config.run.output)) == list(range(21, 33))
 
 
 def test_an_old_checkpoint_hands_each_owner_its_part_and_writes_back_the_same_files(tmp_path):

@@ -221,13 +221,13 @@ def test_the_default_crop_follows_how_often_the_data_is_read():
     from growclip.train.inputs import data_passes, train_transform
 
     default = TrainConfig(train_data="pairs.tsv", epochs=40)
-    crop = train_transform(default, 32, data_passes(default, records=1400))
+    crop = train_transform(default.data, 32, data_passes(default.optim, records=1400))
     assert isinstance(crop, RandomResizedCrop) and crop.scale == (0.9, 1.0)
     once = TrainConfig(train_data="pairs.tsv", samples=1400)
-    assert isinstance(train_transform(once, 32, data_passes(once, records=1400)), CenterCrop)
-    assert data_passes(TrainConfig(train_data="pairs.tsv", samples=2800), records=1400) == 2
+    assert isinstance(train_transform(once.data, 32, data_passes(once.optim, records=1400)), CenterCrop)
+    assert data_passes(TrainConfig(train_data="pairs.tsv", samples=2800).optim, records=1400) == 2
     none = TrainConfig(train_data="pairs.tsv", epochs=40, crop_scale=(1.0, 1.0))
-    assert isinstance(train_transform(none, 32, 40), CenterCrop)
+    assert isinstance(train_transform(none.data, 32, 40), CenterCrop)
 
 
 def test_train_with_chunks_grows_over_them_and_returns_a_record_per_chunk(tmp_path):

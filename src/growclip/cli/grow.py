@@ -11,7 +11,7 @@ from growclip.growth import GrowthState, grow_state, is_exact, parse_op
 from growclip.model import model_cost
 from growclip.model.config import ModelConfig
 from growclip.model.moments import flat_moments, nested_moments
-from growclip.train.config import MOMENTUM
+from growclip.train.settings import MOMENTUM
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from growclip.train.config import AT_LEAST_0, AT_LEAST_1, SEED, Range
+from growclip.train.settings import AT_LEAST_0, AT_LEAST_1, SEED, Range
 
 
 def in_range(kind: type[int] | type[float], limits: Range) -> Callable[[str], int | float]:

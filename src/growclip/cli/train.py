@@ -4,20 +4,22 @@ the embedded corpus when no data is given. Its flags are `TrainConfig`'s fields.
 from __future__ import annotations
 
 import argparse
-from dataclasses import Field, fields
+from dataclasses import Field
 from typing import Any
 
 from growclip.cli.options import float_list, float_pair, int_list, merged_settings, separator
 from growclip.data.pairs import format_skipped
 from growclip.eval.suite import format_results
-from growclip.train import TrainConfig
 from growclip.train import train as run_training
-from growclip.train.config import DATA, EVAL, OPTIM, RUN, STREAM
+from growclip.train.config import TrainConfig, section_of, setting_fields
 from growclip.train.records import ChunkRecord
 from growclip.train.run_folder import saved_settings
+from growclip.train.sections import RunConfig
+from growclip.train.settings import flag_of
 
-GROUP_TITLES = {DATA: "data (default: the embedded corpus)", STREAM: "growing run on a stream of chunks",
-                OPTIM: "optimization", RUN: "run", EVAL: "evaluation"}
+GROUP_TITLES = {None: "model", "data": "data (default: the embedded corpus)",
+                "stream": "growing run on a stream of chunks", "optim": "optimization", "run": "run and checkpoints",
+                "eval": "evaluation"}
 PARSERS = {"int": int, "int | None": int, "float": float, "float | None": float, "str": str, "str | None": str,
            "tuple[int, ...]": int_list, "tuple[int, ...] | None": int_list, "tuple[float, float] | None": float_pair,
            "tuple[float, ...]": float_list}
@@ -44,9 +46,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                                                         "underscores)")
     parser.add_argument("--list-models", action="store_true", help="print the model presets and exit")
     groups = {name: parser.add_argument_group(title) for name, title in GROUP_TITLES.items()}
-    for field in fields(TrainConfig):
-        flag = field.metadata["flag"] or "--" + field.name.replace("_", "-")
-        groups[field.metadata["group"]].add_argument(flag, dest=field.name, **_flag_options(field))
+    for field in setting_fields():
+        groups[section_of(field.name)].add_argument(flag_of(field), dest=field.name, **_flag_options(field))
 
 
 def _scores(record: ChunkRecord) -> tuple[str | None, str | None]:
@@ -84,8 +85,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     settings = merged_settings(args, check=TrainConfig.check_settings)
     if not settings.get("resume"):
         return settings
-    output = settings.get("output", TrainConfig.output)
-    known = {f.name for f in fields(TrainConfig)} - {"resume", "resume_override", "output", "overwrite"}
+    output = settings.get("output", RunConfig.output)
+    known = {f.name for f in setting_fields()} - {"resume", "resume_override", "output", "overwrite"}
     saved = {name: value for name, value in saved_settings(settings["resume"], output).items() if name in known}
     return {**saved, **settings}
 
@@ -98,12 +99,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     config = TrainConfig.from_dict(_settings(args))
     result = run_training(config, on_chunk=lambda record: print(chunk_line(record), flush=True))
-    if config.is_stream:
+    if config.stream.active:
         print(format_stream(result.chunks))
     elif result.eval is not None:  # rank 0 of a torchrun job (or the only process)
         print(format_results(result.eval) if result.eval.measured else
               "not evaluated: give --val-data (retrieval on held-out pairs) or --zeroshot-data (labelled images)")
         print(format_skipped(result.skipped))
-    if config.is_stream or result.eval is not None:
+    if config.stream.active or result.eval is not None:
         print(f"checkpoint: {result.checkpoint}")
     return 0

@@ -8,7 +8,7 @@ from growclip.data.chunks import ArrivedChunks
 from growclip.growth.decision import Decision
 from growclip.growth.policy import Fixed, GrowthPolicy, Schedule, Search, check_schedule, parse_schedule
 from growclip.model.factory import load_config
-from growclip.train.config import TrainConfig
+from growclip.train.sections import StreamConfig
 
 
 @dataclass(frozen=True)
@@ -36,13 +36,13 @@ class ChunkPlan:
         return max(1, self.steps(decision.chunk) - decision.proxy_steps)
 
 
-def growth_policy(config: TrainConfig) -> GrowthPolicy:
-    """The policy `config.growth` names (auto when unset), its schedule checked against the model."""
-    if config.growth == "fixed":
+def growth_policy(stream: StreamConfig, model: str, seed: int) -> GrowthPolicy:
+    """The policy `--growth` names (auto when unset), its schedule checked against the `model` it starts from."""
+    if stream.growth == "fixed":
         return Fixed()
-    if config.growth == "schedule":
-        schedule = parse_schedule(config.grow_schedule)
-        check_schedule(schedule, load_config(config.model))
-        return Schedule(schedule, config.momentum, config.seed)
-    return Search(config.params_per_pair, config.search_momenta, config.search_fraction, config.cost_weight,
-                  config.seed, config.min_head_dim, retrain=config.growth == "scratch")
+    if stream.growth == "schedule":
+        schedule = parse_schedule(stream.grow_schedule)
+        check_schedule(schedule, load_config(model))
+        return Schedule(schedule, stream.momentum, seed)
+    return Search(stream.params_per_pair, stream.search_momenta, stream.search_fraction, stream.cost_weight, seed,
+                  stream.min_head_dim, retrain=stream.growth == "scratch")

@@ -53,12 +53,13 @@ class GrowingRun:
     from rank 0, and after each decision the ranks' weights are checked bit-identical."""
 
     def __init__(self, config: TrainConfig) -> None:
-        if not config.is_stream:
+        if not config.stream.active:
             raise ValueError("a growing run needs a stream: give chunks (e.g. ('corpus',)) or watch")
-        if config.watch and launched_size() > 1:
+        if config.stream.watch and launched_size() > 1:
             raise ValueError("a watched folder is read by one process (ranks could see files arrive at different "
                              "moments); under torchrun list the chunks with --chunks")
-        self.config, self.output, self.policy = config, Path(config.output), growth_policy(config)
+        self.config, self.output = config, Path(config.run.output)
+        self.policy = growth_policy(config.stream, config.model, config.optim.seed)
         self.chunk_speed: float | None = None  # samples/s of the last chunk trained
         self.losses: list[float] = []  # this invocation's training steps (proxies not included)
         self.skipped: Counter[str] = Counter()  # records skipped while training, this invocation
@@ -76,23 +77,26 @@ class GrowingRun:
     def _set_up(self, start_model: ModelConfig) -> None:
         """The model (new or resumed), the stream, the evaluation sets and the tokenizer."""
         config = self.config
-        self.step_samples = config.step_samples(self.world.size)
+        self.step_samples = config.optim.step_samples(self.world.size)
         self.saved: SavedRun | None = None  # the checkpoint resumed from, until its chunk trains on
         self.tokenizer = None
-        checkpoint = resume_checkpoint(config)
+        checkpoint = resume_checkpoint(config.run)
         if checkpoint is not None:
             self._resume(read_checkpoint(checkpoint))
         else:
-            self.current = GrowthState.capture(create_model(start_model, seed=config.seed))
+            self.current = GrowthState.capture(create_model(start_model, seed=config.optim.seed))
             self.progress = StreamProgress()
-        stream = ChunkStream(expand_corpus(config.chunks or ()), config.watch, taken=self.progress.watched, sleep=pause)
+        settings = config.stream
+        stream = ChunkStream(expand_corpus(settings.chunks or ()), settings.watch, taken=self.progress.watched,
+                             sleep=pause)
         uses_corpus = any(s.startswith(CORPUS_PREFIX) for s in stream.known())
-        corpus = EmbeddedCorpus(config.corpus_seed, self.current.config.image_size, config.stage_sizes)
-        self.chunks = ArrivedChunks(stream, corpus, reader_options(config), config.heldout, config.seed, config.replay)
-        self.plan = ChunkPlan(self.chunks, config.epochs, config.chunk_samples, self.step_samples)
-        self.evals = run_evaluation_sets(config, corpus.image_size, uses_corpus)
+        corpus = EmbeddedCorpus(config.data.corpus_seed, self.current.config.image_size, config.data.stage_sizes)
+        self.chunks = ArrivedChunks(stream, corpus, reader_options(config.data), settings.heldout, config.optim.seed,
+                                    settings.replay)
+        self.plan = ChunkPlan(self.chunks, config.optim.epochs, config.stream.chunk_samples, self.step_samples)
+        self.evals = run_evaluation_sets(config.data, config.eval, corpus.image_size, uses_corpus)
         if self.tokenizer is None:
-            self.tokenizer = stream_tokenizer(config, self.current.config, corpus if uses_corpus else None,
+            self.tokenizer = stream_tokenizer(config.data, self.current.config, corpus if uses_corpus else None,
                                               lambda: self.chunks[0].sources)
 
     def _resume(self, saved: SavedRun) -> None:
@@ -125,7 +129,7 @@ class GrowingRun:
         # the log keeps records up to the checkpoint's step, mid-chunk ones included
         resume = self.saved.progress.global_step if self.saved is not None else None
         model = self.current.build_model()  # a stream whose chunks were all trained: the model as saved
-        with metrics_log(self.output, self.config, resume, self.world) as self.log:
+        with metrics_log(self.config.run, resume, self.world) as self.log:
             if self.saved is not None:
                 logger.info("resumed from %s: chunk %d, %s", self.saved.path, self.progress.chunk,
                             self.progress.phase.value)
@@ -144,7 +148,7 @@ class GrowingRun:
 
     @property
     def saved_path(self) -> Path:
-        return Checkpointer(self.config.output).path(self.progress.global_step)
+        return Checkpointer(self.config.run.output).path(self.progress.global_step)
 
     def _decide(self) -> None:
         progress, chunk = self.progress, self.progress.chunk
@@ -165,14 +169,15 @@ class GrowingRun:
     def _proxy(self, state: GrowthState, steps: int, round_: int) -> tuple[GrowthState, float, float | None]:
         """A contender's proxy training: `steps` on this round's batches (the same for every contender)."""
         chunk = self.progress.chunk
-        model, trained = train_proxy(self.config, state, self._inputs(chunk, state.config), steps,
-                                     derive_seed(self.config.seed, chunk, round_, 3), self.world, self.device)
+        optim, workers = self.config.optim, self.config.run.workers
+        model, trained = train_proxy(optim, workers, state, self._inputs(chunk, state.config), steps,
+                                     derive_seed(optim.seed, chunk, round_, 3), self.world, self.device)
         losses = self._on_main(lambda: new_and_old_loss(model, self.tokenizer, self.chunks.heldouts(chunk),
-                                                        self.config.precision))
+                                                        self.config.optim.precision))
         return trained, *losses
 
     def _inputs(self, chunk: int, model: ModelConfig) -> RunInputs:
-        transform = train_transform(self.config, model.image_size, self.plan.passes(chunk))
+        transform = train_transform(self.config.data, model.image_size, self.plan.passes(chunk))
         return RunInputs(self.chunks.train_data(chunk), transform, self.tokenizer, self.evals)
 
     def _train(self) -> CLIP:
@@ -180,8 +185,8 @@ class GrowingRun:
         steps, model = self.plan.train_steps(decision), self.current.build_model().to(self.device).train()
         trainer = Trainer(config, model, self._inputs(decision.chunk, model.config), steps, self.log,
                           base_step=self.progress.global_step, owners={"stream": self.progress},
-                          warmup=min(config.warmup, steps // 5), data_seed=derive_seed(config.seed, decision.chunk, 2),
-                          world=self.world)
+                          warmup=min(config.optim.warmup, steps // 5),
+                          data_seed=derive_seed(config.optim.seed, decision.chunk, 2), world=self.world)
         if self.saved is not None and self.saved.progress.step and self.progress.phase is Phase.TRAIN:  # mid-chunk
             trainer.restore(self.saved)
         else:
@@ -208,8 +213,9 @@ class GrowingRun:
     def _chunk_record(self, model: CLIP) -> ChunkRecord:
         """The finished chunk: architecture, evaluation, held-out losses, compute."""
         decision = self.progress.decision
-        results = self.final_eval = evaluate_sets(model, self.tokenizer, self.evals, self.config.precision)
-        new, old = new_and_old_loss(model, self.tokenizer, self.chunks.heldouts(decision.chunk), self.config.precision)
+        precision = self.config.optim.precision
+        results = self.final_eval = evaluate_sets(model, self.tokenizer, self.evals, precision)
+        new, old = new_and_old_loss(model, self.tokenizer, self.chunks.heldouts(decision.chunk), precision)
         cost, flops_per_sample = model_cost(model.config), train_flops_per_sample(model.config)
         compute = chunk_compute(self.progress, self.plan.train_steps(decision), self.step_samples, flops_per_sample)
         return ChunkRecord(**self._where(), chunk=decision.chunk, name=self.chunks[decision.chunk].name,

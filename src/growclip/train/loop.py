@@ -39,25 +39,26 @@ class Trainer:
                  data_seed: int | None = None, world: World = SINGLE) -> None:
         """`base_step`: steps before this schedule in a longer run (a stream's earlier chunks), so that
         logs and checkpoint names count globally; `owners`: more state for every checkpoint (a growing
-        run's progress); `warmup`: warm-up steps of this schedule (default `config.warmup`);
-        `data_seed`: the shuffle (default `config.seed`); `world`: the processes of a torchrun job
+        run's progress); `warmup`: warm-up steps of this schedule (default `config.optim.warmup`);
+        `data_seed`: the shuffle (default `config.optim.seed`); `world`: the processes of a torchrun job
         (DDP; rank 0 logs, evaluates and writes)."""
         self.config, self.model, self.inputs, self.steps, self.log = config, model, inputs, steps, log
         self.base_step, self.more_owners, self.world = base_step, dict(owners or {}), world
-        warmup = config.warmup if warmup is None else warmup
-        self.stepper = Stepper(config, model, inputs, lambda optimizer: warmup_cosine(optimizer, warmup, steps),
-                               config.seed if data_seed is None else data_seed, world, config.compile)
+        optim = config.optim
+        warmup = optim.warmup if warmup is None else warmup
+        self.stepper = Stepper(optim, model, inputs, lambda optimizer: warmup_cosine(optimizer, warmup, steps),
+                               optim.seed if data_seed is None else data_seed, world, config.run.workers, optim.compile)
         self.optimizer, self.stream = self.stepper.optimizer, self.stepper.stream
         self.schedule = LRSchedule(self.optimizer, self.stepper.scheduler)
-        self.checkpoints = Checkpointer(config.output, config.keep_checkpoints)
+        self.checkpoints = Checkpointer(config.run.output, config.run.keep_checkpoints)
         self.flops_per_sample = train_flops_per_sample(model.config)
-        self.step_samples = config.step_samples(world.size)
+        self.step_samples = config.optim.step_samples(world.size)
         self.step = 0
         self.position = self.stream.state_dict()  # the data position at the end of `self.step`
         self.saved_step = 0  # nothing worth saving before the first step
         self.saved_at = time.monotonic()
         self.losses: list[float] = []
-        self.pace = PaceWindow(self.step_samples, config.workers, warn=world.is_main)  # this invocation's
+        self.pace = PaceWindow(self.step_samples, config.run.workers, warn=world.is_main)  # this invocation's
 
     def _owners(self, data: DataPositions) -> dict[str, Stateful]:
         """The state this schedule owns (a growing run's own state is in `more_owners`)."""
@@ -103,7 +104,7 @@ class Trainer:
 
     def evaluate(self, final: bool = False) -> EvalResults:
         """Logged under "eval"; the final record also carries the run's skip counts."""
-        results = evaluate_sets(self.model, self.inputs.tokenizer, self.inputs.evals, self.config.precision)
+        results = evaluate_sets(self.model, self.inputs.tokenizer, self.inputs.evals, self.config.optim.precision)
         record = {"step": self.global_step, "samples": self.progress.samples, **results.summary}
         if final:
             record |= {"final": True, **self._skip_fields()}
@@ -132,7 +133,7 @@ class Trainer:
     def train(self) -> None:
         """Train to `steps`, saving only as `save_every` asks."""
         config, report = self.config, self.world.is_main
-        progress = tqdm(initial=self.step, total=self.steps, disable=not (config.progress and report), desc="train",
+        progress = tqdm(initial=self.step, total=self.steps, disable=not (config.run.progress and report), desc="train",
                         unit="step", mininterval=0.1 if sys.stderr.isatty() else 60)  # a log file: once a minute
         self.pace.open()
         while self.step < self.steps:
@@ -143,12 +144,12 @@ class Trainer:
             self.losses.append(loss)
             self.pace.stepped(waited)
             progress.update()
-            if self.step % config.log_every == 0 or self.step == self.steps:
+            if self.step % config.run.log_every == 0 or self.step == self.steps:
                 pace = self.pace.close()
                 self._log_step(mean_over_ranks(loss, self.world), lr, pace)
                 progress.set_postfix(loss=f"{loss:.3f}", samples_s=f"{pace.samples_per_s:.0f}",
                                      refresh=False)  # redrawn by update()
-            if report and config.eval_every and self.step % config.eval_every == 0 and self.step < self.steps:
+            if report and config.eval.eval_every and self.step % config.eval.eval_every == 0 and self.step < self.steps:
                 self.evaluate()
             save_due, stop = sync_flags([self._save_due(), stop_requested()], self.world)
             if self.step < self.steps and save_due:
@@ -158,7 +159,7 @@ class Trainer:
         progress.close()
 
     def _save_due(self) -> bool:
-        every, minutes = self.config.save_every, self.config.save_every_minutes
+        every, minutes = self.config.run.save_every, self.config.run.save_every_minutes
         return bool(every and self.step % every == 0) or bool(
             minutes and time.monotonic() - self.saved_at >= 60 * minutes)
 
@@ -177,7 +178,7 @@ class Trainer:
         if self.log is None:
             return
         flops = pace.samples_per_s * self.flops_per_sample
-        peak = peak_flops(next(self.model.parameters()).device, self.config.precision) * self.world.size
+        peak = peak_flops(next(self.model.parameters()).device, self.config.optim.precision) * self.world.size
         record = {"step": self.global_step, "samples": self.progress.samples, "epoch": self.position["epoch"],
                   "loss": loss, "lr": lr, "logit_scale": self.model.scale().item(),
                   "samples_per_s": pace.samples_per_s, "tflops_per_s": flops / 1e12, "utilisation": flops / peak,

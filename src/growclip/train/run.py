@@ -1,6 +1,6 @@
 """`growclip.train(config)`: the one entry to training. A config with a stream (chunks or a watched
 folder) is a growing run (`train.growing`); otherwise one fixed architecture trains on the
-embedded corpus or `config.train_data`, saves and is evaluated."""
+embedded corpus or `--train-data`, saves and is evaluated."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from growclip.train.inputs import build_inputs
 from growclip.train.loop import Trainer
 from growclip.train.records import ChunkRecord
 from growclip.train.run_folder import RunFolder
+from growclip.train.sections import OptimConfig
 from growclip.train.start import TrainResult, metrics_log, resume_checkpoint, start_run
 
 logger = logging.getLogger(__name__)
@@ -30,12 +31,12 @@ def train(config: TrainConfig, on_chunk: Callable[[ChunkRecord], None] | None = 
     """Train as `config` says; `on_chunk` sees each of a growing run's chunk records as it finishes
     (the CLI prints it). Under torchrun every process runs this; rank 0 owns the run folder, writes
     and evaluates."""
-    if config.is_stream:
+    if config.stream.active:
         with preemption_signals():  # setting up may wait (for a watched folder's first chunk, say)
             return GrowingRun(config).run(on_chunk)
     start = start_run(config)
     with RunFolder(config, owner=start.world.is_main) as folder:
-        checkpoint = resume_checkpoint(config)
+        checkpoint = resume_checkpoint(config.run)
         saved = read_checkpoint(checkpoint, start.device) if checkpoint is not None else None
         if saved is not None:
             config.check_resume(saved.settings, saved.path)
@@ -44,29 +45,29 @@ def train(config: TrainConfig, on_chunk: Callable[[ChunkRecord], None] | None = 
             inputs = build_inputs(config, start.model)
         if inputs.evals.skipped:
             logger.info("validation data: %s", format_skipped(inputs.evals.skipped))
-        steps = total_steps(config, inputs.sources, start.world)
-        if config.warmup >= steps and start.world.is_main:
+        steps = total_steps(config.optim, inputs.sources, start.world)
+        if config.optim.warmup >= steps and start.world.is_main:
             logger.warning("--warmup %d is not shorter than the run's %d steps: the learning rate never reaches "
-                           "--lr %g; lower --warmup", config.warmup, steps, config.lr)
+                           "--lr %g; lower --warmup", config.optim.warmup, steps, config.optim.lr)
         folder.start()
-        model = saved.model if saved is not None else create_model(start.model, seed=config.seed).to(start.device)
+        model = saved.model if saved is not None else create_model(start.model, seed=config.optim.seed).to(start.device)
         resumed = saved if saved is not None and saved.progress is not None else None  # not weights only
         return _train_fixed(config, Trainer(config, model.train(), inputs, steps, None, world=start.world), resumed)
 
 
-def total_steps(config: TrainConfig, sources: PairSources, world: World = SINGLE) -> int:
-    step_samples = config.step_samples(world.size)
-    if config.samples:
-        return config.samples // step_samples
+def total_steps(optim: OptimConfig, sources: PairSources, world: World = SINGLE) -> int:
+    step_samples = optim.step_samples(world.size)
+    if optim.samples:
+        return optim.samples // step_samples
     records = sources.count()
     if records is None:
         raise DataError("the number of samples in remote shards is unknown: give --samples")
-    return max(1, int(records * config.epochs) // step_samples)
+    return max(1, int(records * optim.epochs) // step_samples)
 
 
 def _train_fixed(config: TrainConfig, trainer: Trainer, saved: SavedRun | None) -> TrainResult:
-    output, world = Path(config.output), trainer.world
-    with metrics_log(output, config, saved.progress.step if saved else None, world) as trainer.log:
+    output, world = Path(config.run.output), trainer.world
+    with metrics_log(config.run, saved.progress.step if saved else None, world) as trainer.log:
         if saved is not None:
             trainer.restore(saved)
             logger.info("resumed from %s at step %d of %d", saved.path, trainer.step, trainer.steps)

@@ -34,7 +34,7 @@ class RunFolder:
     Processes other than rank 0 pass `owner=False` and neither lock nor write."""
 
     def __init__(self, config: TrainConfig, owner: bool = True) -> None:
-        self.config, self.path, self.owner = config, Path(config.output), owner
+        self.config, self.path, self.owner = config, Path(config.run.output), owner
         self.lock = RunLock(self.path)
         self.created = self.started = False
 
@@ -48,7 +48,7 @@ class RunFolder:
         self.lock.acquire()
         try:
             recover_leftovers(self.path)
-            if not (self.config.overwrite or self._continues()):
+            if not (self.config.run.overwrite or self._continues()):
                 held = self.held_run()
                 if held:
                     raise RunFolderError(f"--output {self.path} already holds a run ({held}); continue it with "
@@ -61,7 +61,7 @@ class RunFolder:
 
     def _continues(self) -> bool:
         """`--resume latest` (continue, or start when there is nothing yet), or a checkpoint of this folder."""
-        resume = self.config.resume
+        resume = self.config.run.resume
         return resume == "latest" or (resume is not None and Path(resume).resolve().is_relative_to(
             self.path.resolve()))
 
@@ -89,7 +89,7 @@ class RunFolder:
         """The run is set up: `--overwrite` deletes the run it replaces only now, so that a start that
         fails keeps it; then the settings are recorded (atomically)."""
         self.started = True
-        if self.owner and self.config.overwrite:
+        if self.owner and self.config.run.overwrite:
             self._delete_run()
         if self.owner:
             staging = self.path / f".{SETTINGS}.tmp{os.getpid()}"

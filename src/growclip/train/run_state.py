@@ -93,9 +93,9 @@ def save_progress(config: TrainConfig, progress: StreamProgress, state: GrowthSt
     step = progress.global_step
     owners = {"optimizer": Snapshot(flat_moments(state.moments)), "rng": GlobalRNG(), "stream": progress}
     extra = {contender_file(i): contender_tensors(contenders[i]) for i in progress.contenders} if contenders else None
-    checkpoints = Checkpointer(config.output, config.keep_checkpoints)
+    checkpoints = Checkpointer(config.run.output, config.run.keep_checkpoints)
     return checkpoints.save(state.build_model(), tokenizer, Progress(0, step, step * step_samples,
-                            step_samples // config.process_batch), owners, config.to_dict(), extra)
+                            step_samples // config.optim.process_batch), owners, config.to_dict(), extra)
 
 
 def chunk_compute(progress: StreamProgress, train_steps: int, step_samples: int, flops_per_sample: float

@@ -20,6 +20,7 @@ from growclip.train.config import TrainConfig
 from growclip.train.distributed import World, init_world, process_device
 from growclip.train.metrics import MetricsLog
 from growclip.train.records import ChunkRecord
+from growclip.train.sections import RunConfig
 
 logger = logging.getLogger(__name__)
 
@@ -51,29 +52,28 @@ def start_run(config: TrainConfig) -> RunStart:
     """The device (one per process under torchrun), the start architecture (a misspelt --model
     fails before anything is written), the seeds, and a warning where the precision is slow here;
     before the run folder is claimed."""
-    resolved = resolve_device(config.device)
+    resolved = resolve_device(config.run.device)
     world = init_world(resolved)
     start = RunStart(world, process_device(resolved, world), load_config(config.model))
-    seed_everything(config.seed)
-    warn_if_slow_precision(start.device, config.precision)
+    seed_everything(config.optim.seed)
+    warn_if_slow_precision(start.device, config.optim.precision)
     return start
 
 
-def resume_checkpoint(config: TrainConfig) -> Path | None:
+def resume_checkpoint(run: RunConfig) -> Path | None:
     """The checkpoint `--resume` names: None for a new run (also for `latest` with none yet)."""
-    if not config.resume:
+    if not run.resume:
         return None
-    if config.resume != "latest":
-        return resolve_checkpoint(config.resume)
-    latest = Checkpointer(config.output).latest()
+    if run.resume != "latest":
+        return resolve_checkpoint(run.resume)
+    latest = Checkpointer(run.output).latest()
     if latest is None:
-        logger.warning("--resume latest: no checkpoint in %s yet, starting a new run", config.output)
+        logger.warning("--resume latest: no checkpoint in %s yet, starting a new run", run.output)
     return latest
 
 
-def metrics_log(output: Path, config: TrainConfig, resume_step: int | None, world: World
-                ) -> AbstractContextManager[MetricsLog | None]:
+def metrics_log(run: RunConfig, resume_step: int | None, world: World) -> AbstractContextManager[MetricsLog | None]:
     """The run's metrics log on rank 0; nothing on the other ranks."""
     if not world.is_main:
         return nullcontext()
-    return MetricsLog(output / "metrics.jsonl", config.report_to == "tensorboard", resume_step=resume_step)
+    return MetricsLog(Path(run.output) / "metrics.jsonl", run.report_to == "tensorboard", resume_step=resume_step)

@@ -22,10 +22,10 @@ from growclip.model.clip import CLIP
 from growclip.model.loss import clip_loss
 from growclip.model.memory import check_fits
 from growclip.runtime import autocast, grad_scaler
-from growclip.train.config import TrainConfig
 from growclip.train.distributed import World
 from growclip.train.inputs import RunInputs
 from growclip.train.optim import make_optimizer
+from growclip.train.sections import OptimConfig
 
 logger = logging.getLogger(__name__)
 
@@ -100,20 +100,21 @@ class Stepper:
     (so for each architecture growth makes); its optimizer, schedule, loss scaler and data stream;
     stepped one optimizer step at a time, counting non-finite (skipped) steps."""
 
-    def __init__(self, config: TrainConfig, model: CLIP, inputs: RunInputs, schedule: Callable[[torch.optim.Optimizer],
-                 LambdaLR], data_seed: int, world: World, compile: bool = False) -> None:
-        self.config, self.model, self.world = config, model, world
-        model.set_grad_checkpointing(config.grad_checkpointing)
+    def __init__(self, optim: OptimConfig, model: CLIP, inputs: RunInputs, schedule: Callable[[torch.optim.Optimizer],
+                 LambdaLR], data_seed: int, world: World, workers: int = 0, compile: bool = False) -> None:
+        """`workers`: DataLoader processes reading the data; `compile`: torch.compile the model."""
+        self.optim, self.model, self.world = optim, model, world
+        model.set_grad_checkpointing(optim.grad_checkpointing)
         device = next(model.parameters()).device
-        check_fits(model.config, config.process_batch, device, config.grad_checkpointing)
+        check_fits(model.config, optim.process_batch, device, optim.grad_checkpointing)
         wrapped = (DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
                    if world.distributed else model)
         self.forward = torch.compile(wrapped) if compile else wrapped
-        self.scaler = grad_scaler(device, config.precision)
-        self.optimizer = make_optimizer(model, config.lr, config.wd, (config.beta1, config.beta2), config.eps)
+        self.scaler = grad_scaler(device, optim.precision)
+        self.optimizer = make_optimizer(model, optim.lr, optim.wd, (optim.beta1, optim.beta2), optim.eps)
         self.scheduler = schedule(self.optimizer)
-        self.stream = TrainStream(inputs.sources, inputs.tokenizer, inputs.transform, config.batch_size, data_seed,
-                                  config.workers, rank=world.rank, world=world.size, pin_memory=device.type == "cuda")
+        self.stream = TrainStream(inputs.sources, inputs.tokenizer, inputs.transform, optim.batch_size, data_seed,
+                                  workers, rank=world.rank, world=world.size, pin_memory=device.type == "cuda")
         self._batches: Iterator[Batch] | None = None  # opened at the first step, after any resume
         self.nonfinite_steps = 0  # this invocation's
         self.nonfinite_in_a_row = 0
@@ -124,10 +125,10 @@ class Stepper:
         if self._batches is None:
             self._batches = iter(self.stream)
         start = time.perf_counter()
-        micro_batches = [next(self._batches) for _ in range(self.config.accum_freq)]
+        micro_batches = [next(self._batches) for _ in range(self.optim.accum_freq)]
         waited = time.perf_counter() - start
-        loss = train_step(self.forward, micro_batches, self.optimizer, self.scheduler, self.config.precision,
-                          self.config.grad_clip_norm, self.world.distributed, self.scaler)
+        loss = train_step(self.forward, micro_batches, self.optimizer, self.scheduler, self.optim.precision,
+                          self.optim.grad_clip_norm, self.world.distributed, self.scaler)
         finite = math.isfinite(loss)
         self.nonfinite_steps += not finite
         self.nonfinite_in_a_row = 0 if finite else self.nonfinite_in_a_row + 1
@@ -136,4 +137,4 @@ class Stepper:
     @property
     def diverged(self) -> bool:
         """Too many non-finite steps in a row: the run stops (`--max-nonfinite-steps`)."""
-        return self.nonfinite_in_a_row >= self.config.max_nonfinite_steps
+        return self.nonfinite_in_a_row >= self.optim.max_nonfinite_steps
