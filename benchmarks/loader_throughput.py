@@ -26,9 +26,9 @@ import webdataset as wds
 from PIL import Image
 
 from benchmarks.common import BATCH
+from growclip.data.batches import TrainBatches
 from growclip.data.corpus import EmbeddedCorpus
 from growclip.data.sources import open_sources
-from growclip.data.stream import TrainStream
 from growclip.data.tokenizer import Tokenizer
 from growclip.data.transforms import RandomResizedCrop
 from growclip.model import create_model, load_config
@@ -89,7 +89,7 @@ def main() -> None:
         transform = RandomResizedCrop(config.image_size)
 
         def stream(spec: str, workers: int) -> Iterator:
-            return iter(TrainStream(open_sources(spec), tokenizer, transform, args.batch_size, 0, workers))
+            return iter(TrainBatches(open_sources(spec), tokenizer, transform, args.batch_size, 0, workers))
 
         print(f"{args.pairs} pairs of {args.source_size}px JPEG -> {config.image_size}px, batch {args.batch_size}, "
               f"{torch.get_num_threads()} torch threads, torch {torch.__version__}")

@@ -22,9 +22,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from benchmarks.common import LR
+from growclip.data.batches import TrainBatches
 from growclip.data.corpus import EmbeddedCorpus
 from growclip.data.sources import CorpusSource, PairSources
-from growclip.data.stream import TrainStream
 from growclip.data.tokenizer import Tokenizer
 from growclip.data.transforms import CenterCrop
 from growclip.growth import GrowthState, grow_state, parse_op
@@ -36,7 +36,7 @@ from growclip.train.step import train_step
 WINDOWS = ((1, 1), (1, 10), (11, 50), (51, 100), (101, 200))
 
 
-def run(model: CLIP, optimizer, scheduler, stream: TrainStream, steps: int) -> list[float]:
+def run(model: CLIP, optimizer, scheduler, stream: TrainBatches, steps: int) -> list[float]:
     batches = iter(stream)
     return [train_step(model, [next(batches)], optimizer, scheduler, "fp32", 1.0) for _ in range(steps)]
 
@@ -56,8 +56,8 @@ def main() -> None:
     corpus = EmbeddedCorpus(0, config.image_size)
     tokenizer = Tokenizer.train(corpus.tokenizer_captions(), config.vocab_size, config.context_length)
 
-    def stream(stages: tuple[int, ...], seed: int) -> TrainStream:
-        return TrainStream(PairSources([CorpusSource(corpus, stages)]), tokenizer, CenterCrop(config.image_size),
+    def stream(stages: tuple[int, ...], seed: int) -> TrainBatches:
+        return TrainBatches(PairSources([CorpusSource(corpus, stages)]), tokenizer, CenterCrop(config.image_size),
                            128, seed)
 
     total = args.before + args.after

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from datafiles import BAD_TABLE_ROWS, colour, png_bytes, write_bad_table, write_images, write_shards, write_table
+from growclip.data.batches import TrainBatches
 from growclip.data.pairs import DataError, Skip
 from growclip.data.sources import ReaderOptions, open_sources
-from growclip.data.stream import TrainStream
 from growclip.data.tokenizer import Tokenizer
 from growclip.data.transforms import MEAN, STD, CenterCrop, RandomResizedCrop
 
@@ -112,7 +112,7 @@ def test_missing_shards_fail_at_start(tmp_path):
 def test_every_bad_record_is_skipped_and_counted_and_every_good_one_trained_on(tmp_path):
     good = 12
     sources = open_sources(str(write_bad_table(tmp_path / "pairs.tsv", good)))
-    stream = TrainStream(sources, TOKENIZER, RandomResizedCrop(16), batch_size=4, seed=0)
+    stream = TrainBatches(sources, TOKENIZER, RandomResizedCrop(16), batch_size=4, seed=0)
     batches = list(stream.one_epoch())  # 12 good pairs make exactly 3 batches
     assert len(batches) == 3
     seen = [rgb for images, _ in batches for rgb in batch_colours(images)]
@@ -124,7 +124,7 @@ def test_stream_resumes_exactly_from_its_state(tmp_path):
     sources = open_sources(str(write_bad_table(tmp_path / "pairs.tsv", 30)) + "::" +
                            write_shards(tmp_path / "shards", 20, per_shard=6, start=40))
     def make(state=None):
-        return TrainStream(sources, TOKENIZER, RandomResizedCrop(16, (0.5, 1.0)), 4, seed=3, workers=2, state=state)
+        return TrainBatches(sources, TOKENIZER, RandomResizedCrop(16, (0.5, 1.0)), 4, seed=3, workers=2, state=state)
 
     reference = list(islice(iter(make()), 30))  # several epochs
     first = make()
@@ -135,7 +135,7 @@ def test_stream_resumes_exactly_from_its_state(tmp_path):
         assert torch.equal(a_images, b_images) and torch.equal(a_tokens, b_tokens)
     assert first.state_dict()["epoch"] == 0 and make(first.state_dict()).epoch == 0
     with pytest.raises(DataError, match="as many processes x workers"):  # a shard half read cannot be dealt anew
-        other = TrainStream(sources, TOKENIZER, RandomResizedCrop(16), 4, seed=3, workers=1)
+        other = TrainBatches(sources, TOKENIZER, RandomResizedCrop(16), 4, seed=3, workers=1)
         other.adopt([first.state_dict()])
 
 
@@ -148,8 +148,8 @@ def test_a_position_saved_by_two_processes_resumes_on_one_or_three_with_no_pair_
                                                                                                good)]))
     sources = open_sources(str(table))
 
-    def stream(rank: int, world: int, workers: int = 0) -> TrainStream:
-        return TrainStream(sources, TOKENIZER, CenterCrop(16), 4, seed=1, workers=workers, rank=rank, world=world)
+    def stream(rank: int, world: int, workers: int = 0) -> TrainBatches:
+        return TrainBatches(sources, TOKENIZER, CenterCrop(16), 4, seed=1, workers=workers, rank=rank, world=world)
 
     saved = [stream(rank, 2) for rank in range(2)]
     epochs = [s.one_epoch() for s in saved]
@@ -170,7 +170,7 @@ def test_a_position_saved_by_two_processes_resumes_on_one_or_three_with_no_pair_
 def test_no_full_batch_is_a_clear_error(tmp_path):
     sources = open_sources(str(write_bad_table(tmp_path / "pairs.tsv", 3)))
     with pytest.raises(DataError, match="not one full batch of 4 readable pairs"):
-        next(iter(TrainStream(sources, TOKENIZER, CenterCrop(16), 4, seed=0)))
+        next(iter(TrainBatches(sources, TOKENIZER, CenterCrop(16), 4, seed=0)))
 
 
 def test_random_resized_crop_is_seeded_and_keeps_size():

@@ -89,7 +89,7 @@ class SavedRun:
         return self.progress is not None and (self.path / TRAINER).is_file()
 
     def has(self, owner: str) -> bool:
-        return owner in self.parts or any(name.startswith(f"{owner}.") for name in self._tensors)
+        return owner in self.parts or (self.resumable and any(name.startswith(f"{owner}.") for name in self._tensors))
 
     def part(self, owner: str) -> StateDict:
         """An owner's state as it gave it: its JSON part and its tensors."""
@@ -112,8 +112,11 @@ def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Sav
     """A checkpoint folder, or a run folder's newest checkpoint."""
     directory = resolve_checkpoint(path)
     model, tokenizer, state = load_checkpoint(directory, device)
+    progress = None
+    if "step" in state:  # the older a checkpoint, the fewer of these it has
+        progress = Progress(state["step"], state.get("global_step", state["step"]), state.get("samples", 0),
+                            state.get("processes", 1))
     names = {f.name for f in fields(Progress)}
-    progress = Progress(**{name: state[name] for name in names}) if names <= set(state) else None
     return SavedRun(directory, model, tokenizer, progress, {k: v for k, v in state.items() if k not in names})
 
 

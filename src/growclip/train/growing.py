@@ -195,7 +195,7 @@ class GrowingRun:
         trainer.run()
         self.chunk_speed = statistics.median(trainer.pace.speeds) if trainer.pace.speeds else None
         self.losses += trainer.losses
-        self.skipped += trainer.stream.total_skipped
+        self.skipped += trainer.batches.total_skipped
         self.current = GrowthState.capture(model, trainer.optimizer)
         self.progress.global_step += steps
         return model

@@ -24,7 +24,7 @@ from growclip.train.faults import NonFiniteError, Preempted, preemption_signals,
 from growclip.train.inputs import RunInputs
 from growclip.train.metrics import MetricsLog
 from growclip.train.optim import warmup_cosine
-from growclip.train.owners import DataPositions, GlobalRNG, LRSchedule, OptimizerMoments
+from growclip.train.owners import DataPositions, GlobalRNG, LossScaler, LRSchedule, OptimizerMoments
 from growclip.train.pace import Pace, PaceWindow
 from growclip.train.step import Stepper
 
@@ -48,13 +48,13 @@ class Trainer:
         warmup = optim.warmup if warmup is None else warmup
         self.stepper = Stepper(optim, model, inputs, lambda optimizer: warmup_cosine(optimizer, warmup, steps),
                                optim.seed if data_seed is None else data_seed, world, config.run.workers, optim.compile)
-        self.optimizer, self.stream = self.stepper.optimizer, self.stepper.stream
+        self.optimizer, self.batches = self.stepper.optimizer, self.stepper.batches
         self.schedule = LRSchedule(self.optimizer, self.stepper.scheduler)
         self.checkpoints = Checkpointer(config.run.output, config.run.keep_checkpoints)
         self.flops_per_sample = train_flops_per_sample(model.config)
         self.step_samples = config.optim.step_samples(world.size)
         self.step = 0
-        self.position = self.stream.state_dict()  # the data position at the end of `self.step`
+        self.position = self.batches.state_dict()  # the data position at the end of `self.step`
         self.saved_step = 0  # nothing worth saving before the first step
         self.saved_at = time.monotonic()
         self.losses: list[float] = []
@@ -63,7 +63,7 @@ class Trainer:
     def _owners(self, data: DataPositions) -> dict[str, Stateful]:
         """The state this schedule owns (a growing run's own state is in `more_owners`)."""
         return {"optimizer": OptimizerMoments(self.optimizer, self.model), "schedule": self.schedule,
-                "rng": GlobalRNG(), "grad_scaler": self.stepper.scaler, "data": data}
+                "rng": GlobalRNG(), "grad_scaler": LossScaler(self.stepper.scaler), "data": data}
 
     def restore(self, saved: SavedRun) -> None:
         """Continue from a checkpoint written by `save` (model weights are already loaded), on as many
@@ -72,8 +72,12 @@ class Trainer:
         data = DataPositions()
         owners = self._owners(data)
         same_world = saved.progress.processes == self.world.size
-        restore(saved, {name: owner for name, owner in owners.items() if same_world or name != "schedule"})
-        self.stream.load_state_dict(self.stream.adopt(data.ranks))
+        if not same_world:  # the schedule moves to the step counted in the new global batch (below)
+            del owners["schedule"]
+        if not saved.has("grad_scaler"):  # saved before loss scalers were
+            del owners["grad_scaler"]
+        restore(saved, owners)
+        self.batches.load_state_dict(self.batches.adopt(data.ranks))
         self.step = saved.progress.step
         if not same_world:
             self.step = saved.progress.step * saved.progress.processes // self.world.size
@@ -81,7 +85,7 @@ class Trainer:
             logger.info("saved by %d processes, resumed on %d: step %d is now step %d", saved.progress.processes,
                         self.world.size, saved.progress.step, self.step)
         self.saved_step = self.step
-        self.position = self.stream.state_dict()
+        self.position = self.batches.state_dict()
 
     @property
     def global_step(self) -> int:
@@ -113,7 +117,7 @@ class Trainer:
         return results
 
     def _skip_fields(self) -> dict[str, int | dict[str, int]]:
-        skipped = self.stream.total_skipped
+        skipped = self.batches.total_skipped
         return {"skipped": sum(skipped.values()), "skipped_by_reason": dict(skipped)}
 
     def run(self) -> None:
@@ -139,7 +143,7 @@ class Trainer:
         while self.step < self.steps:
             lr = self.schedule.scheduler.get_last_lr()[0]
             loss, waited = self.stepper.step()
-            self.step, self.position = self.step + 1, self.stream.state_dict()
+            self.step, self.position = self.step + 1, self.batches.state_dict()
             self._check_finite(loss)
             self.losses.append(loss)
             self.pace.stepped(waited)

@@ -12,6 +12,7 @@ import random
 import numpy as np
 import torch
 from torch import nn
+from torch.amp import GradScaler
 from torch.optim.lr_scheduler import LambdaLR
 
 from growclip.checkpoint import StateDict
@@ -55,6 +56,20 @@ class LRSchedule:
             group["lr"] = lr
 
 
+class LossScaler:
+    """fp16's loss scale. An empty state (a run in fp32 or bf16, whose scaler is off) changes nothing."""
+
+    def __init__(self, scaler: GradScaler) -> None:
+        self.scaler = scaler
+
+    def state_dict(self) -> StateDict:
+        return self.scaler.state_dict()
+
+    def load_state_dict(self, state: StateDict) -> None:
+        if state:
+            self.scaler.load_state_dict(state)
+
+
 class GlobalRNG:
     """The Python, NumPy and torch global generators (and CUDA's, where there is one)."""
 
@@ -77,7 +92,7 @@ class GlobalRNG:
 
 
 class DataPositions:
-    """Every process's position in the data (`TrainStream.state_dict()`), rank by rank."""
+    """Every process's position in the data (`TrainBatches.state_dict()`), rank by rank."""
 
     def __init__(self, ranks: list[StateDict] | None = None) -> None:
         self.ranks = ranks or []

@@ -77,4 +77,4 @@ def _train_fixed(config: TrainConfig, trainer: Trainer, saved: SavedRun | None) 
     if results is not None and results.measured:
         (output / EVAL_RESULTS).write_text(json.dumps(results.to_dict(), indent=2) + "\n")
     return TrainResult(trainer.model.eval(), path, trainer.step, trainer.progress.samples, trainer.losses, results,
-                       dict(trainer.stream.total_skipped), [])
+                       dict(trainer.batches.total_skipped), [])

@@ -17,7 +17,7 @@ from torch.amp import GradScaler
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.lr_scheduler import LambdaLR
 
-from growclip.data.stream import Batch, TrainStream
+from growclip.data.batches import Batch, TrainBatches
 from growclip.model.clip import CLIP
 from growclip.model.loss import clip_loss
 from growclip.model.memory import check_fits
@@ -97,7 +97,7 @@ def train_step(model: nn.Module, micro_batches: list[Batch], optimizer: torch.op
 
 class Stepper:
     """A model set up to train: wrapped for its processes (DDP) and, with `compile`, compiled anew
-    (so for each architecture growth makes); its optimizer, schedule, loss scaler and data stream;
+    (so for each architecture growth makes); its optimizer, schedule, loss scaler and training batches;
     stepped one optimizer step at a time, counting non-finite (skipped) steps."""
 
     def __init__(self, optim: OptimConfig, model: CLIP, inputs: RunInputs, schedule: Callable[[torch.optim.Optimizer],
@@ -113,19 +113,19 @@ class Stepper:
         self.scaler = grad_scaler(device, optim.precision)
         self.optimizer = make_optimizer(model, optim.lr, optim.wd, (optim.beta1, optim.beta2), optim.eps)
         self.scheduler = schedule(self.optimizer)
-        self.stream = TrainStream(inputs.sources, inputs.tokenizer, inputs.transform, optim.batch_size, data_seed,
+        self.batches = TrainBatches(inputs.sources, inputs.tokenizer, inputs.transform, optim.batch_size, data_seed,
                                   workers, rank=world.rank, world=world.size, pin_memory=device.type == "cuda")
-        self._batches: Iterator[Batch] | None = None  # opened at the first step, after any resume
+        self._iterator: Iterator[Batch] | None = None  # opened at the first step, after any resume
         self.nonfinite_steps = 0  # this invocation's
         self.nonfinite_in_a_row = 0
 
     def step(self) -> tuple[float, float]:
         """One optimizer step -> (its loss, NaN when skipped as non-finite; seconds spent waiting for
         its micro-batches)."""
-        if self._batches is None:
-            self._batches = iter(self.stream)
+        if self._iterator is None:
+            self._iterator = iter(self.batches)
         start = time.perf_counter()
-        micro_batches = [next(self._batches) for _ in range(self.optim.accum_freq)]
+        micro_batches = [next(self._iterator) for _ in range(self.optim.accum_freq)]
         waited = time.perf_counter() - start
         loss = train_step(self.forward, micro_batches, self.optimizer, self.scheduler, self.optim.precision,
                           self.optim.grad_clip_norm, self.world.distributed, self.scaler)

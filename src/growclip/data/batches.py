@@ -1,4 +1,4 @@
-"""The training stream: full batches of readable pairs, read by DataLoader workers, resumable exactly.
+"""A run's training batches: full batches of readable pairs, read by DataLoader workers, resumable exactly.
 
 Each worker is a *lane* that reads every `lanes`-th part of the epoch (see `data.sources`), skips
 bad records (counting why), and sends batches of `batch_size` good pairs. With several processes
@@ -93,7 +93,7 @@ class LaneReader(IterableDataset):
         yield LaneBatch(lane, cursor, None, dict(skipped))  # a last partial batch is dropped, as drop_last does
 
 
-class TrainStream:
+class TrainBatches:
     """Endless batches over epochs; `state_dict()` after any batch resumes right after it."""
 
     def __init__(self, sources: PairSources, tokenizer: Tokenizer, transform: ImageTransform, batch_size: int,
@@ -160,7 +160,7 @@ class TrainStream:
             self.plan = None
 
     def one_epoch(self) -> Iterator[Batch]:
-        """The rest of the current epoch, from the saved position (all of it on a fresh stream)."""
+        """The rest of the current epoch, from the saved position (all of it on a fresh start)."""
         reader = LaneReader(self.sources, self.tokenizer, self.transform, self.batch_size, self.seed, self.epoch,
                             list(self.cursors), self.rank, self.world, self.plan)
         lane_batches = iter(DataLoader(reader, batch_size=None, num_workers=self.workers, collate_fn=_as_is,
