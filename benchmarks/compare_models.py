@@ -32,8 +32,7 @@ CAPACITY = ("gallery_image_to_text_R@1", "gallery_text_to_image_R@1", "heldout_l
 def run_one(spec: str, config: ModelConfig, samples: int, seed: int, args: argparse.Namespace) -> dict:
     out = Path(args.output) / f"{spec.replace(':', '_').replace('=', '-').replace(',', '_')}-seed{seed}"
     if (out / "run.json").is_file():  # finished before: read back, so that seeds can be added later
-        run = json.loads((out / "run.json").read_text())
-        return {**run, "curve": {int(samples): top1 for samples, top1 in run["curve"].items()}}  # JSON keys: str
+        return with_int_curve(json.loads((out / "run.json").read_text()))
     out.mkdir(parents=True, exist_ok=True)
     config.to_json(out / "model.json")
     start = time.perf_counter()
@@ -48,6 +47,23 @@ def run_one(spec: str, config: ModelConfig, samples: int, seed: int, args: argpa
            **{k: result.eval.summary[k] for k in (*SUMMARY, *CAPACITY) if k in result.eval.summary}}
     (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
     return run
+
+
+def with_int_curve(run: dict) -> dict:
+    """A run read from JSON, whose curve's keys (pairs) came back as strings."""
+    return {**run, "curve": {int(samples): top1 for samples, top1 in run["curve"].items()}}
+
+
+def read_summary(path: Path) -> dict[str, list[dict]]:
+    """The runs of a committed `compare.json`, by model spec."""
+    runs = json.loads(path.read_text())["runs"]
+    return {spec: [with_int_curve(run) for run in seeds] for spec, seeds in runs.items()}
+
+
+def median_table(runs: dict[str, list[dict]]) -> str:
+    """One row per model: the median over its seeds."""
+    return table([(f"`{spec}`" + (" (median)" if len(seeds) > 1 else ""), parse_model(spec), median(seeds))
+                  for spec, seeds in runs.items()])
 
 
 def table(rows: list[tuple[str, ModelConfig, dict]]) -> str:
@@ -109,7 +125,7 @@ def main() -> None:
     header = (f"corpus, all stages, {basis}, batch {BATCH}, lr {args.lr}, warm-up {args.warmup}, {args.precision}"
               + (", compiled" if args.compile else "") + ", "
               f"seeds {' '.join(map(str, args.seeds))}")
-    medians = table([(f"`{s}` (median)", configs[s], median(r)) for s, r in runs.items()])
+    medians = median_table(runs)
     every = table([(f"`{s}` seed {r['seed']}", configs[s], r) for s, rs in runs.items() for r in rs])
     report = f"{header}\n\n{medians}\n\nEvery run:\n\n{every}\n"
     if args.eval_at:

@@ -4,19 +4,22 @@
     python -m benchmarks.results           # rewrite RESULTS.md and the frontier's plot
     python -m benchmarks.results --check   # exit 1 if RESULTS.md is not what the results give
 
-Generators read only committed summaries (`benchmarks/results/`) or, for the batch count, the
-corpus itself (deterministic, seconds); nothing trains here.
+Generators read only committed summaries (`benchmarks/results/`: the frontier's runs, `per_task.json`
+from `compare_models`, `task_ceiling/*.json`) or, for the batch count, the corpus itself
+(deterministic, seconds); nothing trains here.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import batch_negatives, frontier
+from benchmarks import batch_negatives, compare_models, frontier
+from benchmarks.common import RESULTS
 
 RESULTS_MD = Path(__file__).parent / "RESULTS.md"
 
@@ -25,7 +28,30 @@ def frontier_table() -> str:
     return frontier.report(frontier.read_points(frontier.GRID))
 
 
-GENERATORS: dict[str, Callable[[], str]] = {"frontier": frontier_table, "batch_negatives": batch_negatives.table}
+def per_task_tables() -> str:
+    """Capacity at equal pairs: the per-task table and the learning curves of `per_task.json`."""
+    runs = compare_models.read_summary(RESULTS / "per_task.json")
+    return compare_models.median_table(runs) + "\n\n" + compare_models.curves(runs)
+
+
+def ceiling_table() -> str:
+    """Per task: pixel probe / feature probe / zero-shot of each model in `task_ceiling/`."""
+    order = list(compare_models.read_summary(RESULTS / "per_task.json"))  # the models of the table above, in order
+    rank = {name: index for index, name in enumerate(order)}
+    paths = sorted((RESULTS / "task_ceiling").glob("*.json"), key=lambda path: rank.get(path.stem, len(order)))
+    models = {path.stem: json.loads(path.read_text()) for path in paths}
+    first = next(iter(models.values()))
+    lines = ["| task | classes | chance | " + " | ".join(f"`{name}`" for name in models) + " |",
+             "|---" * (len(models) + 3) + "|"]
+    for task, row in first.items():
+        cells = [" / ".join(f"{rows[task][k]:.3f}" for k in ("pixel_probe", "feature_probe", "zeroshot"))
+                 for rows in models.values()]
+        lines.append(f"| {task} | {row['classes']} | {row['chance']:.3f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+GENERATORS: dict[str, Callable[[], str]] = {"frontier": frontier_table, "batch_negatives": batch_negatives.table,
+                                             "per_task": per_task_tables, "task_ceiling": ceiling_table}
 BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(\n<!-- end: \2 -->)", re.S)
 
 

@@ -126,9 +126,10 @@ class GrowingRun:
                            dict(self.skipped), self.progress.history)
 
     def _run(self, on_chunk: Callable[[ChunkRecord], None] | None) -> CLIP:
+        """-> the model the last chunk trained."""
         # the log keeps records up to the checkpoint's step, mid-chunk ones included
         resume = self.saved.progress.global_step if self.saved is not None else None
-        model = self.current.build_model()  # a stream whose chunks were all trained: the model as saved
+        model = None
         with metrics_log(self.config.run, resume, self.world) as self.log:
             if self.saved is not None:
                 logger.info("resumed from %s: chunk %d, %s", self.saved.path, self.progress.chunk,
@@ -144,7 +145,7 @@ class GrowingRun:
         if self.world.is_main:
             records = [record.to_dict() for record in self.progress.history]
             (self.output / STREAM_RECORDS).write_text(json.dumps(records, indent=2) + "\n")
-        return model
+        return model if model is not None else self.current.build_model()  # every chunk trained before: as saved
 
     @property
     def saved_path(self) -> Path:
