@@ -103,7 +103,7 @@ class Stepper:
     def __init__(self, optim: OptimConfig, model: CLIP, inputs: RunInputs, schedule: Callable[[torch.optim.Optimizer],
                  LambdaLR], data_seed: int, world: World, workers: int = 0, compile: bool = False) -> None:
         """`workers`: DataLoader processes reading the data; `compile`: torch.compile the model."""
-        self.optim, self.model, self.world = optim, model, world
+        self.optim, self.world = optim, world
         model.set_grad_checkpointing(optim.grad_checkpointing)
         device = next(model.parameters()).device
         check_fits(model.config, optim.process_batch, device, optim.grad_checkpointing)
