@@ -207,6 +207,13 @@ def test_scratch_retrains_the_chosen_architecture_for_all_chunks_so_far(tmp_path
     assert steps[1] - steps[0] == steps[0] + 512 // 32  # chunk 1 retrains chunks 0 and 1 from zero
 
 
+def reloaded(progress: StreamProgress) -> StreamProgress:
+    """`progress` through its state dict and JSON into a fresh owner, as a checkpoint takes it."""
+    restored = StreamProgress()
+    restored.load_state_dict(json.loads(json.dumps(progress.state_dict())))
+    return restored
+
+
 def test_stream_progress_survives_a_json_round_trip_field_by_field():
     search = SuccessiveHalving([Candidate(), Candidate(("width=32",), 0.9)], 8)
     search.run_round(lambda i, c, steps: ProxyScore(float(i), 2.0, None if i else 3.0, 2.0, 1e6, 1e3))
@@ -214,14 +221,14 @@ def test_stream_progress_survives_a_json_round_trip_field_by_field():
                               decision=Decision(2, ("width=32",), 0.9, "why", 16, 1e9, 0.1,
                                                 [{"label": "keep"}], ["share (m=0.9)"], retrain=True),
                               search=search, contenders={1: MODEL}, watched=["in/00.tsv"])
-    restored = StreamProgress.from_state_dict(json.loads(json.dumps(progress.state_dict())))
+    restored = reloaded(progress)
     for field in fields(StreamProgress):
         value, back = getattr(progress, field.name), getattr(restored, field.name)
         if field.name == "search":
             assert back.state_dict() == value.state_dict() and back.contenders == value.contenders
         else:
             assert back == value, field.name
-    assert StreamProgress.from_state_dict(StreamProgress().state_dict()) == StreamProgress()
+    assert reloaded(StreamProgress()) == StreamProgress()
 
 
 def test_a_search_round_saved_before_it_was_typed_reads_back():

@@ -56,12 +56,6 @@ class StreamProgress:
         self.contenders = {int(i): ModelConfig(**c) for i, c in state["contenders"].items()}
         self.watched = state.get("watched", [])
 
-    @classmethod
-    def from_state_dict(cls, state: StateDict) -> StreamProgress:
-        progress = cls()
-        progress.load_state_dict(state)
-        return progress
-
 
 def contender_file(index: int) -> str:
     return f"contender_{index}.safetensors"
