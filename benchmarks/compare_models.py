@@ -41,7 +41,7 @@ def run_one(spec: str, config: ModelConfig, samples: int, seed: int, args: argpa
                                precision=args.precision, compile=args.compile, seed=seed, output=str(out),
                                progress=False, eval_every=every, overwrite=True))  # an unfinished run: again
     midway = [r for r in read_metrics(out / "metrics.jsonl") if "zeroshot_mean_top1" in r and not r.get("final")]
-    run = {"seed": seed, "samples": samples, "minutes": (time.perf_counter() - start) / 60,
+    run = {"seed": seed, "samples": samples, "precision": args.precision, "minutes": (time.perf_counter() - start) / 60,
            "tasks": result.eval.top1(),
            "curve": {r["samples"]: r["zeroshot_mean_top1"] for r in midway},
            **{k: result.eval.summary[k] for k in (*SUMMARY, *CAPACITY) if k in result.eval.summary}}

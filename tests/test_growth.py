@@ -82,14 +82,14 @@ def test_width_moments_follow_the_gradients_of_the_copies():
     grown = grow_state(state, ["width=64"])
     name = "text_blocks.0.mlp.fc1.weight"  # rows: hidden units (2 copies each), columns: residual (read)
     old, new = state.moments[name], grown.moments[name]
-    maps = width_maps(config, grown.config)
-    rows, columns = maps["hidden"].index, maps["residual"].index
+    maps = width_maps(config, grown.config, "text")
+    rows, columns = maps["text.hidden"].index, maps["text.residual"].index
     assert sorted(rows.tolist()) == sorted(2 * list(range(config.mlp_hidden)))
     torch.testing.assert_close(new["exp_avg"], old["exp_avg"][rows][:, columns] / 2)
     torch.testing.assert_close(new["exp_avg_sq"], old["exp_avg_sq"][rows][:, columns] / 4)
     assert grown.step == state.step == 3 and int(new["step"]) == 3
     name = "text_blocks.0.attn.qkv.weight"  # query rows are scaled by 1/sqrt(2), so their gradient by sqrt(2)
-    queries = maps["qkv"].index[:64]
+    queries = maps["text.qkv"].index[:64]
     expected = state.moments[name]["exp_avg"][queries][:, columns] / 2 * 2**0.5
     torch.testing.assert_close(grown.moments[name]["exp_avg"][:64], expected)
 

@@ -244,7 +244,8 @@ def test_every_tensor_of_every_preset_declares_how_it_grows(name):
                     dataclasses.replace(config, parallel_branch=True, branch_width=8)):
         axes = parameter_axes(create_model(variant))
         assert axes["logit_scale"] == {}
-        assert axes["text_head.proj.weight"] == {0: ("embed", "out"), 1: ("residual", "in")}
+        assert axes["text_head.proj.weight"] == {0: ("embed", "out"), 1: ("text.residual", "in")}
+        assert axes["vision_blocks.0.mlp.fc1.weight"] == {0: ("vision.hidden", "out"), 1: ("vision.residual", "in")}
 
 
 def test_an_undeclared_parameter_is_refused():

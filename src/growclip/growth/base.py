@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 
 from growclip.growth.state import GrowthState
 from growclip.model.clip import CLIP
-from growclip.model.config import ConfigError, ModelConfig
+from growclip.model.config import TOWERS, ConfigError, ModelConfig
 
 
 class GrowthError(ConfigError):
@@ -32,3 +32,23 @@ class GrowthOp(ABC):
     @abstractmethod
     def spec(self) -> str:
         """The operator as `growclip grow --op` spells it."""
+
+
+def grown_towers(config: ModelConfig, tower: str | None, what: str) -> tuple[str, ...]:
+    """The towers an operator on `what` ("width", "heads", "mlp_ratio") changes: every one for the
+    shorthand (`tower` None), while the towers have one shape; one tower, while no block is shared."""
+    if tower is None:
+        if config.towers_differ:
+            raise GrowthError(f"{what}: the towers have shapes of their own ({config.describe()}); grow "
+                              f"vision_{what} or text_{what}")
+        return TOWERS
+    if tower not in ("vision", "text"):
+        raise GrowthError(f"no tower {tower!r}: vision or text")
+    if config.shared_layers:
+        raise GrowthError(f"{tower}_{what}: a shared encoder needs towers of one shape; grow {what}")
+    return (tower,)
+
+
+def field_name(tower: str | None, what: str) -> str:
+    """The config field an operator sets: the shorthand `width`, or a tower's `vision_width`."""
+    return what if tower is None else f"{tower}_{what}"

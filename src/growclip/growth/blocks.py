@@ -83,6 +83,8 @@ class Depth(GrowthOp):
             raise GrowthError(f"{self.dimension}: insert position {self.at} is outside 0..{layers}")
         if self.init == "copy" and layers == 0:
             raise GrowthError(f"{self.dimension}: there is no block to copy")
+        if self.tower == "shared" and config.towers_differ:
+            raise GrowthError(f"{self.dimension}: a shared block needs towers of one shape ({config.describe()})")
         return replace(config, **{self.dimension: layers + self.add})
 
     def _at(self, config: ModelConfig) -> int:
@@ -131,6 +133,8 @@ class Share(GrowthOp):
             raise GrowthError("share needs at least one vision and one text block")
         if self.merge not in ("mean", "image", "text"):
             raise GrowthError(f"share merge= must be mean, image or text, got {self.merge!r}")
+        if config.towers_differ:
+            raise GrowthError(f"share: a shared block needs towers of one shape ({config.describe()})")
         return replace(config, vision_layers=config.vision_layers - 1, text_layers=config.text_layers - 1,
                        shared_layers=config.shared_layers + 1)
 

@@ -2,6 +2,7 @@
 
     width=256            width=256,heads=scale     heads=8        mlp_ratio=4     embed_dim=256
     vision_layers+1      text_layers+2,at=0        shared_layers+1,init=copy      share,merge=image
+    vision_width=1024    text_heads=12             vision_mlp_ratio=6  (one tower, when no block is shared)
 """
 
 from __future__ import annotations
@@ -9,16 +10,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from growclip.growth.base import GrowthError, GrowthOp
+from growclip.growth.base import GrowthError, GrowthOp, field_name
 from growclip.growth.blocks import Depth, Share
 from growclip.growth.units import EmbedDim, Heads, MlpRatio
 from growclip.growth.width import Width
 
 # operator name -> (how the value after '=' or '+' builds it, the options it takes)
 OPERATORS: dict[str, tuple[Callable[..., GrowthOp], tuple[str, ...]]] = {
-    "width": (lambda value, **kw: Width(int(value), **kw), ("heads",)),
-    "heads": (lambda value: Heads(int(value)), ()),
-    "mlp_ratio": (lambda value: MlpRatio(float(value)), ()),
+    **{field_name(tower, "width"): (lambda value, tower=tower, **kw: Width(int(value), tower=tower, **kw), ("heads",))
+       for tower in (None, "vision", "text")},
+    **{field_name(tower, "heads"): (lambda value, tower=tower: Heads(int(value), tower), ())
+       for tower in (None, "vision", "text")},
+    **{field_name(tower, "mlp_ratio"): (lambda value, tower=tower: MlpRatio(float(value), tower), ())
+       for tower in (None, "vision", "text")},
     "embed_dim": (lambda value: EmbedDim(int(value)), ()),
     "vision_layers": (lambda value, **kw: Depth("vision", int(value), **kw), ("at", "init")),
     "text_layers": (lambda value, **kw: Depth("text", int(value), **kw), ("at", "init")),

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from growclip.growth.base import GrowthError, GrowthOp
+from growclip.growth.base import GrowthError, GrowthOp, field_name, grown_towers
 from growclip.growth.remap import DimMap, remap_state
 from growclip.growth.state import GrowthState
-from growclip.model.axes import EMBED, HIDDEN
+from growclip.model.axes import EMBED, HIDDEN, tower_space
 from growclip.model.clip import CLIP
 from growclip.model.config import ModelConfig
 
@@ -19,24 +19,30 @@ class MlpRatio(GrowthOp):
     """New hidden units: fresh input weights, zero output weights, so they add nothing until trained."""
 
     to: float
+    tower: str | None = None  # None: both towers and the shared encoder; or "vision" / "text"
 
-    dimension = "mlp_ratio"
+    @property
+    def dimension(self) -> str:
+        return field_name(self.tower, "mlp_ratio")
 
     def grown_config(self, config: ModelConfig) -> ModelConfig:
-        new = replace(config, mlp_ratio=self.to)
-        if new.mlp_hidden < config.mlp_hidden:
-            raise GrowthError(f"mlp_ratio grows only: {config.mlp_ratio} -> {self.to}")
+        towers = grown_towers(config, self.tower, "mlp_ratio")
+        new = replace(config, **{self.dimension: self.to})
+        if any(new.tower(t).mlp_hidden < config.tower(t).mlp_hidden for t in towers):
+            raise GrowthError(f"{self.dimension} grows only: {config.tower(towers[0]).mlp_ratio} -> {self.to}")
         return new
 
     def exact(self, config: ModelConfig) -> bool:
         return True
 
     def apply(self, state: GrowthState, fresh: CLIP) -> GrowthState:
-        new = self.grown_config(state.config)
-        return remap_state(state, new, {HIDDEN: DimMap.extend(state.config.mlp_hidden, new.mlp_hidden)}, fresh)
+        old, new = state.config, self.grown_config(state.config)
+        maps = {tower_space(t, HIDDEN): DimMap.extend(old.tower(t).mlp_hidden, new.tower(t).mlp_hidden)
+                for t in grown_towers(old, self.tower, "mlp_ratio")}
+        return remap_state(state, new, maps, fresh)
 
     def spec(self) -> str:
-        return f"mlp_ratio={self.to:g}"
+        return f"{self.dimension}={self.to:g}"
 
 
 @dataclass(frozen=True)
@@ -70,19 +76,23 @@ class Heads(GrowthOp):
     function (each head now attends over a slice of its old subspace)."""
 
     to: int
+    tower: str | None = None  # None: both towers and the shared encoder; or "vision" / "text"
 
-    dimension = "heads"
+    @property
+    def dimension(self) -> str:
+        return field_name(self.tower, "heads")
 
     def grown_config(self, config: ModelConfig) -> ModelConfig:
-        if self.to < config.heads:
-            raise GrowthError(f"heads grow only: {config.heads} -> {self.to}")
-        return replace(config, heads=self.to)
+        current = config.tower(grown_towers(config, self.tower, "heads")[-1]).heads
+        if self.to < current:
+            raise GrowthError(f"{self.dimension} grow only: {current} -> {self.to}")
+        return replace(config, **{self.dimension: self.to})
 
     def exact(self, config: ModelConfig) -> bool:
-        return self.to == config.heads
+        return self.to == config.tower(grown_towers(config, self.tower, "heads")[-1]).heads
 
     def apply(self, state: GrowthState, fresh: CLIP) -> GrowthState:
         return GrowthState(self.grown_config(state.config), dict(state.weights), dict(state.moments), state.step)
 
     def spec(self) -> str:
-        return f"heads={self.to}"
+        return f"{self.dimension}={self.to}"

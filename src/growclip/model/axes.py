@@ -6,6 +6,10 @@ MLP hidden units, the QKV rows, a conv-stem stage's channels, the joint embeddin
 an *out* dimension (it produces features of that space: rows of a linear, LayerNorm and embedding
 entries) or an *in* dimension (it reads them: the columns of a linear). An empty declaration says
 the tensor never widens (the logit scale, the parallel branch's own channels, BatchNorm counters).
+
+Layers declare bare spaces; a model whose towers widen apart names the tower of each part
+(`GROWTH_TOWERS`, {child: tower}), and the spaces of that part become the tower's: "vision.residual",
+"text.hidden", "shared.qkv". The joint embedding is one space for all.
 """
 
 from __future__ import annotations
@@ -40,13 +44,23 @@ class UndeclaredParameterError(ValueError):
     pass
 
 
+def tower_space(tower: str, space: str) -> str:
+    """A tower's own copy of a width space (the embedding is shared by all)."""
+    return space if space == EMBED else f"{tower}.{space}"
+
+
 def parameter_axes(model: nn.Module) -> dict[str, Axes]:
-    """{state-dict name: axes} from every module's `growth_axes()`; names relative to the module.
-    Fails on a tensor that no module declares, or a declaration that names no tensor."""
+    """{state-dict name: axes} from every module's `growth_axes()`; names relative to the module,
+    spaces qualified by the tower (see above). Fails on a tensor that no module declares, or a
+    declaration that names no tensor."""
+    towers: dict[str, str] = getattr(model, "GROWTH_TOWERS", {})
     declared: dict[str, Axes] = {}
     for prefix, module in model.named_modules():
         if hasattr(module, "growth_axes"):
-            declared |= {f"{prefix}.{name}" if prefix else name: axes for name, axes in module.growth_axes().items()}
+            tower = towers.get(prefix.split(".")[0])
+            for name, axes in module.growth_axes().items():
+                declared[f"{prefix}.{name}" if prefix else name] = {
+                    dim: (tower_space(tower, space) if tower else space, kind) for dim, (space, kind) in axes.items()}
     names = set(model.state_dict())
     missing, stale = sorted(names - set(declared)), sorted(set(declared) - names)
     if missing or stale:

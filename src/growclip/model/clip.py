@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from itertools import chain
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -27,17 +28,19 @@ LOGIT_SCALE_INIT = math.log(1 / 0.07)
 LOGIT_SCALE_MAX = math.log(100)
 
 
-def init_stds(config: ModelConfig) -> dict[str, float]:
-    """Standard deviations of the initial weights by kind (see `CLIP._init_weights`)."""
+def init_stds(config: ModelConfig, tower: str) -> dict[str, float]:
+    """Standard deviations of the initial weights of a tower ("vision", "text" or "shared") by kind
+    (see `CLIP._init_weights`)."""
     depth = max(config.vision_layers, config.text_layers) + config.shared_layers  # blocks on the longest path
+    width = config.tower(tower).width
     return {
-        "attn": config.width**-0.5,  # QKV
-        "residual_out": config.width**-0.5 * (2 * depth) ** -0.5,  # attention output, MLP output
-        "mlp_in": (2 * config.width) ** -0.5,
-        "head": config.width**-0.5,  # projection into the joint embedding space
+        "attn": width**-0.5,  # QKV
+        "residual_out": width**-0.5 * (2 * depth) ** -0.5,  # attention output, MLP output
+        "mlp_in": (2 * width) ** -0.5,
+        "head": width**-0.5,  # projection into the joint embedding space
         "token_embedding": 0.02,
         "text_positions": 0.01,
-        "image_tokens": config.width**-0.5,  # class token and image positions
+        "image_tokens": width**-0.5,  # class token and image positions
     }
 
 
@@ -46,11 +49,12 @@ class VisionEmbedding(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
+        width = config.vision.width
         stem_class = ConvStem if config.stem == "conv" else PatchEmbed
-        self.stem = stem_class(config.width, config.patch_size)
-        self.class_embedding = nn.Parameter(torch.zeros(config.width))
-        self.positional_embedding = nn.Parameter(torch.zeros(config.image_tokens, config.width))
-        self.ln_pre = nn.LayerNorm(config.width)
+        self.stem = stem_class(width, config.patch_size)
+        self.class_embedding = nn.Parameter(torch.zeros(width))
+        self.positional_embedding = nn.Parameter(torch.zeros(config.image_tokens, width))
+        self.ln_pre = nn.LayerNorm(width)
 
     def growth_axes(self) -> dict[str, Axes]:
         return {"class_embedding": residual_out(), "positional_embedding": residual_out(1), **layer_norm("ln_pre")}
@@ -66,8 +70,8 @@ class VisionEmbedding(nn.Module):
 class TextEmbedding(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        self.token_embedding = nn.Embedding(config.vocab_size, config.width)
-        self.positional_embedding = nn.Parameter(torch.zeros(config.context_length, config.width))
+        self.token_embedding = nn.Embedding(config.vocab_size, config.text.width)
+        self.positional_embedding = nn.Parameter(torch.zeros(config.context_length, config.text.width))
 
     def growth_axes(self) -> dict[str, Axes]:
         return {"token_embedding.weight": residual_out(1), "positional_embedding": residual_out(1)}
@@ -92,23 +96,33 @@ class Head(nn.Module):
         return self.proj(self.ln(pooled))  # (B, W) -> (B, E)
 
 
+def blocks(config: ModelConfig, tower: str, modalities: tuple[str, ...]) -> nn.ModuleList:
+    shape = config.tower(tower)
+    return nn.ModuleList(Block(shape.width, shape.heads, shape.mlp_hidden, modalities, config.activation)
+                         for _ in range(shape.layers))
+
+
 class CLIP(nn.Module):
+    # which tower each part belongs to: the widths its layers declare (`growth_axes`) are that tower's
+    GROWTH_TOWERS: ClassVar[dict[str, str]] = {
+        "vision_embed": "vision", "vision_blocks": "vision", "branch": "vision", "image_head": "vision",
+        "text_embed": "text", "text_blocks": "text", "text_head": "text", "shared_blocks": "shared"}
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        block_args = (config.width, config.heads, config.mlp_hidden)
         self.vision_embed = VisionEmbedding(config)
-        self.vision_blocks = nn.ModuleList(Block(*block_args, (IMAGE,)) for _ in range(config.vision_layers))
+        self.vision_blocks = blocks(config, "vision", (IMAGE,))
         self.text_embed = TextEmbedding(config)
-        self.text_blocks = nn.ModuleList(Block(*block_args, (TEXT,)) for _ in range(config.text_layers))
-        self.shared_blocks = nn.ModuleList(Block(*block_args, (IMAGE, TEXT)) for _ in range(config.shared_layers))
+        self.text_blocks = blocks(config, "text", (TEXT,))
+        self.shared_blocks = blocks(config, "shared", (IMAGE, TEXT))
         self.branch = (
-            ParallelBranch(config.width, config.branch_width, config.patch_size, config.image_path_layers)
+            ParallelBranch(config.vision.width, config.branch_width, config.patch_size, config.image_path_layers)
             if config.parallel_branch
             else None
         )
-        self.image_head = Head(config.width, config.embed_dim)
-        self.text_head = Head(config.width, config.embed_dim)
+        self.image_head = Head(config.vision.width, config.embed_dim)
+        self.text_head = Head(config.text.width, config.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(LOGIT_SCALE_INIT))
         self.grad_checkpointing = False
         self._init_weights()
@@ -124,18 +138,20 @@ class CLIP(nn.Module):
         heads ~ width^-0.5 keep unit-variance activations; residual outputs are further scaled by
         (2 x depth)^-0.5 so the residual stream does not grow with depth; convs keep PyTorch's default.
         """
-        std = init_stds(self.config)
-        for block in chain(self.vision_blocks, self.text_blocks, self.shared_blocks):
-            for linear, kind in ((block.attn.qkv, "attn"), (block.attn.proj, "residual_out"),
-                                 (block.mlp.fc1, "mlp_in"), (block.mlp.fc2, "residual_out")):
-                nn.init.normal_(linear.weight, std=std[kind])
-                nn.init.zeros_(linear.bias)
-        for head in (self.image_head, self.text_head):
-            nn.init.normal_(head.proj.weight, std=std["head"])
-        nn.init.normal_(self.text_embed.token_embedding.weight, std=std["token_embedding"])
-        nn.init.normal_(self.text_embed.positional_embedding, std=std["text_positions"])
-        nn.init.normal_(self.vision_embed.class_embedding, std=std["image_tokens"])
-        nn.init.normal_(self.vision_embed.positional_embedding, std=std["image_tokens"])
+        std = {tower: init_stds(self.config, tower) for tower in ("vision", "text", "shared")}
+        for tower, tower_blocks in (("vision", self.vision_blocks), ("text", self.text_blocks),
+                                    ("shared", self.shared_blocks)):
+            for block in tower_blocks:
+                for linear, kind in ((block.attn.qkv, "attn"), (block.attn.proj, "residual_out"),
+                                     (block.mlp.fc1, "mlp_in"), (block.mlp.fc2, "residual_out")):
+                    nn.init.normal_(linear.weight, std=std[tower][kind])
+                    nn.init.zeros_(linear.bias)
+        nn.init.normal_(self.image_head.proj.weight, std=std["vision"]["head"])
+        nn.init.normal_(self.text_head.proj.weight, std=std["text"]["head"])
+        nn.init.normal_(self.text_embed.token_embedding.weight, std=std["text"]["token_embedding"])
+        nn.init.normal_(self.text_embed.positional_embedding, std=std["text"]["text_positions"])
+        nn.init.normal_(self.vision_embed.class_embedding, std=std["vision"]["image_tokens"])
+        nn.init.normal_(self.vision_embed.positional_embedding, std=std["vision"]["image_tokens"])
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Keep only each block's input for the backward pass and recompute the rest: activation

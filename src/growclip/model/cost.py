@@ -19,7 +19,7 @@ from itertools import pairwise
 import torch
 
 from growclip.model.clip import CLIP
-from growclip.model.config import ModelConfig
+from growclip.model.config import ModelConfig, TowerShape
 from growclip.model.stems import conv_stem_channels
 
 
@@ -28,6 +28,13 @@ class ModelCost:
     params: int
     image_flops: int
     text_flops: int
+    embedding_params: int = 0  # token and position embeddings (Kaplan et al.'s split)
+
+    @property
+    def non_embedding_params(self) -> int:
+        """What the blocks, stems and heads hold: the parameters that carry capacity. A CLIP vocabulary
+        (49,408 tokens) would otherwise dominate every small model's count."""
+        return self.params - self.embedding_params
 
     @property
     def forward_flops(self) -> int:
@@ -45,8 +52,8 @@ def _conv_flops(out_positions: int, in_channels: int, out_channels: int, kernel:
     return 2 * out_positions * out_channels * (in_channels // groups) * kernel * kernel
 
 
-def _block_flops(c: ModelConfig, tokens: int) -> int:
-    w, h = c.width, c.mlp_hidden
+def _block_flops(shape: TowerShape, tokens: int) -> int:
+    w, h = shape.width, shape.mlp_hidden
     return 8 * tokens * w * w + 4 * tokens * w * h + 4 * tokens * tokens * w
 
 
@@ -54,9 +61,9 @@ def _stem_flops(c: ModelConfig) -> tuple[int, int]:
     """(forward FLOPs, FLOPs of the convs that read raw pixels)."""
     positions = c.grid_size**2
     if c.stem == "patch":
-        flops = _conv_flops(positions, 3, c.width, c.patch_size)
+        flops = _conv_flops(positions, 3, c.vision.width, c.patch_size)
         return flops, flops
-    channels = conv_stem_channels(c.width, c.patch_size)
+    channels = conv_stem_channels(c.vision.width, c.patch_size)
     side = c.image_size // 2
     pixel_flops = _conv_flops(side * side, 3, channels[0], 3)
     flops = pixel_flops
@@ -71,7 +78,7 @@ def _branch_flops(c: ModelConfig) -> tuple[int, int]:
     """(forward FLOPs, FLOPs of the convs that read raw pixels) of the parallel branch."""
     if not c.parallel_branch:
         return 0, 0
-    b, w, positions, layers = c.branch_width, c.width, c.grid_size**2, c.image_path_layers
+    b, w, positions, layers = c.branch_width, c.vision.width, c.grid_size**2, c.image_path_layers
     stem_flops = _conv_flops(positions, 3, b, c.patch_size)
     stage_flops = _conv_flops(positions, b, b, 3, groups=b) + _conv_flops(positions, b, b, 1)
     adapter_flops = (_conv_flops(positions, b, b, 3, groups=b) + _conv_flops(positions, b, w, 1)
@@ -80,11 +87,14 @@ def _branch_flops(c: ModelConfig) -> tuple[int, int]:
 
 
 def model_cost(c: ModelConfig) -> ModelCost:
-    w, e = c.width, c.embed_dim
-    image_flops = (_stem_flops(c)[0] + _branch_flops(c)[0] + c.image_path_layers * _block_flops(c, c.image_tokens)
-                   + 2 * w * e)
-    text_flops = (c.text_layers + c.shared_layers) * _block_flops(c, c.context_length) + 2 * w * e
-    return ModelCost(params=parameter_count(c), image_flops=image_flops, text_flops=text_flops)
+    shared, e = c.tower("shared"), c.embed_dim
+    image_flops = (_stem_flops(c)[0] + _branch_flops(c)[0] + c.vision_layers * _block_flops(c.vision, c.image_tokens)
+                   + c.shared_layers * _block_flops(shared, c.image_tokens) + 2 * c.vision.width * e)
+    text_flops = (c.text_layers * _block_flops(c.text, c.context_length)
+                  + c.shared_layers * _block_flops(shared, c.context_length) + 2 * c.text.width * e)
+    embeddings = (c.vocab_size + c.context_length) * c.text.width + c.image_tokens * c.vision.width
+    return ModelCost(params=parameter_count(c), image_flops=image_flops, text_flops=text_flops,
+                     embedding_params=embeddings)
 
 
 def train_flops_per_sample(c: ModelConfig) -> int:

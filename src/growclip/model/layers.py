@@ -53,11 +53,21 @@ def attention_by_matmuls(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, caus
     return scores.float().softmax(-1).to(v.dtype) @ v
 
 
+class QuickGELU(nn.Module):
+    """x * sigmoid(1.702 x): the GELU approximation OpenAI's CLIP weights were trained with."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+ACTIVATIONS = {"gelu": nn.GELU, "quick_gelu": QuickGELU}
+
+
 class Mlp(nn.Module):
-    def __init__(self, width: int, hidden: int) -> None:
+    def __init__(self, width: int, hidden: int, activation: str = "gelu") -> None:
         super().__init__()
         self.fc1 = nn.Linear(width, hidden)
-        self.act = nn.GELU()
+        self.act = ACTIVATIONS[activation]()
         self.fc2 = nn.Linear(hidden, width)
 
     def growth_axes(self) -> dict[str, Axes]:
@@ -77,13 +87,14 @@ class Block(nn.Module):
 
     SILENT = ("attn.proj.weight", "attn.proj.bias", "mlp.fc2.weight", "mlp.fc2.bias")  # zero: the identity
 
-    def __init__(self, width: int, heads: int, mlp_hidden: int, modalities: tuple[str, ...]) -> None:
+    def __init__(self, width: int, heads: int, mlp_hidden: int, modalities: tuple[str, ...],
+                 activation: str = "gelu") -> None:
         super().__init__()
         self.modalities = modalities
         self.ln_1 = nn.ModuleDict({m: nn.LayerNorm(width) for m in modalities})
         self.attn = Attention(width, heads)
         self.ln_2 = nn.ModuleDict({m: nn.LayerNorm(width) for m in modalities})
-        self.mlp = Mlp(width, mlp_hidden)
+        self.mlp = Mlp(width, mlp_hidden, activation)
 
     def growth_axes(self) -> dict[str, Axes]:
         return {name: axes for m in self.modalities for norm in ("ln_1", "ln_2")

@@ -13,27 +13,31 @@ import os
 
 import torch
 
-from growclip.model.config import ConfigError, ModelConfig
+from growclip.model.config import TOWERS, ConfigError, ModelConfig, TowerShape
 
 BYTES = 4  # float32
 
 
 def approx_params(config: ModelConfig) -> int:
     """Blocks, embeddings and positions: the parameters that can grow without bound."""
-    w, h = config.width, config.mlp_hidden
-    blocks = config.vision_layers + config.text_layers + config.shared_layers
-    return blocks * (4 * w * w + 2 * w * h) + (config.vocab_size + config.context_length + config.image_tokens) * w
+    blocks = sum(shape.layers * (4 * shape.width**2 + 2 * shape.width * shape.mlp_hidden)
+                 for shape in map(config.tower, TOWERS))
+    return (blocks + (config.vocab_size + config.context_length) * config.text.width
+            + config.image_tokens * config.vision.width)
 
 
 def activation_bytes(config: ModelConfig, batch_size: int, checkpointed: bool = False) -> int:
     """With gradient checkpointing the backward pass keeps each block's input and recomputes one
     block at a time."""
-    def path(layers: int, tokens: int) -> int:
-        per_block = tokens * (8 * config.width + 2 * config.mlp_hidden + config.heads * tokens)
-        return layers * tokens * config.width + per_block if checkpointed else layers * per_block
+    def path(shape: TowerShape, tokens: int) -> int:
+        per_block = tokens * (8 * shape.width + 2 * shape.mlp_hidden + shape.heads * tokens)
+        if not checkpointed or not shape.layers:
+            return shape.layers * per_block
+        return shape.layers * tokens * shape.width + per_block
 
-    image = path(config.image_path_layers, config.image_tokens)
-    text = path(config.text_layers + config.shared_layers, config.context_length)
+    shared = config.tower("shared")
+    image = path(config.vision, config.image_tokens) + path(shared, config.image_tokens)
+    text = path(config.text, config.context_length) + path(shared, config.context_length)
     return batch_size * (image + text) * BYTES
 
 

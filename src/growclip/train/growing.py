@@ -13,7 +13,7 @@ import logging
 import statistics
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +163,7 @@ class GrowingRun:
         progress.global_step += decision.proxy_steps  # the winner trained them
         progress.phase, progress.decision, progress.search, progress.contenders = Phase.TRAIN, decision, None, {}
         self._log({**self._where(), "chunk": chunk, "decision": decision.label, "why": decision.why,
-                   "left_out": decision.left_out, "from": asdict(before), "to": asdict(self.current.config),
+                   "left_out": decision.left_out, "from": before.to_dict(), "to": self.current.config.to_dict(),
                    "params": model_cost(self.current.config).params,
                    "search_fraction": decision.search_fraction}, "growth")
 

@@ -64,7 +64,7 @@ class ChunkRecord:
     def to_dict(self) -> dict[str, Any]:
         """The flat JSON form: the summary's metrics and the compute beside the other fields."""
         flat = {f.name: getattr(self, f.name) for f in fields(self)}
-        flat["architecture"] = asdict(self.architecture)
+        flat["architecture"] = self.architecture.to_dict()
         summary, compute, zeroshot = flat.pop("summary"), asdict(flat.pop("compute")), flat.pop("zeroshot_top1")
         candidates = list(flat.pop("candidates"))
         return {**flat, **compute, **summary, "zeroshot_top1": zeroshot,
@@ -76,7 +76,7 @@ class ChunkRecord:
         as None); a record missing anything else is refused (KeyError), not read half empty."""
         names = {f.name for f in fields(cls)} - {"architecture", "compute", "summary", "zeroshot_top1", "candidates"}
         given = {name: flat[name] if name not in LOGGED_LATER else flat.get(name) for name in names}
-        return cls(**given, architecture=ModelConfig(**flat["architecture"]),
+        return cls(**given, architecture=ModelConfig.from_dict(flat["architecture"]),
                    zeroshot_top1=flat.get("zeroshot_top1", {}),
                    compute=ChunkCompute(**{f.name: flat.get(f.name, math.nan) for f in fields(ChunkCompute)}),
                    summary={name: flat[name] for name in SUMMARY_METRICS if name in flat},
