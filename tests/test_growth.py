@@ -20,6 +20,18 @@ EXACT = [["width=64"], ["width=96,heads=scale"], ["mlp_ratio=3"], ["embed_dim=24
 NOT_EXACT = [["width=48"], ["heads=4"], ["share"], ["vision_layers+1,init=copy"], ["share,merge=text", "heads=8"]]
 
 
+# towers of their own shape, as released CLIPs have (ViT-B-32: 768 / 512), with OpenAI's QuickGELU
+TOWERED = {"plain": dict(), "conv-branch": dict(stem="conv", parallel_branch=True)}
+TOWER_EXACT = [["vision_width=96"], ["text_width=64"], ["vision_width=144,heads=scale"], ["vision_mlp_ratio=6"],
+               ["text_mlp_ratio=3"], ["vision_layers+1"], ["text_layers+1,at=0"], ["embed_dim=40"],
+               ["vision_width=96", "text_width=64", "text_layers+1", "vision_mlp_ratio=3"]]
+
+
+def towered_config(**overrides):
+    return tiny_config(shared_layers=0, vision_layers=2, text_layers=2, vision_width=48, vision_heads=3,
+                       activation="quick_gelu", **overrides)
+
+
 def inputs(config, batch=6):
     generator = torch.Generator().manual_seed(1)
     images = torch.randn(batch, 3, config.image_size, config.image_size, generator=generator)
@@ -52,6 +64,44 @@ def test_exact_operators_preserve_embeddings_and_loss(architecture, ops):
     for old, new in zip(before[:2], after[:2]):
         torch.testing.assert_close(F.pad(old, (0, width - old.shape[1])), new, atol=1e-5, rtol=0)
     torch.testing.assert_close(clip_loss(*before), clip_loss(*after), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("variant", TOWERED)
+@pytest.mark.parametrize("ops", TOWER_EXACT, ids=" + ".join)
+def test_a_tower_grows_alone_exactly_and_leaves_the_other_as_it_was(variant, ops):
+    config = towered_config(**TOWERED[variant])
+    model, optimizer = trained(config)
+    assert is_exact(config, ops)
+    state = GrowthState.capture(model.eval(), optimizer)
+    grown = grow_state(state, ops)
+    assert grown.config == grown_config(config, ops)
+    images, tokens = inputs(config)
+    new_model = grown.build_model().eval()
+    with torch.no_grad():
+        before, after = model(images, tokens), new_model(images, tokens)
+    width = after[0].shape[1]
+    for old, new in zip(before[:2], after[:2]):
+        torch.testing.assert_close(F.pad(old, (0, width - old.shape[1])), new, atol=1e-5, rtol=0)
+    if len(ops) == 1 and ops[0].startswith(("vision_width", "text_width", "vision_mlp", "text_mlp")):
+        other = "text_" if ops[0].startswith("vision") else "vision_"
+        for name, tensor in state.weights.items():  # the other tower, weights and moments, as it was
+            if name.startswith(other):
+                assert torch.equal(grown.weights[name], tensor), name
+                if name in state.moments:
+                    assert torch.equal(grown.moments[name]["exp_avg"], state.moments[name]["exp_avg"]), name
+
+
+def test_tower_operators_are_refused_where_the_towers_must_agree_and_towers_that_meet_can_share():
+    towered = towered_config()
+    for ops, message in ((["width=64"], "towers have shapes of their own"), (["heads=4"], "vision_heads or text_heads"),
+                         (["shared_layers+1"], "needs towers of one shape"), (["share"], "needs towers of one shape")):
+        with pytest.raises(GrowthError, match=message):
+            grown_config(towered, ops)
+    with pytest.raises(GrowthError, match="a shared encoder needs towers of one shape"):
+        grown_config(tiny_config(), ["vision_width=64"])
+    met = grown_config(towered, ["text_width=48", "text_heads=3"])  # the text tower reaches the vision tower's shape
+    assert not met.towers_differ and (met.width, met.heads) == (48, 3)
+    assert grown_config(met, ["shared_layers+1"]).shared_layers == 1
 
 
 @pytest.mark.parametrize("ops", NOT_EXACT, ids=" + ".join)

@@ -1,4 +1,5 @@
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -253,3 +254,32 @@ def test_an_undeclared_parameter_is_refused():
     model.text_head.extra = torch.nn.Parameter(torch.zeros(3))
     with pytest.raises(UndeclaredParameterError, match=r"text_head\.extra"):
         parameter_axes(model)
+
+
+def test_towers_of_their_own_shape_are_stored_in_one_canonical_form():
+    vit_b_32 = ModelConfig(width=512, heads=8, vision_width=768, vision_heads=12, vision_layers=12, text_layers=12,
+                           patch_size=32, image_size=224, context_length=77, activation="quick_gelu")
+    assert (vit_b_32.vision.width, vit_b_32.vision.heads, vit_b_32.text.width, vit_b_32.text.heads) == (768, 12, 512, 8)
+    assert vit_b_32 == ModelConfig(**{**vit_b_32.to_dict(), "width": 64, "text_width": 512})  # text's is the shorthand
+    assert ModelConfig.from_dict(json.loads(json.dumps(vit_b_32.to_dict()))) == vit_b_32
+    agreeing = ModelConfig(width=64, vision_width=128, text_width=128)
+    assert agreeing == ModelConfig(width=128) and not agreeing.towers_differ
+    assert set(ModelConfig().to_dict()) == {f.name for f in dataclasses.fields(ModelConfig)} - {
+        "activation", "vision_width", "vision_heads", "vision_mlp_ratio", "text_width", "text_heads", "text_mlp_ratio"}
+    with pytest.raises(ConfigError, match="vision_width 100 is not divisible by vision_heads 3"):
+        ModelConfig(vision_width=100, vision_heads=3)
+    with pytest.raises(ConfigError, match="shared_layers=1 needs towers of one shape"):
+        ModelConfig(shared_layers=1, vision_width=256)
+    with pytest.raises(ConfigError, match="activation must be one of"):
+        ModelConfig(activation="relu")
+
+
+def test_each_tower_is_built_at_its_own_width_and_quick_gelu_is_x_sigmoid_1702x():
+    config = tiny_config(shared_layers=0, vision_width=48, vision_heads=3, activation="quick_gelu")
+    model = create_model(config)
+    assert model.vision_blocks[0].attn.qkv.weight.shape == (3 * 48, 48)
+    assert model.text_blocks[0].mlp.fc1.weight.shape == (64, 32) and model.image_head.proj.weight.shape == (16, 48)
+    x = torch.linspace(-4, 4, 9)
+    torch.testing.assert_close(model.vision_blocks[0].mlp.act(x), x * torch.sigmoid(1.702 * x))
+    images, tokens = torch.randn(2, 3, 16, 16), torch.randint(1, 300, (2, 12))
+    assert model(images, tokens)[0].shape == (2, 16) == model(images, tokens)[1].shape

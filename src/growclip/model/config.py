@@ -107,11 +107,11 @@ class ModelConfig:
 
     @property
     def head_dim(self) -> int:
-        return self.width // self.heads
+        return self.tower("shared").head_dim
 
     @property
     def mlp_hidden(self) -> int:
-        return round(self.width * self.mlp_ratio)
+        return self.tower("shared").mlp_hidden
 
     @property
     def grid_size(self) -> int:
