@@ -26,7 +26,7 @@ from growclip.growth.search import (
     search_decision,
 )
 from growclip.growth.space import Candidate, growth_space
-from growclip.model import create_model, train_flops_per_sample
+from growclip.model import create_model, model_cost, train_flops_per_sample
 from growclip.train import TrainConfig, growing, train
 from growclip.train.records import ChunkRecord
 from growclip.train.run_state import Phase, StreamProgress
@@ -65,6 +65,18 @@ def test_growth_space_respects_the_budget_and_always_offers_keep():
     labels = [c.label for c in space]
     assert labels[0] == "keep" and "share (m=0.9)" in labels and "width=64 shared_layers+1 (m=1)" in labels
     assert len(labels) == len(set(labels))
+
+
+def test_an_imported_clip_s_space_grows_each_tower_and_its_budget_leaves_the_embeddings_out():
+    towered = tiny_config(shared_layers=0, vision_width=64, vision_heads=2, vocab_size=49409)
+    ops = {op for c in growth_space(towered, max_params=1e9) for op in c.ops}
+    assert {"vision_width=128", "text_width=64", "vision_mlp_ratio=4", "text_mlp_ratio=4"} <= ops
+    assert not ops & {"width=64", "shared_layers+1", "share"}
+    deeper = grown_config(towered, ["text_layers+1"])
+    cost = model_cost(deeper)
+    assert cost.params > 49409 * 32 > cost.non_embedding_params  # the vocabulary alone outweighs the rest
+    labels = [c.label for c in growth_space(towered, max_params=cost.non_embedding_params)]
+    assert "text_layers+1 (m=1)" in labels
 
 
 def test_more_heads_are_offered_only_while_a_head_keeps_the_minimum_dims():

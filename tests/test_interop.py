@@ -5,6 +5,7 @@ embeddings compared at each hop) needs open_clip and transformers, as in the pee
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -20,7 +21,7 @@ from growclip.interop.open_clip import (
     to_growclip,
     to_open_clip,
 )
-from growclip.model import PAD_ID, create_model
+from growclip.model import PAD_ID, create_model, model_cost
 from growclip.train import TrainConfig, train
 
 TINY_OPEN_CLIP = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32,
@@ -39,11 +40,14 @@ def test_an_open_clip_config_becomes_the_growclip_config_it_describes():
         (64, 2, 2, 2, 0)
     assert (config.embed_dim, config.patch_size, config.image_size, config.context_length) == (32, 8, 32, 16)
     assert config.vocab_size == 49409  # CLIP's vocabulary and growclip's pad
+    vit_b_32 = model_config_from_open_clip({**VIT_B_32, "quick_gelu": True})  # OpenAI's ViT-B-32
+    assert (vit_b_32.vision.width, vit_b_32.vision.heads, vit_b_32.text.width, vit_b_32.text.heads) == (768, 12, 512, 8)
+    assert vit_b_32.activation == "quick_gelu" and model_cost(vit_b_32).params == 151_277_313 + 512  # + the pad row
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({}, "width 768 \\(vision\\) vs 512 \\(text\\)"),  # ViT-B-32 as it is
-    ({"quick_gelu": True}, "quick_gelu=True"),
+    ({"vision_cfg": {**TINY_OPEN_CLIP["vision_cfg"], "head_width": 48}}, "not a whole number of heads"),
+    ({"init_logit_bias": -10}, "init_logit_bias"),
     ({"vision_cfg": {**TINY_OPEN_CLIP["vision_cfg"], "ls_init_value": 1e-5}}, "ls_init_value"),
     ({"vision_cfg": {**TINY_OPEN_CLIP["vision_cfg"], "attentional_pool": True}}, "attentional_pool"),
     ({"text_cfg": {**TINY_OPEN_CLIP["text_cfg"], "hf_model_name": "roberta-base"}}, "hf_model_name"),
@@ -51,9 +55,8 @@ def test_an_open_clip_config_becomes_the_growclip_config_it_describes():
     ({"text_cfg": {**TINY_OPEN_CLIP["text_cfg"], "rotary": True}}, "cannot express: rotary"),
 ])
 def test_what_growclip_cannot_express_is_refused_by_name(change, message):
-    base = VIT_B_32 if not change else TINY_OPEN_CLIP
     with pytest.raises(InteropError, match=message):
-        model_config_from_open_clip({**base, **change})
+        model_config_from_open_clip({**TINY_OPEN_CLIP, **change})
 
 
 def test_the_open_clip_layout_round_trips_and_keeps_the_pad_row_zero():
@@ -127,10 +130,10 @@ def _open_clip_embeddings(open_clip, folder, images):
                        images, tokens)
 
 
-def _transformers_embeddings(transformers, folder, images):
+def _transformers_embeddings(transformers, folder, images, context_length=16):
     """The same as transformers loads and tokenizes it (`AutoTokenizer`: CLIPTokenizer or the tokenizer.json)."""
     model = transformers.CLIPModel.from_pretrained(folder).eval()
-    tokens = transformers.AutoTokenizer.from_pretrained(folder)(TEXTS, padding="max_length", max_length=16,
+    tokens = transformers.AutoTokenizer.from_pretrained(folder)(TEXTS, padding="max_length", max_length=context_length,
                                                                 truncation=True, return_tensors="pt")
     with torch.no_grad():
         out = model(pixel_values=images, **tokens)
@@ -207,3 +210,76 @@ def test_a_model_on_growclip_s_own_bpe_exports_to_both_libraries(tmp_path):
                                rtol=0)
     torch.testing.assert_close(_transformers_embeddings(transformers, tmp_path / "transformers", images), ours,
                                atol=1e-4, rtol=0)
+
+
+def test_a_torchscript_archive_is_refused_with_how_to_convert_it(tmp_path):
+    """OpenAI's own .pt files are TorchScript: code, not only tensors. Refused even with --allow-pickle."""
+    path = tmp_path / "ViT-B-32.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), path)
+    for allow in (False, True):
+        with pytest.raises(InteropError, match=r"TorchScript archive.*load_openai_model"):
+            read_weights(path, allow_pickle=allow)
+
+
+# --- released CLIP architectures at their real size (random initialisation: nothing is downloaded) ---
+
+RELEASED = {"ViT-B-32": "vision_width=1536,heads=scale", "ViT-B-32-quickgelu": "text_width=1024,heads=scale",
+            "ViT-B-16": "text_mlp_ratio=6", "ViT-L-14": "vision_layers+1"}  # an exact per-tower operator each
+
+
+def _released(open_clip, name, folder):
+    """open_clip's `name` with its own random initialisation, norms and biases moved off 1 and 0, saved as
+    safetensors; the model and the weights' path."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    source = open_clip.create_model(name).eval()
+    with torch.no_grad():
+        for tensor in source.parameters():
+            if tensor.ndim == 1:
+                tensor.add_(0.02 * torch.randn_like(tensor))
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, folder / f"{name}.safetensors")
+    return source, folder / f"{name}.safetensors"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", RELEASED)
+def test_a_released_clip_imports_grows_and_exports_exactly_at_224_px(tmp_path, name):
+    open_clip = pytest.importorskip("open_clip", reason="needs open_clip (the peer environment)")
+    transformers = pytest.importorskip("transformers", reason="needs transformers (the peer environment)")
+    source, weights = _released(open_clip, name, tmp_path)
+    images = torch.randn(2, 3, 224, 224)
+    reference = _embeddings(lambda x: source.encode_image(x, normalize=True),
+                            lambda t: source.encode_text(t, normalize=True), images, open_clip.tokenize(TEXTS))
+    assert main(["import", "--open-clip", name, "--weights", str(weights), "--output", str(tmp_path / "in")]) == 0
+    model, tokenizer, _ = load_checkpoint(tmp_path / "in")
+    assert model.config.activation == ("quick_gelu" if name.endswith("quickgelu") else "gelu")
+    ours = _embeddings(model.encode_image, model.encode_text, images, tokenizer(TEXTS))
+    torch.testing.assert_close(ours, reference, atol=1e-4, rtol=0)
+    assert main(["grow", "--checkpoint", str(tmp_path / "in"), "--op", RELEASED[name],
+                 "--output", str(tmp_path / "grown")]) == 0
+    grown = load_checkpoint(tmp_path / "grown")[0]
+    torch.testing.assert_close(_embeddings(grown.encode_image, grown.encode_text, images, tokenizer(TEXTS)),
+                               reference, atol=1e-4, rtol=0)
+    for library in ("open_clip", "transformers"):
+        assert main(["export", "--checkpoint", str(tmp_path / "grown"), "--to", library,
+                     "--output", str(tmp_path / library)]) == 0
+    torch.testing.assert_close(_open_clip_embeddings(open_clip, tmp_path / "open_clip", images), reference,
+                               atol=1e-4, rtol=0)
+    torch.testing.assert_close(_transformers_embeddings(transformers, tmp_path / "transformers", images, 77),
+                               reference, atol=1e-4, rtol=0)
+
+
+def test_images_are_preprocessed_as_open_clip_preprocesses_them():
+    """Resize of the shorter side (bicubic), centre crop, CLIP's mean and std: the same tensors at 224 px."""
+    open_clip = pytest.importorskip("open_clip", reason="needs open_clip (the peer environment)")
+    from PIL import Image
+
+    from growclip.data.transforms import CenterCrop, normalize
+
+    preprocess = open_clip.image_transform(224, is_train=False)
+    rng = np.random.default_rng(0)
+    for size in ((640, 480), (300, 501), (224, 224), (1000, 251), (97, 130)):
+        image = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+        ours = normalize(torch.from_numpy(CenterCrop(224)(image, rng))[None])[0]
+        torch.testing.assert_close(ours, preprocess(image), atol=1e-5, rtol=0, msg=str(size))

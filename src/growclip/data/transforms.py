@@ -31,12 +31,15 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def resize_center_crop(image: Image.Image, image_size: int) -> np.ndarray:
-    """Shorter side to `image_size` (bicubic), centre square crop, as (S, S, 3) uint8."""
+    """Shorter side to `image_size` (bicubic), centre square crop, as (S, S, 3) uint8: the pixels
+    open_clip's (torchvision's) evaluation transform gives, so an imported CLIP sees what it was
+    trained on. The longer side is truncated and the crop's offset rounded half to even, as there."""
     image = to_rgb(image)
-    scale = image_size / min(image.size)
-    width, height = max(image_size, round(image.width * scale)), max(image_size, round(image.height * scale))
+    short, long = sorted(image.size)
+    long = int(image_size * long / short)
+    width, height = (image_size, long) if image.width <= image.height else (long, image_size)
     image = image.resize((width, height), Image.Resampling.BICUBIC)
-    left, top = (width - image_size) // 2, (height - image_size) // 2
+    left, top = round((width - image_size) / 2), round((height - image_size) / 2)
     return np.asarray(image.crop((left, top, left + image_size, top + image_size)))
 
 

@@ -3,15 +3,17 @@
 needed: configs are JSON, weights safetensors (or, when allowed, a `.pt` read tensors-only), and
 CLIP's tokenizer is built from its merges file (`interop.clip_bpe`).
 
-growclip has one width for both towers, one head count and pre-LN blocks with GELU, pooling the
-class token and the end-of-text token, so an open_clip config is accepted only where it says the
-same; anything else is refused with what differs. Shared layers and MS-CLIP's parts have no open_clip
-counterpart: such models are refused on export.
+growclip builds pre-LN ViT towers, each of its own width, heads and MLP ratio, with GELU or QuickGELU,
+pooling the class token and the end-of-text token: OpenAI's and LAION's ViT CLIPs (B-32, B-16, L-14 and
+their -quickgelu variants). An open_clip config is accepted where it says the same; anything else
+(layer scale, attentional pooling, timm or Hugging Face towers, ...) is refused with what differs.
+Shared layers and MS-CLIP's parts have no open_clip counterpart: such models are refused on export.
 """
 
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from growclip.checkpoint import load_checkpoint, save_checkpoint
 from growclip.data.transforms import MEAN, STD
 from growclip.interop.clip_bpe import ID_SHIFT, clip_tokenizer
 from growclip.interop.tokenizer_files import text_ids, write_tokenizer_files
-from growclip.model import ModelConfig, create_model
+from growclip.model import ConfigError, ModelConfig, create_model
 from growclip.model.clip import CLIP
 
 # open_clip's defaults (CLIPVisionCfg, CLIPTextCfg, CLIP) for the fields growclip can express
@@ -37,7 +39,7 @@ TEXT_FIXED = {"ls_init_value": None, "embed_cls": False, "pad_id": 0, "no_causal
               "final_ln_after_pool": False, "pool_type": "argmax", "proj_bias": False, "proj_type": "linear",
               "output_tokens": False, "hf_model_name": None, "hf_tokenizer_name": None, "act_kwargs": None,
               "norm_kwargs": None}
-TOP_FIXED = {"quick_gelu": False, "init_logit_bias": None, "custom_text": False}
+TOP_FIXED = {"init_logit_bias": None, "custom_text": False}
 TOP_IGNORED = {"cast_dtype"}  # a dtype choice, not architecture
 
 
@@ -60,22 +62,24 @@ def model_config_from_open_clip(open_clip_config: dict[str, Any]) -> ModelConfig
     """growclip's config for an open_clip model config (its `model_cfg`), or an InteropError naming
     every field growclip cannot express."""
     config = open_clip_config.get("model_cfg", open_clip_config)
-    top = {k: v for k, v in config.items() if k not in ("embed_dim", "vision_cfg", "text_cfg", *TOP_IGNORED)}
+    top = {k: v for k, v in config.items()
+           if k not in ("embed_dim", "vision_cfg", "text_cfg", "quick_gelu", *TOP_IGNORED)}
     _checked("model", top, {}, TOP_FIXED)
     vision = _checked("vision_cfg", config.get("vision_cfg", {}), VISION_DEFAULTS, VISION_FIXED)
     text = _checked("text_cfg", config.get("text_cfg", {}), TEXT_DEFAULTS, TEXT_FIXED)
-    vision_heads = vision["width"] // vision["head_width"]
-    pairs = {"width": (vision["width"], text["width"]), "heads": (vision_heads, text["heads"]),
-             "mlp_ratio": (vision["mlp_ratio"], text["mlp_ratio"])}
-    differs = [f"{name} {v} (vision) vs {t} (text)" for name, (v, t) in pairs.items() if v != t]
-    if differs:
-        raise InteropError("growclip has one width, head count and MLP ratio for both towers; this open_clip "
-                           f"model has {'; '.join(differs)}")
-    return ModelConfig(width=vision["width"], heads=vision_heads, mlp_ratio=vision["mlp_ratio"],
-                       vision_layers=vision["layers"], text_layers=text["layers"], shared_layers=0,
-                       embed_dim=config["embed_dim"], patch_size=vision["patch_size"],
-                       image_size=vision["image_size"], context_length=text["context_length"],
-                       vocab_size=text["vocab_size"] + ID_SHIFT)
+    if vision["width"] % vision["head_width"]:
+        raise InteropError(f"open_clip vision_cfg width {vision['width']} is not a whole number of heads of "
+                           f"head_width {vision['head_width']}")
+    try:
+        return ModelConfig(width=text["width"], heads=text["heads"], mlp_ratio=text["mlp_ratio"],
+                           vision_width=vision["width"], vision_heads=vision["width"] // vision["head_width"],
+                           vision_mlp_ratio=vision["mlp_ratio"], vision_layers=vision["layers"],
+                           text_layers=text["layers"], shared_layers=0, embed_dim=config["embed_dim"],
+                           patch_size=vision["patch_size"], image_size=vision["image_size"],
+                           context_length=text["context_length"], vocab_size=text["vocab_size"] + ID_SHIFT,
+                           activation="quick_gelu" if config.get("quick_gelu", False) else "gelu")
+    except ConfigError as err:
+        raise InteropError(f"open_clip config: {err}") from None
 
 
 def check_plain_clip(config: ModelConfig) -> None:
@@ -90,12 +94,13 @@ def open_clip_config(config: ModelConfig, vocab_size: int, text: dict[str, Any] 
     """open_clip's model config for a plain-CLIP growclip config (its text vocabulary: `vocab_size`;
     `text`: more text_cfg fields)."""
     check_plain_clip(config)
-    return {"embed_dim": config.embed_dim,
-            "vision_cfg": {"image_size": config.image_size, "layers": config.vision_layers, "width": config.width,
-                           "head_width": config.head_dim, "mlp_ratio": config.mlp_ratio,
+    vision_tower, text_tower = config.vision, config.text
+    return {"embed_dim": config.embed_dim, "quick_gelu": config.activation == "quick_gelu",
+            "vision_cfg": {"image_size": config.image_size, "layers": vision_tower.layers, "width": vision_tower.width,
+                           "head_width": vision_tower.head_dim, "mlp_ratio": vision_tower.mlp_ratio,
                            "patch_size": config.patch_size},
-            "text_cfg": {"context_length": config.context_length, "vocab_size": vocab_size, "width": config.width,
-                         "heads": config.heads, "layers": config.text_layers, "mlp_ratio": config.mlp_ratio,
+            "text_cfg": {"context_length": config.context_length, "vocab_size": vocab_size, "width": text_tower.width,
+                         "heads": text_tower.heads, "layers": text_tower.layers, "mlp_ratio": text_tower.mlp_ratio,
                          **(text or {})}}
 
 
@@ -165,6 +170,12 @@ def read_weights(path: str | Path, allow_pickle: bool = False) -> dict[str, torc
             return load_file(path)
         except (SafetensorError, OSError) as err:
             raise InteropError(f"{path}: unreadable safetensors file ({err})") from None
+    if is_torchscript(path):
+        raise InteropError(
+            f"{path}: a TorchScript archive (OpenAI's own ViT-B-32.pt and the like), which holds code, not only "
+            "tensors; growclip does not run it. Convert it once where you trust the file, with open_clip: "
+            "`m = open_clip.load_openai_model(FILE, jit=False)`, then `safetensors.torch.save_file(m.state_dict(), "
+            "'weights.safetensors')`, and import that with `--open-clip ViT-B-32-quickgelu` (OpenAI's are QuickGELU)")
     if not allow_pickle:
         raise InteropError(f"{path}: not safetensors; a {path.suffix} file is a pickle, which can run code when "
                            "loaded from an untrusted source: convert it to safetensors, or pass --allow-pickle")
@@ -178,6 +189,14 @@ def read_weights(path: str | Path, allow_pickle: bool = False) -> dict[str, torc
         raise InteropError(f"{path}: holds a {type(state).__name__}, not a state dict of tensors (or a checkpoint "
                            f"with one under 'state_dict')")
     return state
+
+
+def is_torchscript(path: Path) -> bool:
+    """A TorchScript (`torch.jit.save`) zip archive: it keeps its code under `code/` and constants beside it."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("constants.pkl") or "/code/" in name for name in archive.namelist())
 
 
 def read_open_clip_config(name_or_path: str | Path) -> dict[str, Any]:

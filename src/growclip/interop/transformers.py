@@ -18,6 +18,7 @@ from growclip.interop.open_clip import check_plain_clip
 from growclip.interop.tokenizer_files import swapped_ids, text_ids, write_tokenizer_files
 from growclip.model import ModelConfig
 from growclip.model.clip import CLIP, LOGIT_SCALE_INIT
+from growclip.model.config import TowerShape
 
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's, which growclip uses
 TOKEN_EMBEDDING = "text_model.embeddings.token_embedding.weight"
@@ -27,13 +28,15 @@ LEGACY_EOS_ID = 2  # transformers' CLIP pools text at the highest id when eos_to
 def clip_model_config(config: ModelConfig, ids: dict[str, int]) -> dict[str, Any]:
     """transformers' `CLIPConfig` as JSON, for a plain-CLIP growclip config and its text ids
     (`tokenizer_files.text_ids`). transformers pools text at the first end-of-text id (any id but 2)."""
-    tower = {"hidden_size": config.width, "intermediate_size": config.mlp_hidden, "num_attention_heads": config.heads,
-             "hidden_act": "gelu", "layer_norm_eps": LAYER_NORM_EPS, "projection_dim": config.embed_dim}
-    text = {**tower, "vocab_size": ids["vocab_size"], "num_hidden_layers": config.text_layers,
-            "max_position_embeddings": config.context_length, "bos_token_id": ids["bos"],
-            "eos_token_id": ids["eos"], "pad_token_id": ids["pad"]}
-    vision = {**tower, "num_hidden_layers": config.vision_layers, "image_size": config.image_size,
-              "patch_size": config.patch_size, "num_channels": 3}
+    def tower(shape: TowerShape) -> dict[str, Any]:
+        return {"hidden_size": shape.width, "intermediate_size": shape.mlp_hidden, "num_attention_heads": shape.heads,
+                "num_hidden_layers": shape.layers, "hidden_act": config.activation, "layer_norm_eps": LAYER_NORM_EPS,
+                "projection_dim": config.embed_dim}
+
+    text = {**tower(config.text), "vocab_size": ids["vocab_size"], "max_position_embeddings": config.context_length,
+            "bos_token_id": ids["bos"], "eos_token_id": ids["eos"], "pad_token_id": ids["pad"]}
+    vision = {**tower(config.vision), "image_size": config.image_size, "patch_size": config.patch_size,
+              "num_channels": 3}
     return {"architectures": ["CLIPModel"], "model_type": "clip", "projection_dim": config.embed_dim,
             "logit_scale_init_value": LOGIT_SCALE_INIT, "text_config": text, "vision_config": vision}
 
