@@ -62,8 +62,14 @@ def read_summary(path: Path) -> dict[str, list[dict]]:
 
 def median_table(runs: dict[str, list[dict]]) -> str:
     """One row per model: the median over its seeds."""
-    return table([(f"`{spec}`" + (" (median)" if len(seeds) > 1 else ""), parse_model(spec), median(seeds))
-                  for spec, seeds in runs.items()])
+    return table([(f"`{spec}`" + precision_note(seeds) + (" (median)" if len(seeds) > 1 else ""), parse_model(spec),
+                   median(seeds)) for spec, seeds in runs.items()])
+
+
+def precision_note(runs: list[dict]) -> str:
+    """" in bf16" where a model's runs were not fp32 (runs written before precision was recorded: "")."""
+    precisions = {run.get("precision", "fp32") for run in runs}
+    return "" if precisions == {"fp32"} else f" in {'/'.join(sorted(precisions))}"
 
 
 def table(rows: list[tuple[str, ModelConfig, dict]]) -> str:
