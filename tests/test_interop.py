@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from conftest import tiny_config
 from growclip.checkpoint.files import load_checkpoint, save_checkpoint
@@ -223,8 +224,10 @@ def test_a_torchscript_archive_is_refused_with_how_to_convert_it(tmp_path):
 
 # --- released CLIP architectures at their real size (random initialisation: nothing is downloaded) ---
 
-RELEASED = {"ViT-B-32": "vision_width=1536,heads=scale", "ViT-B-32-quickgelu": "text_width=1024,heads=scale",
-            "ViT-B-16": "text_mlp_ratio=6", "ViT-L-14": "vision_layers+1"}  # an exact per-tower operator each
+# an exact per-tower operator each (ViT-L-14, the dearest to save and load, is not grown: the operators
+# are the same at every size, and exact at these sizes in the other three)
+RELEASED = {"ViT-B-32": "vision_mlp_ratio=5", "ViT-B-32-quickgelu": "text_mlp_ratio=6",
+            "ViT-B-16": "vision_layers+1,at=0", "ViT-L-14": None}
 
 
 def _released(open_clip, name, folder):
@@ -242,7 +245,6 @@ def _released(open_clip, name, folder):
     return source, folder / f"{name}.safetensors"
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", RELEASED)
 def test_a_released_clip_imports_grows_and_exports_exactly_at_224_px(tmp_path, name):
     open_clip = pytest.importorskip("open_clip", reason="needs open_clip (the peer environment)")
@@ -256,13 +258,15 @@ def test_a_released_clip_imports_grows_and_exports_exactly_at_224_px(tmp_path, n
     assert model.config.activation == ("quick_gelu" if name.endswith("quickgelu") else "gelu")
     ours = _embeddings(model.encode_image, model.encode_text, images, tokenizer(TEXTS))
     torch.testing.assert_close(ours, reference, atol=1e-4, rtol=0)
-    assert main(["grow", "--checkpoint", str(tmp_path / "in"), "--op", RELEASED[name],
-                 "--output", str(tmp_path / "grown")]) == 0
-    grown = load_checkpoint(tmp_path / "grown")[0]
-    torch.testing.assert_close(_embeddings(grown.encode_image, grown.encode_text, images, tokenizer(TEXTS)),
-                               reference, atol=1e-4, rtol=0)
+    checkpoint = tmp_path / "in"
+    if RELEASED[name]:
+        assert main(["grow", "--checkpoint", str(checkpoint), "--op", RELEASED[name],
+                     "--output", str(tmp_path / "grown")]) == 0
+        checkpoint, grown = tmp_path / "grown", load_checkpoint(tmp_path / "grown")[0]
+        torch.testing.assert_close(_embeddings(grown.encode_image, grown.encode_text, images, tokenizer(TEXTS)),
+                                   reference, atol=1e-4, rtol=0)
     for library in ("open_clip", "transformers"):
-        assert main(["export", "--checkpoint", str(tmp_path / "grown"), "--to", library,
+        assert main(["export", "--checkpoint", str(checkpoint), "--to", library,
                      "--output", str(tmp_path / library)]) == 0
     torch.testing.assert_close(_open_clip_embeddings(open_clip, tmp_path / "open_clip", images), reference,
                                atol=1e-4, rtol=0)
@@ -273,8 +277,6 @@ def test_a_released_clip_imports_grows_and_exports_exactly_at_224_px(tmp_path, n
 def test_images_are_preprocessed_as_open_clip_preprocesses_them():
     """Resize of the shorter side (bicubic), centre crop, CLIP's mean and std: the same tensors at 224 px."""
     open_clip = pytest.importorskip("open_clip", reason="needs open_clip (the peer environment)")
-    from PIL import Image
-
     from growclip.data.transforms import CenterCrop, normalize
 
     preprocess = open_clip.image_transform(224, is_train=False)
@@ -283,3 +285,24 @@ def test_images_are_preprocessed_as_open_clip_preprocesses_them():
         image = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
         ours = normalize(torch.from_numpy(CenterCrop(224)(image, rng))[None])[0]
         torch.testing.assert_close(ours, preprocess(image), atol=1e-5, rtol=0, msg=str(size))
+
+
+@pytest.mark.slow
+def test_a_grown_vit_b_32_trains_on_new_pairs(tmp_path):
+    """A few optimizer steps of the real size, grown tower by tower, on corpus pairs rendered at 224 px."""
+    open_clip = pytest.importorskip("open_clip", reason="needs open_clip (the peer environment)")
+    _, weights = _released(open_clip, "ViT-B-32", tmp_path)
+    assert main(["import", "--open-clip", "ViT-B-32", "--weights", str(weights), "--output", str(tmp_path / "in")]) == 0
+    assert main(["grow", "--checkpoint", str(tmp_path / "in"), "--op", "text_layers+1", "--op", "vision_mlp_ratio=5",
+                 "--output", str(tmp_path / "grown")]) == 0
+    before = load_checkpoint(tmp_path / "grown")[0].state_dict()
+    labelled = tmp_path / "labelled"  # a small zero-shot set of the user's: the corpus's 10 tasks at 77 tokens
+    for index, name in enumerate(("red", "blue")):  # take minutes of text encoding at this size
+        (labelled / name).mkdir(parents=True)
+        Image.new("RGB", (240, 320), ((255, 0, 0), (0, 0, 255))[index]).save(labelled / name / "0.png")
+    result = train(TrainConfig(resume=str(tmp_path / "grown"), stages=(0,), samples=16, batch_size=8, warmup=1,
+                               zeroshot_data=str(labelled), retrieval_images=4, progress=False,
+                               output=str(tmp_path / "trained")))
+    assert result.model.config.vision.mlp_ratio == 5 and result.model.config.text_layers == 13
+    moved = [name for name, tensor in result.model.state_dict().items() if not torch.equal(tensor, before[name])]
+    assert "vision_blocks.0.mlp.fc1.weight" in moved and "text_blocks.12.mlp.fc2.weight" in moved
