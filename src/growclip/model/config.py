@@ -87,9 +87,10 @@ class ModelConfig:
 
     def tower(self, name: str) -> TowerShape:
         """The shape of the "vision" tower, the "text" tower or the "shared" encoder."""
-        own = (lambda field: getattr(self, field)) if name == "shared" else \
-            (lambda field: getattr(self, field) if getattr(self, f"{name}_{field}") is None else
-             getattr(self, f"{name}_{field}"))
+        def own(field: str) -> Any:
+            value = None if name == "shared" else getattr(self, f"{name}_{field}")
+            return getattr(self, field) if value is None else value
+
         return TowerShape(own("width"), own("heads"), own("mlp_ratio"), getattr(self, f"{name}_layers"))
 
     @property
