@@ -83,13 +83,14 @@ class Heads(GrowthOp):
         return field_name(self.tower, "heads")
 
     def grown_config(self, config: ModelConfig) -> ModelConfig:
-        current = config.tower(grown_towers(config, self.tower, "heads")[-1]).heads
+        grown_towers(config, self.tower, "heads")
+        current = config.tower(self.tower or "text").heads  # the text tower's shape is the shorthand's
         if self.to < current:
             raise GrowthError(f"{self.dimension} grow only: {current} -> {self.to}")
         return replace(config, **{self.dimension: self.to})
 
     def exact(self, config: ModelConfig) -> bool:
-        return self.to == config.tower(grown_towers(config, self.tower, "heads")[-1]).heads
+        return self.grown_config(config) == config
 
     def apply(self, state: GrowthState, fresh: CLIP) -> GrowthState:
         return GrowthState(self.grown_config(state.config), dict(state.weights), dict(state.moments), state.step)
