@@ -249,7 +249,9 @@ def test_grow_cli_writes_a_checkpoint_that_eval_and_resume_accept(tmp_path, caps
     out = capsys.readouterr().out
     assert "shared_layers=1" in out and "exact, PIM m=0.9" in out
     state = json.loads((grown / "state.json").read_text())
-    assert state["growth"][0]["ops"] == ["width=64", "shared_layers+1"] and state["step"] == 4
+    assert state["growth"]["steps"][0]["ops"] == ["width=64", "shared_layers+1"] and state["step"] == 4
     assert main(["eval", "--checkpoint", str(grown), "--images-per-class", "4", "--retrieval-images", "16"]) == 0
     assert main(["train", "--resume", str(grown), "--samples", "48", "--output", str(tmp_path / "on"), *common]) == 0
-    assert json.loads((tmp_path / "on" / "checkpoints" / "step_00000006" / "config.json").read_text())["width"] == 64
+    trained_on = tmp_path / "on" / "checkpoints" / "step_00000006"
+    assert json.loads((trained_on / "config.json").read_text())["width"] == 64
+    assert json.loads((trained_on / "state.json").read_text())["growth"] == state["growth"]  # merge reads it

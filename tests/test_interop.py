@@ -4,6 +4,7 @@ embeddings compared at each hop) needs open_clip and transformers, as in the pee
 `.ci/run` makes (`benchmarks/peer_env.py`), and is skipped elsewhere."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -272,6 +273,15 @@ def test_a_released_clip_imports_grows_and_exports_exactly_at_224_px(tmp_path, n
                                atol=1e-4, rtol=0)
     torch.testing.assert_close(_transformers_embeddings(transformers, tmp_path / "transformers", images, 77),
                                reference, atol=1e-4, rtol=0)
+
+
+def test_the_throughput_benchmark_times_open_clip_s_own_vit_b_32():
+    """`benchmarks/configs/vit-b-32.json` is the architecture open_clip builds for ViT-B-32."""
+    open_clip = pytest.importorskip("open_clip", reason="needs open_clip (the peer environment)")
+    from growclip.model import load_config
+
+    benchmark = load_config(Path(__file__).parent.parent / "benchmarks" / "configs" / "vit-b-32.json")
+    assert benchmark == model_config_from_open_clip(open_clip.get_model_config("ViT-B-32"))
 
 
 def test_images_are_preprocessed_as_open_clip_preprocesses_them():

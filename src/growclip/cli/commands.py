@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from growclip.checkpoint import CheckpointError
-from growclip.cli import data, evaluate, export_model, grow, import_model, report, train
+from growclip.cli import data, evaluate, export_model, grow, import_model, merge, report, train
 from growclip.data.labelled import LabelledDataError
 from growclip.data.pairs import DataError
 from growclip.data.tokenizer import TokenizerError
@@ -18,7 +18,7 @@ from growclip.run_lock import RunFolderError
 from growclip.train.faults import NonFiniteError, Preempted
 
 COMMANDS = {"train": train, "eval": evaluate, "grow": grow, "report": report, "data": data, "import": import_model,
-            "export": export_model}
+            "export": export_model, "merge": merge}
 USER_ERRORS = (ConfigError, CheckpointError, TokenizerError, LabelledDataError, DataError, RunFolderError,
                ValueError, FileNotFoundError)
 

@@ -11,17 +11,26 @@ from growclip.cli.options import SEED_VALUE, SIZE, separator
 from growclip.data.pairs import format_skipped
 from growclip.data.sources import ReaderOptions
 from growclip.eval import evaluate_sets, format_results
-from growclip.eval.sets import EvalSetsConfig, evaluation_sets
+from growclip.eval.sets import EvalSets, EvalSetsConfig, evaluation_sets
 from growclip.runtime import PRECISIONS, ensure_writable, resolve_device
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("eval", help=__doc__, description=__doc__)
+    parser.add_argument("--checkpoint", required=True,
+                        help="a checkpoint folder, or a run folder (its newest checkpoint)")
+    add_evaluation_flags(parser)
+    parser.add_argument("--output", help="JSON results file (default: eval.json in the checkpoint folder)")
+
+
+def add_evaluation_flags(parser: argparse.ArgumentParser) -> None:
+    """What a model is evaluated on and how (`eval`, and `merge` choosing its ratio)."""
     add = parser.add_argument
-    add("--checkpoint", required=True, help="a checkpoint folder, or a run folder (its newest checkpoint)")
     add("--zeroshot-data", help="labelled images: a folder with one sub-folder per class, or a table with the "
                                 "image column (--csv-img-key) and a label column (--csv-label-key); default: "
                                 "the embedded corpus's tasks and retrieval")
+    add("--forgetting-data", help="labelled images (as --zeroshot-data) of what a starting model knew, scored "
+                                  "apart from the new data's tasks")
     add("--templates", help="prompt templates, one per line with {} for the class name")
     add("--val-data", help="image-text pairs for retrieval (tables, folders with .txt captions, shards; "
                            "'::' joins); with --zeroshot-data or alone, replaces the corpus's sets")
@@ -35,7 +44,18 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                                                                  "each stage's held-out set as many)")
     add("--precision", choices=PRECISIONS, default="fp32")
     add("--device", default="auto")
-    add("--output", help="JSON results file (default: eval.json in the checkpoint folder)")
+
+
+def evaluation_sets_of(args: argparse.Namespace, image_size: int) -> EvalSets:
+    """The sets `add_evaluation_flags` named, at the model's image size; the corpus's when none is."""
+    reader = ReaderOptions(args.csv_separator, args.csv_img_key, args.csv_caption_key, args.csv_label_key)
+    sets = EvalSetsConfig(args.zeroshot_data, args.val_data, args.templates, reader, None, args.corpus_seed,
+                          args.images_per_class, args.retrieval_images, args.forgetting_data)
+    evals = evaluation_sets(sets, image_size)
+    for retrieval in evals.retrievals if args.val_data else ():
+        print(f"{args.val_data}: {len(retrieval.images)} images, {len(retrieval.texts)} captions; "
+              f"{format_skipped(evals.skipped)}")
+    return evals
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,14 +63,7 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else checkpoint / EVAL_RESULTS
     ensure_writable(output.parent)  # before the work, not after it
     model, tokenizer, _ = load_checkpoint(checkpoint, resolve_device(args.device))
-    reader = ReaderOptions(args.csv_separator, args.csv_img_key, args.csv_caption_key, args.csv_label_key)
-    sets = EvalSetsConfig(args.zeroshot_data, args.val_data, args.templates, reader, None, args.corpus_seed,
-                          args.images_per_class, args.retrieval_images)
-    evals = evaluation_sets(sets, model.config.image_size)
-    for retrieval in evals.retrievals if args.val_data else ():
-        print(f"{args.val_data}: {len(retrieval.images)} images, {len(retrieval.texts)} captions; "
-              f"{format_skipped(evals.skipped)}")
-    results = evaluate_sets(model, tokenizer, evals, args.precision)
+    results = evaluate_sets(model, tokenizer, evaluation_sets_of(args, model.config.image_size), args.precision)
     print(format_results(results))
     output.write_text(json.dumps(results.to_dict(), indent=2) + "\n")
     print(f"results: {output}")

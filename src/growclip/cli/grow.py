@@ -8,6 +8,7 @@ import time
 from growclip.checkpoint import Snapshot, read_checkpoint, write_checkpoint
 from growclip.cli.options import SEED_VALUE, add_overwrite_flag, check_output_free, in_range
 from growclip.growth import GrowthState, grow_state, is_exact, parse_op
+from growclip.growth.lineage import LINEAGE, GrowthLineage, GrowthStep
 from growclip.model import model_cost
 from growclip.model.config import ModelConfig
 from growclip.model.moments import flat_moments, nested_moments
@@ -17,7 +18,8 @@ from growclip.train.settings import MOMENTUM
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("grow", help=__doc__, description=__doc__ + " Operators: width=N[,heads=scale], "
                                  "heads=N, mlp_ratio=R, embed_dim=N, vision_layers+K, text_layers+K, "
-                                 "shared_layers+K (each with [,at=I][,init=copy]), share[,merge=image|text].")
+                                 "shared_layers+K (each with [,at=I][,init=copy]), share[,merge=image|text]; "
+                                 "width, heads and mlp_ratio also per tower: vision_width=N, text_heads=N, ...")
     add = parser.add_argument
     add("--checkpoint", required=True, help="a checkpoint folder, or a run folder (its newest checkpoint)")
     add("--op", action="append", required=True, dest="ops", help="a growth operator; repeat for several")
@@ -42,16 +44,16 @@ def run(args: argparse.Namespace) -> int:
     grown = grow_state(GrowthState.of(model, moments), ops, args.momentum, args.seed)
     elapsed = time.perf_counter() - start
     exact = is_exact(model.config, ops)
-    record = {"ops": [op.spec() for op in ops], "momentum": args.momentum, "seed": args.seed,
-              "function_preserving": exact and args.momentum == 1, "from": model.config.to_dict()}
-    parts = {**saved.parts, "growth": [*saved.parts.get("growth", []), record]}
+    step = GrowthStep(tuple(op.spec() for op in ops), args.momentum, args.seed, model.config)
+    lineage = GrowthLineage.from_part(saved.parts.get(LINEAGE))
+    parts = {**saved.parts, LINEAGE: GrowthLineage([*lineage.steps, step]).state_dict()}
     owners = {"optimizer": Snapshot(flat_moments(grown.moments)), "rng": Snapshot(saved.part("rng"))} \
         if saved.resumable else {}
     parts = {name: part for name, part in parts.items() if name not in owners}
     path = write_checkpoint(args.output, grown.build_model(), saved.tokenizer, saved.progress, owners, parts)
     print(f"from  {_describe(model.config)}")
     print(f"to    {_describe(grown.config)}")
-    print(f"ops {' '.join(record['ops'])}: {'exact' if exact else 'not function preserving'}, "
+    print(f"ops {' '.join(step.ops)}: {'exact' if exact else 'not function preserving'}, "
           f"PIM m={args.momentum:g}, {elapsed * 1000:.0f} ms")
     print(f"checkpoint: {path}" + ("" if saved.resumable else " (the source holds no training state: not resumable)"))
     return 0

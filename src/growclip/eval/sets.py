@@ -10,7 +10,10 @@ from growclip.data.corpus import NUM_STAGES, EmbeddedCorpus
 from growclip.data.evalsets import RetrievalSet, ZeroShotTask
 from growclip.data.labelled import DEFAULT_TEMPLATES, labelled_task, read_templates
 from growclip.data.sources import ReaderOptions, open_sources
+from growclip.data.tokenizer import Tokenizer
 from growclip.data.valset import read_retrieval_set
+from growclip.eval.zeroshot import evaluate_zeroshot
+from growclip.model.clip import CLIP
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,7 @@ class EvalSetsConfig:
     corpus_seed: int = 0
     images_per_class: int = 40
     retrieval_images: int = 500
+    forgetting_data: str | None = None  # labelled images the starting model knows (as zeroshot_data)
 
 
 @dataclass
@@ -37,6 +41,24 @@ class EvalSets:
     gallery: RetrievalSet | None = None
     heldouts: list[RetrievalSet] = field(default_factory=list)  # one per corpus stage, one caption per image
     skipped: Counter = field(default_factory=Counter)  # records of val_data left out
+    retained: list[ZeroShotTask] = field(default_factory=list)  # what the starting model knew: forgetting_data
+    retained_start: dict[str, float] = field(default_factory=dict)  # its top-1 on them, once a run measured it
+
+    def measure_start(self, model: CLIP, tokenizer: Tokenizer, precision: str = "fp32") -> None:
+        """The starting model's top-1 on each retained task: forgetting is counted from here."""
+        was_training = model.training
+        try:
+            self.retained_start = {task.name: evaluate_zeroshot(model.eval(), tokenizer, task, precision)["top1"]
+                                   for task in self.retained}
+        finally:
+            model.train(was_training)
+
+    def state_dict(self) -> dict[str, dict[str, float]]:
+        """What a run keeps of its sets: the start of forgetting (the sets themselves come from settings)."""
+        return {"retained_start": dict(self.retained_start)}
+
+    def load_state_dict(self, state: dict[str, dict[str, float]]) -> None:
+        self.retained_start = dict(state["retained_start"])
 
 
 GALLERY_FACTOR = 10  # the gallery's pairs per image of the retrieval split: 5,000 by default
@@ -59,4 +81,7 @@ def evaluation_sets(config: EvalSetsConfig, image_size: int) -> EvalSets:
     if config.zeroshot_data:
         sets.tasks.append(labelled_task(config.zeroshot_data, image_size, templates or DEFAULT_TEMPLATES,
                                         config.reader))
+    if config.forgetting_data:
+        sets.retained.append(labelled_task(config.forgetting_data, image_size, templates or DEFAULT_TEMPLATES,
+                                           config.reader))
     return sets

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from statistics import mean
 from typing import Any
 
@@ -20,7 +20,9 @@ MEAN_TOP1 = "zeroshot_mean_top1"  # mean zero-shot top-1 over the tasks
 RECALL = ("image_to_text_R@1", "text_to_image_R@1")  # mean over the retrieval sets
 GALLERY_RECALL = tuple(f"gallery_{name}" for name in RECALL)  # on the large gallery
 HELDOUT_LOSS = "heldout_loss"  # mean contrastive loss on the held-out sets
-SUMMARY_METRICS = (MEAN_TOP1, *RECALL, *GALLERY_RECALL, HELDOUT_LOSS)
+RETAINED_TOP1 = "retained_mean_top1"  # mean zero-shot top-1 on what the starting model knew (--forgetting-data)
+FORGETTING = "forgetting"  # that top-1 when the run started minus now: positive is lost, negative gained
+SUMMARY_METRICS = (MEAN_TOP1, *RECALL, *GALLERY_RECALL, HELDOUT_LOSS, RETAINED_TOP1, FORGETTING)
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class EvalResults:
     gallery: dict[str, dict[str, float]]  # the large gallery, likewise
     heldout: dict[str, float]  # set -> contrastive loss
     summary: dict[str, float]
+    retained: dict[str, dict[str, float]] = field(default_factory=dict)  # the starting model's tasks, as zeroshot
 
     @property
     def measured(self) -> bool:
@@ -49,9 +52,12 @@ class EvalResults:
 
 def evaluate(model: CLIP, tokenizer: Tokenizer, tasks: Sequence[ZeroShotTask] = (),
              retrievals: Sequence[RetrievalSet] = (), precision: str = "fp32", gallery: RetrievalSet | None = None,
-             heldouts: Sequence[RetrievalSet] = ()) -> EvalResults:
+             heldouts: Sequence[RetrievalSet] = (), retained: Sequence[ZeroShotTask] = (),
+             retained_start: Mapping[str, float] | None = None) -> EvalResults:
     """Every task and set scored; model mode restored. `gallery`: a large retrieval set whose R@1 is
-    summarised apart; `heldouts`: one caption per image, scored by contrastive loss."""
+    summarised apart; `heldouts`: one caption per image, scored by contrastive loss; `retained`: tasks
+    the starting model knew, kept out of the new data's mean, with `retained_start` its top-1 on each
+    (what forgetting is counted from)."""
     was_training = model.training
     model.eval()
     try:
@@ -59,14 +65,26 @@ def evaluate(model: CLIP, tokenizer: Tokenizer, tasks: Sequence[ZeroShotTask] = 
         retrieval = {r.name: evaluate_retrieval(model, tokenizer, r, precision) for r in retrievals}
         large = {gallery.name: evaluate_retrieval(model, tokenizer, gallery, precision)} if gallery else {}
         heldout = {h.name: heldout_loss(model, tokenizer, h, precision) for h in heldouts}
+        kept = {task.name: evaluate_zeroshot(model, tokenizer, task, precision) for task in retained}
     finally:
         model.train(was_training)
-    return EvalResults(zeroshot, retrieval, large, heldout, _summary(zeroshot, retrieval, large, heldout))
+    summary = _summary(zeroshot, retrieval, large, heldout) | _retained_summary(kept, retained_start)
+    return EvalResults(zeroshot, retrieval, large, heldout, summary, kept)
 
 
 def evaluate_sets(model: CLIP, tokenizer: Tokenizer, sets: EvalSets, precision: str = "fp32") -> EvalResults:
     """`evaluate` on everything `sets` holds."""
-    return evaluate(model, tokenizer, sets.tasks, sets.retrievals, precision, sets.gallery, sets.heldouts)
+    return evaluate(model, tokenizer, sets.tasks, sets.retrievals, precision, sets.gallery, sets.heldouts,
+                    sets.retained, sets.retained_start)
+
+
+def _retained_summary(kept: dict, start: Mapping[str, float] | None) -> dict[str, float]:
+    if not kept:
+        return {}
+    summary = {RETAINED_TOP1: mean(m["top1"] for m in kept.values())}
+    if start and set(start) == set(kept):
+        summary[FORGETTING] = mean(start.values()) - summary[RETAINED_TOP1]
+    return summary
 
 
 def _summary(zeroshot: dict, retrieval: dict, gallery: dict, heldout: dict) -> dict[str, float]:
@@ -104,4 +122,9 @@ def format_results(results: EvalResults) -> str:
     summary = results.summary
     if MEAN_TOP1 in summary:
         lines.append(f"mean zero-shot top1: {summary[MEAN_TOP1]:.3f}")
+    lines += [f"retained task {name}: top1 {m['top1']:.3f} ({m['classes']} classes)"
+              for name, m in results.retained.items()]
+    if FORGETTING in summary:
+        lines.append(f"forgetting: top1 {summary[RETAINED_TOP1] + summary[FORGETTING]:.3f} at the start, "
+                     f"{summary[RETAINED_TOP1]:.3f} now ({summary[FORGETTING]:+.3f} lost)")
     return "\n".join(lines)

@@ -23,6 +23,7 @@ class Decision:
     candidates: list[dict[str, Any]] = field(default_factory=list)  # label, rounds, alive
     left_out: list[str] = field(default_factory=list)  # candidates the search could not afford
     retrain: bool = False
+    seed: int = 0  # of the fresh initialisations the growth drew (new units, what PIM mixes in)
 
     @property
     def grew(self) -> bool:

@@ -76,8 +76,9 @@ class Schedule(GrowthPolicy):
 
     def decide_growth(self, state: GrowthState, context: ChunkContext) -> tuple[GrowthState, Decision]:
         ops = self.schedule.get(context.chunk, [])
-        grown = grow_state(state, ops, self.momentum, derive_seed(self.seed, context.chunk))
-        return grown, Decision(context.chunk, tuple(ops), self.momentum if ops else 1.0, why="schedule")
+        seed = derive_seed(self.seed, context.chunk)
+        grown = grow_state(state, ops, self.momentum, seed)
+        return grown, Decision(context.chunk, tuple(ops), self.momentum if ops else 1.0, why="schedule", seed=seed)
 
 
 @dataclass
@@ -114,6 +115,7 @@ class Search(GrowthPolicy):
         chosen = contenders[search.contenders.index(search.winner)]
         chunk_flops = context.chunk_steps * context.step_samples * train_flops_per_sample(chosen.config)
         decision = search_decision(context.chunk, search, context.step_samples, chunk_flops, self.retrain)
+        decision.seed = derive_seed(self.seed, context.chunk)  # the contenders' (`_start`)
         searched = {c.candidate for c in search.contenders}
         decision.left_out = [c.label for c in space if c not in searched]
         return chosen, decision
@@ -156,9 +158,10 @@ def parse_schedule(items: Sequence[str]) -> dict[int, list[str]]:
     return schedule
 
 
-def check_schedule(schedule: dict[int, list[str]], config: ModelConfig) -> None:
-    """Every scheduled operator applies, in order, to the architecture it will meet."""
-    for chunk in sorted(schedule):
+def check_schedule(schedule: dict[int, list[str]], config: ModelConfig, first_chunk: int = 0) -> None:
+    """Every operator scheduled from `first_chunk` on (where `config` is the model) applies, in order,
+    to the architecture it will meet."""
+    for chunk in sorted(c for c in schedule if c >= first_chunk):
         try:
             config = grown_config(config, schedule[chunk])
         except GrowthError as err:

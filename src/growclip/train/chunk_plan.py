@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from growclip.data.chunks import ArrivedChunks
 from growclip.growth.decision import Decision
 from growclip.growth.policy import Fixed, GrowthPolicy, Schedule, Search, check_schedule, parse_schedule
-from growclip.model.factory import load_config
+from growclip.model.config import ModelConfig
 from growclip.train.sections import StreamConfig
 
 
@@ -36,13 +36,14 @@ class ChunkPlan:
         return max(1, self.steps(decision.chunk) - decision.proxy_steps)
 
 
-def growth_policy(stream: StreamConfig, model: str, seed: int) -> GrowthPolicy:
-    """The policy `--growth` names (auto when unset), its schedule checked against the `model` it starts from."""
+def growth_policy(stream: StreamConfig, model: ModelConfig, seed: int, next_chunk: int = 0) -> GrowthPolicy:
+    """The policy `--growth` names (auto when unset), its schedule checked against `model`, the
+    architecture the chunk `next_chunk` will be decided on (a resumed or imported model's own)."""
     if stream.growth == "fixed":
         return Fixed()
     if stream.growth == "schedule":
         schedule = parse_schedule(stream.grow_schedule)
-        check_schedule(schedule, load_config(model))
+        check_schedule(schedule, model, next_chunk)
         return Schedule(schedule, stream.momentum, seed)
     return Search(stream.params_per_pair, stream.search_momenta, stream.search_fraction, stream.cost_weight, seed,
                   stream.min_head_dim, retrain=stream.growth == "scratch")

@@ -63,7 +63,8 @@ class TrainConfig:
         if self.data.train_data:
             unused, reads = self._changed(CORPUS_SETTINGS), "the embedded corpus, not --train-data"
         else:
-            file_settings = FILE_SETTINGS if not self.data.zeroshot_data else ("crop_scale", "csv_caption_key")
+            labelled = self.data.zeroshot_data or self.data.forgetting_data  # read with the file settings
+            file_settings = FILE_SETTINGS if not labelled else ("crop_scale", "csv_caption_key")
             unused, reads = self._changed(file_settings), "--train-data (image files and tables), not the corpus"
         if unused:
             verb = "applies" if len(unused) == 1 else "apply"

@@ -22,6 +22,7 @@ from growclip.data.chunks import CORPUS_PREFIX, ArrivedChunks, ChunkStream, expa
 from growclip.data.corpus import EmbeddedCorpus
 from growclip.eval.heldout import new_and_old_loss
 from growclip.eval.suite import EvalResults, evaluate_sets
+from growclip.growth.lineage import LINEAGE, GrowthLineage
 from growclip.growth.policy import ChunkContext, Contenders
 from growclip.growth.search import SuccessiveHalving
 from growclip.growth.state import GrowthState
@@ -42,7 +43,7 @@ from growclip.train.proxy import train_proxy
 from growclip.train.records import ChunkRecord
 from growclip.train.run_folder import STREAM_RECORDS, RunFolder
 from growclip.train.run_state import Phase, StreamProgress, chunk_compute, load_contenders, save_progress
-from growclip.train.start import TrainResult, metrics_log, resume_checkpoint, start_run
+from growclip.train.start import TrainResult, count_forgetting, metrics_log, resume_checkpoint, start_run
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,6 @@ class GrowingRun:
             raise ValueError("a watched folder is read by one process (ranks could see files arrive at different "
                              "moments); under torchrun list the chunks with --chunks")
         self.config, self.output = config, Path(config.run.output)
-        self.policy = growth_policy(config.stream, config.model, config.optim.seed)
         self.chunk_speed: float | None = None  # samples/s of the last chunk trained
         self.losses: list[float] = []  # this invocation's training steps (proxies not included)
         self.skipped: Counter[str] = Counter()  # records skipped while training, this invocation
@@ -80,6 +80,7 @@ class GrowingRun:
         self.step_samples = config.optim.step_samples(self.world.size)
         self.saved: SavedRun | None = None  # the checkpoint resumed from, until its chunk trains on
         self.tokenizer = None
+        self.lineage = GrowthLineage()  # the growth steps since the model was built or imported
         checkpoint = resume_checkpoint(config.run)
         if checkpoint is not None:
             self._resume(read_checkpoint(checkpoint))
@@ -98,11 +99,16 @@ class GrowingRun:
         if self.tokenizer is None:
             self.tokenizer = stream_tokenizer(config.data, self.current.config, corpus if uses_corpus else None,
                                               lambda: self.chunks[0].sources)
+        forgetting = count_forgetting(config, self.evals, lambda: self.current.build_model().to(self.device),
+                                      self.tokenizer, self.saved, self.world)
+        self.owners = {"stream": self.progress, LINEAGE: self.lineage, **forgetting}  # the run's own state
+        self.policy = growth_policy(config.stream, self.current.config, config.optim.seed, self.progress.undecided)
 
     def _resume(self, saved: SavedRun) -> None:
         """A growing run's checkpoint continues; any other (an imported, hand-grown or fixed run's
         model) starts a stream from its weights."""
         self.tokenizer, self.progress = saved.tokenizer, StreamProgress()
+        self.lineage = GrowthLineage.from_part(saved.parts.get(LINEAGE))
         if saved.progress is None or not saved.has("stream"):
             self.current = GrowthState.capture(saved.model)
             return
@@ -121,7 +127,8 @@ class GrowingRun:
             model = self._run(on_chunk)
         finally:
             self.folder.release()
-        return TrainResult(model.eval(), self.saved_path, self.progress.global_step,
+        saved = Checkpointer(self.config.run.output).path(self.progress.global_step)
+        return TrainResult(model.eval(), saved, self.progress.global_step,
                            self.progress.global_step * self.step_samples, self.losses, self.final_eval,
                            dict(self.skipped), self.progress.history)
 
@@ -147,10 +154,6 @@ class GrowingRun:
             (self.output / STREAM_RECORDS).write_text(json.dumps(records, indent=2) + "\n")
         return model if model is not None else self.current.build_model()  # every chunk trained before: as saved
 
-    @property
-    def saved_path(self) -> Path:
-        return Checkpointer(self.config.run.output).path(self.progress.global_step)
-
     def _decide(self) -> None:
         progress, chunk = self.progress, self.progress.chunk
         resumed = (progress.search, load_contenders(self.saved, progress)) if progress.search else None
@@ -159,6 +162,7 @@ class GrowingRun:
                                self._save_search, resumed)
         before = self.current.config
         self.current, decision = self.policy.decide(self.current, context)
+        self.lineage.add(decision, before)
         check_same_on_every_rank(self.current.weights, self.world, f"chunk {chunk}: the model after {decision.label}")
         progress.global_step += decision.proxy_steps  # the winner trained them
         progress.phase, progress.decision, progress.search, progress.contenders = Phase.TRAIN, decision, None, {}
@@ -169,12 +173,11 @@ class GrowingRun:
 
     def _proxy(self, state: GrowthState, steps: int, round_: int) -> tuple[GrowthState, float, float | None]:
         """A contender's proxy training: `steps` on this round's batches (the same for every contender)."""
-        chunk = self.progress.chunk
-        optim, workers = self.config.optim, self.config.run.workers
-        model, trained = train_proxy(optim, workers, state, self._inputs(chunk, state.config), steps,
+        chunk, optim = self.progress.chunk, self.config.optim
+        model, trained = train_proxy(optim, self.config.run.workers, state, self._inputs(chunk, state.config), steps,
                                      derive_seed(optim.seed, chunk, round_, 3), self.world, self.device)
         losses = self._on_main(lambda: new_and_old_loss(model, self.tokenizer, self.chunks.heldouts(chunk),
-                                                        self.config.optim.precision))
+                                                        optim.precision))
         return trained, *losses
 
     def _inputs(self, chunk: int, model: ModelConfig) -> RunInputs:
@@ -185,7 +188,7 @@ class GrowingRun:
         decision, config = self.progress.decision, self.config
         steps, model = self.plan.train_steps(decision), self.current.build_model().to(self.device).train()
         trainer = Trainer(config, model, self._inputs(decision.chunk, model.config), steps, self.log,
-                          base_step=self.progress.global_step, owners={"stream": self.progress},
+                          base_step=self.progress.global_step, owners=self.owners,
                           warmup=min(config.optim.warmup, steps // 5),
                           data_seed=derive_seed(config.optim.seed, decision.chunk, 2), world=self.world)
         if self.saved is not None and self.saved.progress.step and self.progress.phase is Phase.TRAIN:  # mid-chunk
@@ -208,7 +211,7 @@ class GrowingRun:
         progress.history.append(replace(record, candidates=tuple(progress.decision.candidates)))
         progress.chunk, progress.phase, progress.decision = progress.chunk + 1, Phase.DECIDE, None
         if self.world.is_main:
-            save_progress(self.config, progress, self.current, self.tokenizer, self.step_samples)
+            save_progress(self.config, progress, self.current, self.tokenizer, self.step_samples, self.owners)
         return record
 
     def _chunk_record(self, model: CLIP) -> ChunkRecord:
@@ -244,4 +247,4 @@ class GrowingRun:
         self.progress.contenders = {i: contenders[i].config for i, c in enumerate(search.contenders) if c.alive}
         if self.world.is_main:
             save_progress(self.config, self.progress, self.current, self.tokenizer, self.step_samples,
-                          contenders)
+                          self.owners, contenders)

@@ -64,9 +64,10 @@ def train_transform(data: DataConfig, image_size: int, passes: float) -> RandomR
 
 def run_evaluation_sets(data: DataConfig, evaluation: EvalConfig, image_size: int, corpus: bool) -> EvalSets:
     """A run's evaluation sets, from its settings: the corpus's tasks and retrieval split when it is
-    trained on (`corpus`); `val_data`, `zeroshot_data`."""
+    trained on (`corpus`); `val_data`, `zeroshot_data`, `forgetting_data`."""
     sets = EvalSetsConfig(data.zeroshot_data, data.val_data, data.templates, reader_options(data), corpus,
-                          data.corpus_seed, evaluation.eval_images_per_class, evaluation.retrieval_images)
+                          data.corpus_seed, evaluation.eval_images_per_class, evaluation.retrieval_images,
+                          data.forgetting_data)
     return evaluation_sets(sets, image_size)
 
 
@@ -89,3 +90,4 @@ def stream_tokenizer(data: DataConfig, model_config: ModelConfig, corpus: Embedd
     if corpus is not None and not data.tokenizer:
         return Tokenizer.train(corpus.tokenizer_captions(), model_config.vocab_size, model_config.context_length)
     return make_tokenizer(data, model_config, first_chunk())
+

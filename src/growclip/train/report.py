@@ -11,11 +11,12 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from growclip.data.pairs import format_skipped
-from growclip.eval.suite import MEAN_TOP1, RECALL
+from growclip.eval.suite import FORGETTING, MEAN_TOP1, RECALL, RETAINED_TOP1
 from growclip.train.metrics import read_metrics
 from growclip.train.records import ChunkRecord
 
-EVAL_CURVES = {MEAN_TOP1: "zero-shot mean top-1", RECALL[0]: "image->text R@1", RECALL[1]: "text->image R@1"}
+EVAL_CURVES = {MEAN_TOP1: "zero-shot mean top-1", RECALL[0]: "image->text R@1", RECALL[1]: "text->image R@1",
+               RETAINED_TOP1: "retained top-1", FORGETTING: "forgetting"}
 
 
 Curves = dict[str, tuple[Sequence[float], Sequence[float]]]
@@ -86,17 +87,20 @@ def _summary(run: Path, records: list[dict], train: list[dict], evals: list[dict
     if skips is not None:
         lines.append(f"- data: {format_skipped(skips)}")
     if evals:
-        lines += ["", "## Evaluations", "", "| step | samples | " + " | ".join(EVAL_CURVES.values()) + " |",
-                  "|---:|---:|" + "---:|" * len(EVAL_CURVES)]
+        measured = [key for key in EVAL_CURVES if any(key in r for r in evals)]
+        lines += ["", "## Evaluations", "", "| step | samples | " + " | ".join(EVAL_CURVES[k] for k in measured)
+                  + " |", "|---:|---:|" + "---:|" * len(measured)]
         for r in evals:
-            cells = [f"{r[k]:.3f}" if k in r else "-" for k in EVAL_CURVES]
+            cells = [f"{r[k]:.3f}" if k in r else "-" for k in measured]
             lines.append(f"| {r['step']} | {r['samples']} | " + " | ".join(cells) + " |")
     chunks = _chunks(records)
     if chunks:
+        retained = any(RETAINED_TOP1 in r.summary for r in chunks)
         lines += ["", "## Stream", "", "| chunk | data | decision | params | GFLOP/pair | zero-shot top-1 | "
-                  "R@1 I->T / T->I | held-out loss new / old | search overhead | TFLOP so far |",
-                  "|---|---|---|---:|---:|---:|---|---|---:|---:|"]
-        lines += [_chunk_row(r) for r in chunks]
+                  "R@1 I->T / T->I | held-out loss new / old | search overhead | TFLOP so far |"
+                  + (" retained top-1 (forgetting) |" if retained else ""),
+                  "|---|---|---|---:|---:|---:|---|---|---:|---:|" + ("---:|" if retained else "")]
+        lines += [_chunk_row(r) + (_retained_cell(r) if retained else "") for r in chunks]
         why = [f"- chunk {r['chunk']}: {r['decision']} ({r['why']})"
                + (f"; not tried within the search budget: {', '.join(r['left_out'])}" if r.get("left_out") else "")
                for r in records if "why" in r]
@@ -119,6 +123,13 @@ def _chunk_row(r: ChunkRecord) -> str:
     return (f"| {r.chunk} | {r.name} | {r.decision} | {r.params / 1e6:.2f} M | {r.gflops_per_pair:.3f} | "
             f"{zeroshot} | {recall} | {r.heldout_new_loss:.3f} / {old} | {r.search_fraction:.0%} | "
             f"{r.total_tflop:.1f} |")
+
+
+def _retained_cell(r: ChunkRecord) -> str:
+    if RETAINED_TOP1 not in r.summary:
+        return " - |"
+    forgetting = f" ({r.summary[FORGETTING]:+.3f})" if FORGETTING in r.summary else ""
+    return f" {r.summary[RETAINED_TOP1]:.3f}{forgetting} |"
 
 
 def write_report(run: str | Path, output: str | Path | None = None) -> list[Path]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from growclip.checkpoint import EVAL_RESULTS, SavedRun, read_checkpoint
 from growclip.data.pairs import DataError, format_skipped
 from growclip.data.sources import PairSources
+from growclip.growth.lineage import LINEAGE, GrowthLineage
 from growclip.model.factory import create_model
 from growclip.train.config import TrainConfig
 from growclip.train.distributed import SINGLE, World
@@ -22,7 +23,7 @@ from growclip.train.loop import Trainer
 from growclip.train.records import ChunkRecord
 from growclip.train.run_folder import RunFolder
 from growclip.train.sections import OptimConfig
-from growclip.train.start import TrainResult, metrics_log, resume_checkpoint, start_run
+from growclip.train.start import TrainResult, count_forgetting, metrics_log, resume_checkpoint, start_run
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +52,17 @@ def train(config: TrainConfig, on_chunk: Callable[[ChunkRecord], None] | None = 
                            "--lr %g; lower --warmup", config.optim.warmup, steps, config.optim.lr)
         folder.start()
         model = saved.model if saved is not None else create_model(start.model, seed=config.optim.seed).to(start.device)
+        forgetting = count_forgetting(config, inputs.evals, lambda: model, inputs.tokenizer, saved, start.world)
         resumed = saved if saved is not None and saved.progress is not None else None  # not weights only
-        return _train_fixed(config, Trainer(config, model.train(), inputs, steps, None, world=start.world), resumed)
+        trainer = Trainer(config, model.train(), inputs, steps, None, owners={**forgetting, **lineage_of(saved)},
+                          world=start.world)
+        return _train_fixed(config, trainer, resumed)
+
+
+def lineage_of(saved: SavedRun | None) -> dict[str, GrowthLineage]:
+    """The starting model's growth steps, carried into the run's checkpoints (`growclip merge` reads them)."""
+    lineage = GrowthLineage.from_part(saved.parts.get(LINEAGE)) if saved is not None else GrowthLineage()
+    return {LINEAGE: lineage} if lineage.steps else {}
 
 
 def total_steps(optim: OptimConfig, sources: PairSources, world: World = SINGLE) -> int:
@@ -72,7 +82,9 @@ def _train_fixed(config: TrainConfig, trainer: Trainer, saved: SavedRun | None) 
             trainer.restore(saved)
             logger.info("resumed from %s at step %d of %d", saved.path, trainer.step, trainer.steps)
         trainer.run()
-        path = trainer.save() if trainer.saved_step < trainer.step else trainer.checkpoints.path(trainer.step)
+        path = trainer.checkpoints.path(trainer.step)
+        if trainer.saved_step < trainer.step or not path.is_dir():  # or forked from a finished run elsewhere
+            path = trainer.save()
         results = trainer.evaluate(final=True) if world.is_main else None
     if results is not None and results.measured:
         (output / EVAL_RESULTS).write_text(json.dumps(results.to_dict(), indent=2) + "\n")

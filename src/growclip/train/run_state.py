@@ -5,13 +5,14 @@ its contenders as safetensors beside the model.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 import torch
 
-from growclip.checkpoint import Checkpointer, Progress, SavedRun, Snapshot, StateDict
+from growclip.checkpoint import Checkpointer, Progress, SavedRun, Snapshot, StateDict, Stateful
 from growclip.data.tokenizer import Tokenizer
 from growclip.growth.decision import Decision
 from growclip.growth.policy import Contenders
@@ -40,6 +41,11 @@ class StreamProgress:
     search: SuccessiveHalving | None = None  # an unfinished search (phase DECIDE)
     contenders: dict[int, ModelConfig] = field(default_factory=dict)  # its live contenders' architectures
     watched: list[str] = field(default_factory=list)  # a watched folder's chunks as taken, in order
+
+    @property
+    def undecided(self) -> int:
+        """The first chunk whose growth is not decided yet."""
+        return self.chunk + (self.phase is Phase.TRAIN)
 
     def state_dict(self) -> StateDict:
         return {"chunk": self.chunk, "phase": self.phase.value, "global_step": self.global_step,
@@ -81,11 +87,11 @@ def load_contenders(saved: SavedRun, progress: StreamProgress) -> Contenders:
 
 
 def save_progress(config: TrainConfig, progress: StreamProgress, state: GrowthState, tokenizer: Tokenizer,
-                  step_samples: int, contenders: Contenders | None = None) -> Path:
+                  step_samples: int, run_owners: Mapping[str, Stateful], contenders: Contenders | None = None) -> Path:
     """A checkpoint between chunks or search rounds: the current model with its moments, the RNGs,
-    the progress, and the live contenders of an unfinished search."""
+    the run's own state (`run_owners`: its progress, ...), and the live contenders of an unfinished search."""
     step = progress.global_step
-    owners = {"optimizer": Snapshot(flat_moments(state.moments)), "rng": GlobalRNG(), "stream": progress}
+    owners = {"optimizer": Snapshot(flat_moments(state.moments)), "rng": GlobalRNG(), **run_owners}
     extra = {contender_file(i): contender_tensors(contenders[i]) for i in progress.contenders} if contenders else None
     checkpoints = Checkpointer(config.run.output, config.run.keep_checkpoints)
     return checkpoints.save(state.build_model(), tokenizer, Progress(0, step, step * step_samples,

@@ -35,6 +35,10 @@ class DataConfig(Section):
     zeroshot_data: str | None = setting(None, "labelled images for zero-shot evaluation: class folders, or a "
                                               "table with the image column (--csv-img-key) and 'label'",
                                         free=True)
+    forgetting_data: str | None = setting(None, "labelled images the starting model already knows (as "
+                                                "--zeroshot-data): their zero-shot top-1 when the run starts and "
+                                                "at every evaluation; the drop is reported as forgetting",
+                                          free=True)
     templates: str | None = setting(None, "zero-shot prompt templates, one per line with {} for the class",
                                     free=True)
     csv_separator: str | None = setting(None, "column separator of tables (default: ',' for .csv, tab otherwise)")

@@ -1,17 +1,21 @@
 """What every run does first, fixed or growing: its processes and device, its start architecture,
-the checkpoint it resumes from, its metrics log; and the one result every run returns."""
+the checkpoint it resumes from, where it counts forgetting from, its metrics log; and the one
+result every run returns."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from growclip.checkpoint import Checkpointer, resolve_checkpoint
-from growclip.eval.suite import EvalResults
+from growclip.checkpoint import Checkpointer, SavedRun, Stateful, resolve_checkpoint, restore
+from growclip.data.tokenizer import Tokenizer
+from growclip.eval.sets import EvalSets
+from growclip.eval.suite import FORGETTING, EvalResults
 from growclip.model.clip import CLIP
 from growclip.model.config import ModelConfig
 from growclip.model.factory import load_config
@@ -77,3 +81,20 @@ def metrics_log(run: RunConfig, resume_step: int | None, world: World) -> Abstra
     if not world.is_main:
         return nullcontext()
     return MetricsLog(Path(run.output) / "metrics.jsonl", run.report_to == "tensorboard", resume_step=resume_step)
+
+
+def count_forgetting(config: TrainConfig, evals: EvalSets, start_model: Callable[[], CLIP], tokenizer: Tokenizer,
+                     saved: SavedRun | None, world: World) -> dict[str, Stateful]:
+    """Where the run counts forgetting from (`--forgetting-data`): the start its own checkpoint kept
+    when it resumes, else the model the run starts from (an imported or another run's model; built
+    only if needed). -> the checkpoint part that keeps it, for the run's checkpoints."""
+    if not evals.retained:
+        return {}
+    own = saved is not None and saved.path.resolve().is_relative_to(Path(config.run.output).resolve())
+    if own and saved.has(FORGETTING):
+        restore(saved, {FORGETTING: evals})
+    elif world.is_main:
+        evals.measure_start(start_model(), tokenizer, config.optim.precision)
+        logger.info("forgetting counted from the starting model's top-1: %s",
+                    ", ".join(f"{name} {top1:.3f}" for name, top1 in evals.retained_start.items()))
+    return {FORGETTING: evals}
