@@ -12,6 +12,7 @@ from conftest import tiny_config
 from growclip.checkpoint import read_checkpoint
 from growclip.checkpoint.files import save_checkpoint
 from growclip.cli import main
+from growclip.cli.train import chunk_line
 from growclip.data.tokenizer import Tokenizer
 from growclip.eval.suite import FORGETTING, RETAINED_TOP1
 from growclip.growth import grow
@@ -67,6 +68,7 @@ def test_a_grown_run_keeps_its_lineage_counts_forgetting_and_merges_back(tmp_pat
                          forgetting_data=str(known), output=str(tmp_path / "grown")))
     for record in run.chunks:  # the start's own task, beside the new data's, in every chunk record
         assert 0 <= record.summary[RETAINED_TOP1] <= 1 and FORGETTING in record.summary
+        assert f"retained {record.summary[RETAINED_TOP1]:.3f} (forgetting " in chunk_line(record)
     first = read_checkpoint(tmp_path / "grown")
     begun = first.part("forgetting")["retained_start"]["known"]
     assert run.chunks[-1].summary[FORGETTING] == pytest.approx(begun - run.chunks[-1].summary[RETAINED_TOP1])

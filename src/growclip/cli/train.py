@@ -9,7 +9,7 @@ from typing import Any
 
 from growclip.cli.options import float_list, float_pair, int_list, merged_settings, separator
 from growclip.data.pairs import format_skipped
-from growclip.eval.suite import format_results
+from growclip.eval.suite import FORGETTING, RETAINED_TOP1, format_results
 from growclip.train import train as run_training
 from growclip.train.config import TrainConfig, section_of, setting_fields
 from growclip.train.records import ChunkRecord
@@ -57,10 +57,20 @@ def _scores(record: ChunkRecord) -> tuple[str | None, str | None]:
     return zeroshot, recall
 
 
+def _retained(record: ChunkRecord) -> str:
+    """The starting model's own tasks (`--forgetting-data`): top-1 now, and what was lost since the start."""
+    summary = record.summary
+    if RETAINED_TOP1 not in summary:
+        return ""
+    lost = f" (forgetting {summary[FORGETTING]:+.3f})" if FORGETTING in summary else ""
+    return f", retained {summary[RETAINED_TOP1]:.3f}{lost}"
+
+
 def chunk_line(record: ChunkRecord) -> str:
     """One finished chunk: the decision, the architecture, its scores and the compute so far."""
     zeroshot, recall = _scores(record)
-    scores = (f", zero-shot {zeroshot}" if zeroshot else "") + (f" R@1 {recall}" if recall else "")
+    scores = (f", zero-shot {zeroshot}" if zeroshot else "") + (f" R@1 {recall}" if recall else "") \
+        + _retained(record)
     old = record.heldout_old_loss
     return (f"chunk {record.chunk} {record.name}: {record.decision} -> {record.architecture.describe()}: "
             f"{record.params / 1e6:.3f} M params{scores}, held-out loss new {record.heldout_new_loss:.3f}"

@@ -125,6 +125,6 @@ def format_results(results: EvalResults) -> str:
     lines += [f"retained task {name}: top1 {m['top1']:.3f} ({m['classes']} classes)"
               for name, m in results.retained.items()]
     if FORGETTING in summary:
-        lines.append(f"forgetting: top1 {summary[RETAINED_TOP1] + summary[FORGETTING]:.3f} at the start, "
-                     f"{summary[RETAINED_TOP1]:.3f} now ({summary[FORGETTING]:+.3f} lost)")
+        now, lost = summary[RETAINED_TOP1], summary[FORGETTING]
+        lines.append(f"forgetting {lost:+.3f}: retained top1 {now + lost:.3f} at the start, {now:.3f} now")
     return "\n".join(lines)
