@@ -21,10 +21,14 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
+FUSED_ADAMW_DEVICES = ("cpu", "cuda")
+
+
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.98),
                    eps: float = 1e-6) -> torch.optim.AdamW:
-    """AdamW, fused (one kernel for every tensor's update) on CUDA."""
-    fused = next(model.parameters()).device.type == "cuda"
+    """AdamW, fused (one pass over each tensor's memory for the whole update) on CPU and CUDA: at
+    ViT-B-32's 151 M parameters the unfused (foreach) update took a tenth of a bf16 step on 2 cores."""
+    fused = next(model.parameters()).device.type in FUSED_ADAMW_DEVICES
     return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=betas, eps=eps, fused=fused or None)
 
 
