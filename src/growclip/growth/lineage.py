@@ -75,7 +75,7 @@ class GrowthLineage:
         steps, config = self.steps[len(start.steps):], start_config
         for step in steps:
             if step.source != config:
-                raise LineageError(f"growth record {step.ops} starts from {step.source.describe()}, "
+                raise LineageError(f"growth record {' '.join(step.ops)} starts from {step.source.describe()}, "
                                    f"not from {config.describe()}")
             config = step.target
         if config != end_config:

@@ -46,4 +46,3 @@ def interpolate(start: CLIP, trained: CLIP, ratio: float) -> CLIP:
     model = create_model(trained.config).to(next(trained.parameters()).device)
     model.load_state_dict(merged)
     return model.eval()
-
