@@ -26,7 +26,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from benchmarks.common import LR, median_spread
+from benchmarks.common import LR, cpu_name, median_spread
 from growclip.checkpoint.files import checkpoint_path, load_checkpoint
 from growclip.data.corpus import EmbeddedCorpus
 from growclip.data.evalsets import RetrievalSet
@@ -42,7 +42,10 @@ def add_stream_args(parser: argparse.ArgumentParser, output: str) -> None:
     parser.add_argument("--lr", type=float, default=LR)
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--output", default=output)
+    parser.add_argument("--chunk-samples", type=int, help="training pairs per chunk (instead of --epochs)")
+    parser.add_argument("--output", default=output, help="the runs' folders (checkpoints)")
+    parser.add_argument("--results", help="a folder to keep finished runs' summaries in (committed, read back) "
+                                          "instead of in their run folders")
 
 
 @dataclass(frozen=True)
@@ -56,42 +59,66 @@ class Stream:
     precision: str
     seeds: tuple[int, ...]
     output: Path
+    chunk_samples: int | None = None  # training pairs per chunk, else `epochs` x the chunk's size
+    results: Path | None = None  # finished runs' summaries (committed), else each in its run folder
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Stream:
         """The stream of the parsed `add_stream_args` flags, its output folder made."""
         sizes = tuple(int(size) for size in args.stage_sizes.split(","))
         Path(args.output).mkdir(parents=True, exist_ok=True)
-        return cls(args.model, sizes, args.epochs, args.lr, args.precision, tuple(args.seeds), Path(args.output))
+        results = Path(args.results) if args.results else None
+        if results is not None:
+            results.mkdir(parents=True, exist_ok=True)
+        return cls(args.model, sizes, args.epochs, args.lr, args.precision, tuple(args.seeds), Path(args.output),
+                   args.chunk_samples, results)
 
     def describe(self, detail: str) -> str:
         """A report's first line: the stream, the recipe and `detail` (what the benchmark varies)."""
+        per_chunk = f"{self.chunk_samples} samples" if self.chunk_samples else f"{self.epochs:g} epochs"
         return (f"embedded corpus, stages of {', '.join(map(str, self.stage_sizes))} pairs as "
-                f"{len(self.stage_sizes)} chunks, {self.epochs:g} epochs per chunk, start `{self.model}`, {detail}, "
+                f"{len(self.stage_sizes)} chunks, {per_chunk} per chunk, start `{self.model}`, {detail}, "
                 f"lr {self.lr:g}, {self.precision}, seeds {' '.join(map(str, self.seeds))}; medians [min-max]")
 
     @property
     def pairs(self) -> int:
         return sum(self.stage_sizes)
 
+    def settings(self, name: str, seed: int, **overrides: Any) -> dict[str, Any]:
+        """A run's `TrainConfig` settings: the stream's, with `overrides` (policy, model, epochs...)."""
+        per_chunk = {"chunk_samples": self.chunk_samples} if self.chunk_samples else {"epochs": self.epochs}
+        return {"model": self.model, "chunks": ["corpus"], "stage_sizes": list(self.stage_sizes), **per_chunk,
+                "lr": self.lr, "precision": self.precision, "seed": seed, "progress": False, "keep_checkpoints": 0,
+                "output": str(self.output / f"{name}-seed{seed}"), **overrides}
+
+    def summary_path(self, name: str, seed: int) -> Path:
+        if self.results is not None:
+            return self.results / f"{name}-seed{seed}.json"
+        return self.output / f"{name}-seed{seed}" / "bench.json"
+
+    def stored(self, name: str, seed: int, **overrides: Any) -> dict[str, Any] | None:
+        """The finished run's records if kept with the same settings (a default changed in `TrainConfig`
+        is not seen: use a new --output), else None."""
+        path = self.summary_path(name, seed)
+        stored = json.loads(path.read_text()) if path.is_file() else None
+        settings = json.loads(json.dumps(self.settings(name, seed, **overrides)))
+        return stored if stored is not None and stored["settings"] == settings else None
+
     def run(self, name: str, seed: int, **overrides: Any) -> dict[str, Any]:
-        """A growing run (`overrides`: policy, model, epochs...), or its finished records if there with
-        the same settings (a default changed in `TrainConfig` is not seen: use a new --output)."""
-        folder = self.output / f"{name}-seed{seed}"
-        settings = {"model": self.model, "chunks": ["corpus"], "stage_sizes": list(self.stage_sizes),
-                    "epochs": self.epochs, "lr": self.lr, "precision": self.precision, "seed": seed,
-                    "progress": False, "keep_checkpoints": 0, "output": str(folder), **overrides}
-        done = folder / "bench.json"
-        stored = json.loads(done.read_text()) if done.is_file() else None
-        if stored is not None and stored["settings"] == json.loads(json.dumps(settings)):
+        """A growing run, or its finished records if kept (`stored`)."""
+        stored = self.stored(name, seed, **overrides)
+        if stored is not None:
             return stored
+        settings = self.settings(name, seed, **overrides)
+        folder = Path(settings["output"])
         shutil.rmtree(folder, ignore_errors=True)  # an interrupted or stale run starts again
         start = time.perf_counter()
         records = train(TrainConfig.from_dict(settings)).chunks
         seconds = time.perf_counter() - start
         history = [{**r.to_dict(), "stream_heldout_loss": self.heldout_loss(folder, r.step)} for r in records]
-        run = {"name": name, "seed": seed, "seconds": seconds, "settings": settings, "history": history}
-        done.write_text(json.dumps(run, indent=2) + "\n")
+        run = {"name": name, "seed": seed, "cpu": cpu_name(), "seconds": seconds, "settings": settings,
+               "history": history}
+        self.summary_path(name, seed).write_text(json.dumps(run, indent=2) + "\n")
         return run
 
     def heldout_loss(self, folder: Path, step: int) -> float:

@@ -1,8 +1,12 @@
-"""The benchmarks' shared parts: RESULTS.md is what the committed results give."""
+"""The benchmarks' shared parts: RESULTS.md is what the committed results give, committed runs are
+read back, fixed runs are read at a growing run's compute."""
+
+import json
 
 import pytest
 
-from benchmarks import results
+from benchmarks import growth_frontier, results, streams
+from benchmarks.streams import Stream
 
 
 @pytest.mark.parametrize("name", ["frontier", "per_task", "task_ceiling"])
@@ -19,3 +23,23 @@ def test_generated_blocks_are_rewritten_and_the_prose_around_them_kept(monkeypat
     assert results.regenerate(text) == "prose\n<!-- generated: demo -->\n| new |\n<!-- end: demo -->\nmore prose\n"
     with pytest.raises(SystemExit, match="no generator for the block 'nameless'"):
         results.regenerate("<!-- generated: nameless -->\nx\n<!-- end: nameless -->")
+
+
+def test_a_committed_stream_run_is_read_back_not_trained_again(tmp_path, monkeypatch):
+    stream = Stream("growclip-seed", (256, 512), 1.0, 1e-3, "fp32", (0,), tmp_path / "runs", chunk_samples=1000,
+                    results=tmp_path / "results")
+    stream.results.mkdir()
+    summary = {"name": "fixed", "seed": 0, "seconds": 1.0, "settings": stream.settings("fixed", 0, growth="fixed"),
+               "history": [{"total_tflop": 1.0, "stream_heldout_loss": 2.0}]}
+    stream.summary_path("fixed", 0).write_text(json.dumps(summary))
+    monkeypatch.setattr(streams, "train", lambda *args: pytest.fail("a committed run was trained again"))
+    assert stream.run("fixed", 0, growth="fixed") == summary
+    assert stream.stored("fixed", 0, growth="fixed", chunk_samples=2000) is None  # other settings: another run
+
+
+def test_a_fixed_run_is_read_at_the_growing_runs_compute_between_its_chunk_ends():
+    run = {"history": [{"total_tflop": 1.0, "loss": 3.0}, {"total_tflop": 10.0, "loss": 2.0},
+                       {"total_tflop": 100.0, "loss": 1.0}]}
+    assert growth_frontier.value_at(run, 10 ** 0.5, "loss") == pytest.approx(2.5)  # linear in log-compute
+    assert growth_frontier.value_at(run, 101.0, "loss") == 1.0  # a rounding past the end: the end
+    assert growth_frontier.value_at(run, 0.5, "loss") is None and growth_frontier.value_at(run, 200, "loss") is None

@@ -7,7 +7,8 @@ one loop and comparisons between policies differ only in the decision:
   - auto: a successive-halving search over the growth space (operators x PIM momenta), each
     contender trained briefly on the new data and scored on held-out new and old pairs with a
     cost penalty; the winner goes on from its proxy training;
-  - scratch: searches like auto, then retrains the chosen architecture from zero.
+  - scratch: searches like auto, then retrains the chosen architecture from zero;
+  - frontier: grows toward the compute-optimal size a measured frontier gives (`growth.frontier`).
 Training a contender is the caller's (`ChunkContext.run_proxy`), so nothing here trains.
 """
 
@@ -39,7 +40,8 @@ class ChunkContext:
     `run_proxy(state, steps, round)` trains a contender `steps` more steps (the same batches for
     every contender of a round) and returns it with its held-out loss on the new chunk and on the
     old ones (None before there are old ones); `after_round` checkpoints a search between rounds;
-    `resumed` is a search interrupted mid-way, with its contenders."""
+    `resumed` is a search interrupted mid-way, with its contenders; `flops_before` the run's compute
+    (training and search) over every chunk before this one."""
 
     chunk: int
     pairs_seen: int  # training pairs of every chunk so far, this one included
@@ -49,6 +51,7 @@ class ChunkContext:
     run_proxy: Callable[[GrowthState, int, int], tuple[GrowthState, float, float | None]] | None = None
     after_round: Callable[[SuccessiveHalving, Contenders], None] | None = None
     resumed: tuple[SuccessiveHalving, Contenders] | None = None
+    flops_before: float = 0.0
 
 
 class GrowthPolicy(ABC):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from growclip.data.chunks import ArrivedChunks
 from growclip.growth.decision import Decision
+from growclip.growth.frontier import ComputeFrontier, TrackFrontier, ops_toward
 from growclip.growth.policy import Fixed, GrowthPolicy, Schedule, Search, check_schedule, parse_schedule
 from growclip.model.config import ModelConfig
 from growclip.train.sections import StreamConfig
@@ -41,6 +42,11 @@ def growth_policy(stream: StreamConfig, model: ModelConfig, seed: int, next_chun
     architecture the chunk `next_chunk` will be decided on (a resumed or imported model's own)."""
     if stream.growth == "fixed":
         return Fixed()
+    if stream.growth == "frontier":
+        frontier = ComputeFrontier.load(stream.frontier)
+        for rung in frontier.rungs:  # an unreachable rung fails now, not chunks into the run
+            ops_toward(model, rung.model)
+        return TrackFrontier(frontier, stream.momentum, seed)
     if stream.growth == "schedule":
         schedule = parse_schedule(stream.grow_schedule)
         check_schedule(schedule, model, next_chunk)

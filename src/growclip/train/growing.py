@@ -159,7 +159,7 @@ class GrowingRun:
         resumed = (progress.search, load_contenders(self.saved, progress)) if progress.search else None
         context = ChunkContext(chunk, self.chunks.pairs_seen(chunk), self.plan.steps(chunk), self.step_samples,
                                sum(len(h.texts) for h in self.chunks.heldouts(chunk)), self._proxy,
-                               self._save_search, resumed)
+                               self._save_search, resumed, flops_before=progress.total_tflop * 1e12)
         before = self.current.config
         self.current, decision = self.policy.decide(self.current, context)
         self.lineage.add(decision, before)

@@ -43,6 +43,11 @@ class StreamProgress:
     watched: list[str] = field(default_factory=list)  # a watched folder's chunks as taken, in order
 
     @property
+    def total_tflop(self) -> float:
+        """Training and search compute of every finished chunk."""
+        return self.history[-1].total_tflop if self.history else 0.0
+
+    @property
     def undecided(self) -> int:
         """The first chunk whose growth is not decided yet."""
         return self.chunk + (self.phase is Phase.TRAIN)
@@ -104,5 +109,5 @@ def chunk_compute(progress: StreamProgress, train_steps: int, step_samples: int,
     overhead, and the run's total so far."""
     decision = progress.decision
     train = (train_steps + decision.proxy_steps) * step_samples * flops_per_sample
-    before = progress.history[-1].total_tflop if progress.history else 0.0
-    return ChunkCompute(train / 1e12, decision.search_flops / 1e12, before + (train + decision.search_flops) / 1e12)
+    return ChunkCompute(train / 1e12, decision.search_flops / 1e12,
+                        progress.total_tflop + (train + decision.search_flops) / 1e12)

@@ -22,7 +22,7 @@ from growclip.train.settings import (
     setting,
 )
 
-GROWTH_POLICIES = ("auto", "fixed", "schedule", "scratch")
+GROWTH_POLICIES = ("auto", "fixed", "schedule", "scratch", "frontier")
 
 
 @dataclass(frozen=True)
@@ -75,10 +75,13 @@ class StreamConfig(Section):
     watch: str | None = setting(None, "a folder where chunks appear during the run; a file END ends the stream")
     growth: str | None = setting(None, "with --chunks/--watch: auto = search (default); fixed = never grow; "
                                        "schedule = --grow-schedule; scratch = search, then retrain the chosen "
-                                       "architecture from zero", GROWTH_POLICIES)
+                                       "architecture from zero; frontier = grow toward the compute-optimal size "
+                                       "(--frontier)", GROWTH_POLICIES)
     grow_schedule: tuple[str, ...] = setting((), "K:OP items, e.g. 1:width=128 2:shared_layers+2 "
                                                  "(--growth schedule)")
-    momentum: float = setting(0.9, "PIM m of scheduled growth", limits=MOMENTUM)
+    frontier: str = setting("corpus", "the compute-optimal sizes --growth frontier grows toward: a JSON file of "
+                                      "rungs, or 'corpus' (the embedded corpus's, measured)")
+    momentum: float = setting(0.9, "PIM m of scheduled growth and of growth toward the frontier", limits=MOMENTUM)
     search_momenta: tuple[float, ...] = setting((0.9,), "PIM m values the search tries, e.g. 1,0.9",
                                                 limits=MOMENTUM)
     replay: float | None = setting(None, "train on the new chunk plus REPLAY x its size of old pairs "
@@ -107,6 +110,8 @@ class StreamConfig(Section):
                 raise ValueError(f"{', '.join(given)} {verb} only to a growing run: add --chunks (e.g. --chunks corpus "
                                  f"for the embedded corpus's {NUM_STAGES} stages, one chunk each) or --watch FOLDER")
             return
+        if self.frontier != "corpus" and self.growth != "frontier":
+            raise ValueError("--frontier applies only to --growth frontier")
         if (self.growth == "schedule") != bool(self.grow_schedule):
             raise ValueError("--growth schedule and --grow-schedule go together: give both or neither")
         parse_schedule(self.grow_schedule)
