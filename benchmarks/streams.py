@@ -43,6 +43,7 @@ def add_stream_args(parser: argparse.ArgumentParser, output: str) -> None:
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--chunk-samples", type=int, help="training pairs per chunk (instead of --epochs)")
+    parser.add_argument("--chunk-tflop", help="training compute per chunk, e.g. 0.5,2.6 (instead of --epochs)")
     parser.add_argument("--output", default=output, help="the runs' folders (checkpoints)")
     parser.add_argument("--results", help="a folder to keep finished runs' summaries in (committed, read back) "
                                           "instead of in their run folders")
@@ -60,6 +61,7 @@ class Stream:
     seeds: tuple[int, ...]
     output: Path
     chunk_samples: int | None = None  # training pairs per chunk, else `epochs` x the chunk's size
+    chunk_tflop: tuple[float, ...] = ()  # or training compute per chunk
     results: Path | None = None  # finished runs' summaries (committed), else each in its run folder
 
     @classmethod
@@ -70,12 +72,15 @@ class Stream:
         results = Path(args.results) if args.results else None
         if results is not None:
             results.mkdir(parents=True, exist_ok=True)
+        budgets = tuple(float(tflop) for tflop in args.chunk_tflop.split(",")) if args.chunk_tflop else ()
         return cls(args.model, sizes, args.epochs, args.lr, args.precision, tuple(args.seeds), Path(args.output),
-                   args.chunk_samples, results)
+                   args.chunk_samples, budgets, results)
 
     def describe(self, detail: str) -> str:
         """A report's first line: the stream, the recipe and `detail` (what the benchmark varies)."""
         per_chunk = f"{self.chunk_samples} samples" if self.chunk_samples else f"{self.epochs:g} epochs"
+        if self.chunk_tflop:
+            per_chunk = f"{', '.join(f'{t:g}' for t in self.chunk_tflop)} TFLOP of training"
         return (f"embedded corpus, stages of {', '.join(map(str, self.stage_sizes))} pairs as "
                 f"{len(self.stage_sizes)} chunks, {per_chunk} per chunk, start `{self.model}`, {detail}, "
                 f"lr {self.lr:g}, {self.precision}, seeds {' '.join(map(str, self.seeds))}; medians [min-max]")
@@ -87,6 +92,8 @@ class Stream:
     def settings(self, name: str, seed: int, **overrides: Any) -> dict[str, Any]:
         """A run's `TrainConfig` settings: the stream's, with `overrides` (policy, model, epochs...)."""
         per_chunk = {"chunk_samples": self.chunk_samples} if self.chunk_samples else {"epochs": self.epochs}
+        if self.chunk_tflop:
+            per_chunk = {"chunk_tflop": list(self.chunk_tflop)}
         return {"model": self.model, "chunks": ["corpus"], "stage_sizes": list(self.stage_sizes), **per_chunk,
                 "lr": self.lr, "precision": self.precision, "seed": seed, "progress": False, "keep_checkpoints": 0,
                 "output": str(self.output / f"{name}-seed{seed}"), **overrides}

@@ -3,6 +3,7 @@ it, and the policy's choice before a chunk."""
 
 import json
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 
@@ -12,6 +13,7 @@ from growclip.growth.frontier import ComputeFrontier, Rung, TrackFrontier, ops_t
 from growclip.growth.policy import ChunkContext
 from growclip.model import create_model, train_flops_per_sample
 from growclip.train import train
+from growclip.train.chunk_plan import ChunkPlan
 from test_growing import MODEL, decisions, settings
 from test_growth import assert_same_function, towered_config, trained
 
@@ -104,3 +106,22 @@ def test_a_frontier_that_does_not_apply_fails_before_training(tmp_path):
     with pytest.raises(GrowthError, match="patch_size"):
         train(settings(tmp_path, chunks=("corpus:0", "corpus:1"), growth="frontier", frontier=str(path)))
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_with_a_compute_budget_per_chunk_the_rung_does_not_depend_on_its_own_cost():
+    policy = TrackFrontier(FRONTIER, momentum=1.0, seed=0)
+    state = GrowthState.capture(create_model(SMALL))
+    budget = ChunkContext(1, 1000, chunk_steps=10, step_samples=100, scored_pairs=64, flops_before=2e12,
+                          chunk_flops=2e12)  # 4 TFLOP at the chunk's end, whichever size trains it
+    assert policy.decide(state, budget)[0].config == MEDIUM
+    assert policy.decide(state, replace(budget, chunk_flops=0.5e12))[0].config == SMALL
+
+
+def test_a_compute_budget_per_chunk_buys_fewer_pairs_for_a_larger_model(tmp_path):
+    config = settings(tmp_path, chunks=("corpus:0", "corpus:1"), chunk_tflop=(1e-4, 3e-4))
+    plan = ChunkPlan(SimpleNamespace(records=lambda chunk: 1000), 1.0, config.stream, step_samples=32)
+    assert plan.flops(0) == 1e8 and plan.flops(5) == 3e8  # the last budget repeats
+    small, large = plan.steps(1, SMALL), plan.steps(1, LARGE)
+    assert small == int(3e8 / train_flops_per_sample(SMALL)) // 32 and large < small / 4
+    with pytest.raises(ValueError, match="not both"):
+        settings(tmp_path, chunks=("corpus:0",), chunk_tflop=(1.0,), chunk_samples=100)

@@ -105,11 +105,10 @@ class TrackFrontier(GrowthPolicy):
     seed: int
 
     def decide_growth(self, state: GrowthState, context: ChunkContext) -> tuple[GrowthState, Decision]:
-        chunk_samples = context.chunk_steps * context.step_samples
         chosen, ops = None, []
         for rung in self.frontier.rungs:
             rung_ops = ops_toward(state.config, rung.model)
-            at_end = context.flops_before + chunk_samples * train_flops_per_sample(grown_config(state.config, rung_ops))
+            at_end = context.flops_before + self._chunk_flops(context, grown_config(state.config, rung_ops))
             if rung.tflop * 1e12 <= at_end:
                 chosen, ops = rung, rung_ops
         if not ops:
@@ -118,3 +117,12 @@ class TrackFrontier(GrowthPolicy):
         why = f"{chosen.name or chosen.model.describe()} is compute-optimal from {chosen.tflop:g} TFLOP"
         return grow_state(state, ops, self.momentum, seed), Decision(context.chunk, tuple(ops), self.momentum,
                                                                      why=why, seed=seed)
+
+    @staticmethod
+    def _chunk_flops(context: ChunkContext, model: ModelConfig) -> float:
+        """The chunk's training compute if it trains `model`: the stream's budget, or its pairs at
+        that size (then a larger model makes the chunk dearer, and the rule picks the largest rung
+        that this chunk's own compute makes optimal)."""
+        if context.chunk_flops is not None:
+            return context.chunk_flops
+        return context.chunk_steps * context.step_samples * train_flops_per_sample(model)

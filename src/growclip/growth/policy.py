@@ -41,7 +41,8 @@ class ChunkContext:
     every contender of a round) and returns it with its held-out loss on the new chunk and on the
     old ones (None before there are old ones); `after_round` checkpoints a search between rounds;
     `resumed` is a search interrupted mid-way, with its contenders; `flops_before` the run's compute
-    (training and search) over every chunk before this one."""
+    (training and search) over every chunk before this one; `chunk_flops` the chunk's training compute
+    where the stream fixes it (`--chunk-tflop`; then `chunk_steps` are the current model's)."""
 
     chunk: int
     pairs_seen: int  # training pairs of every chunk so far, this one included
@@ -52,6 +53,7 @@ class ChunkContext:
     after_round: Callable[[SuccessiveHalving, Contenders], None] | None = None
     resumed: tuple[SuccessiveHalving, Contenders] | None = None
     flops_before: float = 0.0
+    chunk_flops: float | None = None
 
 
 class GrowthPolicy(ABC):

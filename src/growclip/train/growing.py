@@ -42,7 +42,7 @@ from growclip.train.owners import GlobalRNG
 from growclip.train.proxy import train_proxy
 from growclip.train.records import ChunkRecord
 from growclip.train.run_folder import STREAM_RECORDS, RunFolder
-from growclip.train.run_state import Phase, StreamProgress, chunk_compute, load_contenders, save_progress
+from growclip.train.run_state import Phase, StreamProgress, load_contenders, save_progress
 from growclip.train.start import TrainResult, count_forgetting, metrics_log, resume_checkpoint, start_run
 
 logger = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class GrowingRun:
         corpus = EmbeddedCorpus(config.data.corpus_seed, self.current.config.image_size, config.data.stage_sizes)
         self.chunks = ArrivedChunks(stream, corpus, reader_options(config.data), settings.heldout, config.optim.seed,
                                     settings.replay)
-        self.plan = ChunkPlan(self.chunks, config.optim.epochs, config.stream.chunk_samples, self.step_samples)
+        self.plan = ChunkPlan(self.chunks, config.optim.epochs, settings, self.step_samples)
         self.evals = run_evaluation_sets(config.data, config.eval, corpus.image_size, uses_corpus)
         if self.tokenizer is None:
             self.tokenizer = stream_tokenizer(config.data, self.current.config, corpus if uses_corpus else None,
@@ -157,9 +157,9 @@ class GrowingRun:
     def _decide(self) -> None:
         progress, chunk = self.progress, self.progress.chunk
         resumed = (progress.search, load_contenders(self.saved, progress)) if progress.search else None
-        context = ChunkContext(chunk, self.chunks.pairs_seen(chunk), self.plan.steps(chunk), self.step_samples,
-                               sum(len(h.texts) for h in self.chunks.heldouts(chunk)), self._proxy,
-                               self._save_search, resumed, flops_before=progress.total_tflop * 1e12)
+        context = ChunkContext(chunk, self.chunks.pairs_seen(chunk), self.plan.steps(chunk, self.current.config),
+                               self.step_samples, sum(len(h.texts) for h in self.chunks.heldouts(chunk)), self._proxy,
+                               self._save_search, resumed, progress.total_tflop * 1e12, self.plan.flops(chunk))
         before = self.current.config
         self.current, decision = self.policy.decide(self.current, context)
         self.lineage.add(decision, before)
@@ -181,12 +181,13 @@ class GrowingRun:
         return trained, *losses
 
     def _inputs(self, chunk: int, model: ModelConfig) -> RunInputs:
-        transform = train_transform(self.config.data, model.image_size, self.plan.passes(chunk))
+        transform = train_transform(self.config.data, model.image_size, self.plan.passes(chunk, model))
         return RunInputs(self.chunks.train_data(chunk), transform, self.tokenizer, self.evals)
 
     def _train(self) -> CLIP:
         decision, config = self.progress.decision, self.config
-        steps, model = self.plan.train_steps(decision), self.current.build_model().to(self.device).train()
+        steps = self.plan.train_steps(decision, self.current.config)
+        model = self.current.build_model().to(self.device).train()
         trainer = Trainer(config, model, self._inputs(decision.chunk, model.config), steps, self.log,
                           base_step=self.progress.global_step, owners=self.owners,
                           warmup=min(config.optim.warmup, steps // 5),
@@ -216,12 +217,11 @@ class GrowingRun:
 
     def _chunk_record(self, model: CLIP) -> ChunkRecord:
         """The finished chunk: architecture, evaluation, held-out losses, compute."""
-        decision = self.progress.decision
-        precision = self.config.optim.precision
+        decision, precision = self.progress.decision, self.config.optim.precision
         results = self.final_eval = evaluate_sets(model, self.tokenizer, self.evals, precision)
         new, old = new_and_old_loss(model, self.tokenizer, self.chunks.heldouts(decision.chunk), precision)
         cost, flops_per_sample = model_cost(model.config), train_flops_per_sample(model.config)
-        compute = chunk_compute(self.progress, self.plan.train_steps(decision), self.step_samples, flops_per_sample)
+        compute = self.plan.compute(self.progress, model.config)
         return ChunkRecord(**self._where(), chunk=decision.chunk, name=self.chunks[decision.chunk].name,
                            pairs=self.chunks.records(decision.chunk), architecture=model.config,
                            decision=decision.label, grew=decision.grew, params=cost.params,

@@ -88,6 +88,9 @@ class StreamConfig(Section):
                                          "(default: all data so far)", limits=AT_LEAST_0)
     chunk_samples: int | None = setting(None, "training pairs per chunk (default: --epochs x the new chunk's size)",
                                         limits=AT_LEAST_1)
+    chunk_tflop: tuple[float, ...] = setting((), "training compute per chunk in TFLOP, e.g. 0.6,1.8,10 (the last "
+                                                 "repeats): the pairs follow from the model's size",
+                                             limits=POSITIVE)
     params_per_pair: float = setting(20.0, "growth budget: parameters per training pair seen",
                                      limits=AT_LEAST_0)
     search_fraction: float = setting(0.1, "cap on the search's overhead (proxies that lose, and scoring) as a "
@@ -110,6 +113,8 @@ class StreamConfig(Section):
                 raise ValueError(f"{', '.join(given)} {verb} only to a growing run: add --chunks (e.g. --chunks corpus "
                                  f"for the embedded corpus's {NUM_STAGES} stages, one chunk each) or --watch FOLDER")
             return
+        if self.chunk_tflop and self.chunk_samples:
+            raise ValueError("give --chunk-tflop or --chunk-samples, not both")
         if self.frontier != "corpus" and self.growth != "frontier":
             raise ValueError("--frontier applies only to --growth frontier")
         if (self.growth == "schedule") != bool(self.grow_schedule):
