@@ -8,10 +8,12 @@ frontier puts width 8 (0.012 M), width 16 (0.028 M) and width 48 with 2 layers (
 larger model (benchmarks/RESULTS.md, "The compute-optimal frontier").
 
 Per seed: `frontier`, which starts at the frontier's first rung and grows before each chunk toward
-the rung optimal at the chunk's end; each `--fixed` rung through the same stream with the same
+the rung optimal at the chunk's end (PIM m 0.9, the default; the variant `momentum=0.5` the same
+with m 0.5); each `--fixed` rung through the same stream with the same
 budgets, so every run has spent the same compute at every chunk's end (`w8-l1:2`: its first 2
-chunks only, where a small size stops being worth its hours). The fixed last rung is also the
-from-scratch reference: the compute the growing run takes to reach its final quality.
+chunks only, where a small size stops being worth its hours). The first fixed rung (the last
+rung of the frontier) is also the from-scratch reference: the compute the growing run takes to
+reach its final quality.
 
     python -m benchmarks.growth_frontier --seeds 0 1 2   # trains what is not committed yet
     python -m benchmarks.growth_frontier --report        # the tables from the committed runs only
@@ -27,11 +29,12 @@ import itertools
 import json
 import math
 import statistics
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import RESULTS, median_spread
-from benchmarks.growth_vs_fixed import tflop_to_reach
+from benchmarks.growth_vs_fixed import parse_variant, tflop_to_reach
 from benchmarks.streams import Stream, add_stream_args, decisions, final, summary_table
 from growclip.data.corpus import DEFAULT_STAGE_SIZES
 from growclip.growth.frontier import ComputeFrontier
@@ -40,28 +43,33 @@ COMMITTED = RESULTS / "growth_frontier"
 CHUNK_TFLOP = "0.5,2.6,5,16"
 FRONTIER_LR = 1e-3  # the frontier's own learning rate
 FIXED = ["w48-l2", "w16-l1:2", "w8-l1:2"]
+VARIANTS = ["momentum=0.5"]  # PIM m 0.5: the copies a widening makes pulled further apart
 # (label, key, lower is better) of the anytime tables
 METRICS = (("held-out loss, all stages", "stream_heldout_loss", True),
            ("gallery R@1 image->text", "gallery_image_to_text_R@1", False),
            ("mean zero-shot top-1", "zeroshot_mean_top1", False))
 
 
-def rung_models(output: Path) -> dict[str, str]:
-    """The packaged frontier's rungs as config files a run can name, by rung name."""
-    output.mkdir(parents=True, exist_ok=True)
+def rung_models(output: Path, write: bool) -> dict[str, str]:
+    """The packaged frontier's rungs as config files a run can name (written where runs will read
+    them), by rung name."""
     paths = {}
     for rung in ComputeFrontier.load().rungs:
         path = output / f"{rung.name}.json"
-        path.write_text(json.dumps(rung.model.to_dict(), indent=1) + "\n")
+        if write:
+            output.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(rung.model.to_dict(), indent=1) + "\n")
         paths[rung.name] = str(path)
     return paths
 
 
-def runs_for_seed(stream: Stream, seed: int, models: dict[str, str], fixed: list[str], train: bool
-                  ) -> dict[str, dict[str, Any]]:
+def runs_for_seed(stream: Stream, seed: int, models: dict[str, str], fixed: list[str], variants: list[str],
+                  train: bool) -> dict[str, dict[str, Any]]:
     """Every run of one seed by its label; with `train` False, only the committed ones."""
     get = stream.run if train else stream.stored
     runs = {"frontier": get("frontier", seed, growth="frontier")}
+    for spec in variants:  # the growing run with other settings, e.g. momentum=0.5
+        runs[f"frontier, {spec}"] = get(f"frontier-{spec}", seed, growth="frontier", **parse_variant(spec))
     for spec in fixed:
         name, _, chunks = spec.partition(":")
         stages = [f"corpus:{k}" for k in range(int(chunks))] if chunks else ["corpus"]
@@ -98,7 +106,8 @@ def anytime_table(per_seed: list[dict[str, dict[str, Any]]], key: str, lower: bo
             cells.append(f"{statistics.median(values):.3f}" if None not in values else "-")
         for seed_runs in per_seed:
             grown = seed_runs["frontier"]["history"][chunk]
-            fixed = [value_at(seed_runs[label], grown["total_tflop"], key) for label in labels[1:]]
+            fixed = [value_at(seed_runs[label], grown["total_tflop"], key) for label in labels
+                     if label.startswith("fixed")]
             fixed = [v for v in fixed if v is not None]
             if fixed:
                 gaps.append(grown[key] - (min(fixed) if lower else max(fixed)))
@@ -128,6 +137,7 @@ def report(per_seed: list[dict[str, dict[str, Any]]], stream: Stream, fixed: lis
     per_seed = [{label: s[label] for label in labels} for s in per_seed]
     runs = {label: [s[label] for s in per_seed] for label in labels}
     cpus = sorted({run.get("cpu", "?") for seeds in runs.values() for run in seeds})
+    stream = replace(stream, seeds=tuple(s["frontier"]["seed"] for s in per_seed))  # the seeds committed
     sections = [stream.describe("fixed runs with the same budgets") + f"; CPU: {'; '.join(cpus)}",
                 summary_table(runs), "Decisions: " + decisions(runs["frontier"])]
     for name, key, lower in METRICS:
@@ -137,15 +147,12 @@ def report(per_seed: list[dict[str, dict[str, Any]]], stream: Stream, fixed: lis
     return "\n\n".join(sections) + "\n"
 
 
-def stream_of(args: argparse.Namespace) -> tuple[Stream, dict[str, str]]:
-    models = rung_models(Path(args.output))
-    args.model = models[next(iter(models))]
-    return Stream.from_args(args), models
-
-
 def collect(args: argparse.Namespace, train: bool) -> tuple[Stream, list[dict[str, dict[str, Any]]]]:
-    stream, models = stream_of(args)
-    per_seed = [runs_for_seed(stream, seed, models, args.fixed, train) for seed in stream.seeds]
+    """Every seed's runs (trained where missing, with `train`), and the stream they share."""
+    models = rung_models(Path(args.output), write=train)
+    args.model = models[next(iter(models))]
+    stream = Stream.from_args(args)
+    per_seed = [runs_for_seed(stream, seed, models, args.fixed, args.variants, train) for seed in stream.seeds]
     return stream, [runs for runs in per_seed if "frontier" in runs]
 
 
@@ -164,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fixed", nargs="*", default=FIXED,
                         help="rungs trained fixed with the same budgets (NAME:K: the first K chunks only); the "
                              "first is the from-scratch reference")
+    parser.add_argument("--variants", nargs="*", default=VARIANTS,
+                        help="more growing runs with other settings, e.g. momentum=0.5")
     parser.add_argument("--report", action="store_true", help="the tables from the committed runs; train nothing")
     return parser
 

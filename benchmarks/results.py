@@ -5,7 +5,8 @@
     python -m benchmarks.results --check   # exit 1 if RESULTS.md is not what the results give
 
 Generators read only committed summaries (`benchmarks/results/`: the frontier's runs, `per_task.json`
-from `compare_models`, `task_ceiling/*.json`, `merge/*.json`) or, for the batch count, the corpus itself
+from `compare_models`, `task_ceiling/*.json`, `merge/*.json`,
+`growth_frontier/*.json`) or, for the batch count, the corpus itself
 (deterministic, seconds); nothing trains here.
 """
 
@@ -18,7 +19,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import batch_negatives, compare_models, frontier, merge_after_growth
+from benchmarks import batch_negatives, compare_models, frontier, growth_frontier, merge_after_growth
 from benchmarks.common import RESULTS
 
 RESULTS_MD = Path(__file__).parent / "RESULTS.md"
@@ -52,7 +53,8 @@ def ceiling_table() -> str:
 
 GENERATORS: dict[str, Callable[[], str]] = {"frontier": frontier_table, "batch_negatives": batch_negatives.table,
                                              "per_task": per_task_tables, "task_ceiling": ceiling_table,
-                                             "merge": merge_after_growth.table}
+                                             "merge": merge_after_growth.table,
+                                             "growth_frontier": growth_frontier.table}
 BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(\n<!-- end: \2 -->)", re.S)
 
 

@@ -66,12 +66,9 @@ class Stream:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Stream:
-        """The stream of the parsed `add_stream_args` flags, its output folder made."""
+        """The stream of the parsed `add_stream_args` flags (folders are made by the first run)."""
         sizes = tuple(int(size) for size in args.stage_sizes.split(","))
-        Path(args.output).mkdir(parents=True, exist_ok=True)
         results = Path(args.results) if args.results else None
-        if results is not None:
-            results.mkdir(parents=True, exist_ok=True)
         budgets = tuple(float(tflop) for tflop in args.chunk_tflop.split(",")) if args.chunk_tflop else ()
         return cls(args.model, sizes, args.epochs, args.lr, args.precision, tuple(args.seeds), Path(args.output),
                    args.chunk_samples, budgets, results)
@@ -125,7 +122,9 @@ class Stream:
         history = [{**r.to_dict(), "stream_heldout_loss": self.heldout_loss(folder, r.step)} for r in records]
         run = {"name": name, "seed": seed, "cpu": cpu_name(), "seconds": seconds, "settings": settings,
                "history": history}
-        self.summary_path(name, seed).write_text(json.dumps(run, indent=2) + "\n")
+        summary = self.summary_path(name, seed)
+        summary.parent.mkdir(parents=True, exist_ok=True)
+        summary.write_text(json.dumps(run, indent=2) + "\n")
         return run
 
     def heldout_loss(self, folder: Path, step: int) -> float:

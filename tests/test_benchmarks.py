@@ -9,7 +9,7 @@ from benchmarks import growth_frontier, results, streams
 from benchmarks.streams import Stream
 
 
-@pytest.mark.parametrize("name", ["frontier", "per_task", "task_ceiling"])
+@pytest.mark.parametrize("name", ["frontier", "per_task", "task_ceiling", "growth_frontier"])
 def test_results_md_tables_are_what_the_committed_summaries_give(name):
     """(The batch count is computed from the corpus, in seconds; `python -m benchmarks.results --check`
     covers it.)"""

@@ -235,6 +235,7 @@ def test_operator_spelling_and_errors():
         grown_config(config, ["text_layers+1,at=5"])
 
 
+@pytest.mark.slow
 def test_grow_cli_writes_a_checkpoint_that_eval_and_resume_accept(tmp_path, capsys):
     config = tiny_config(vision_layers=1, text_layers=1, shared_layers=0, image_size=32, patch_size=8,
                          vocab_size=600, context_length=32)

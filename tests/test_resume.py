@@ -67,6 +67,7 @@ def test_a_run_killed_at_a_random_step_resumes_to_the_same_weights(data, tmp_pat
     assert steps == list(range(2, 21, 2))  # the log reads as one uninterrupted run
 
 
+@pytest.mark.slow
 def test_keeps_the_last_k_checkpoints_and_logs_skips(data, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(train_args(data, run, "--save-every", "3", "--keep-checkpoints", "2", "--report-to",

@@ -171,6 +171,7 @@ def test_a_start_that_fails_leaves_the_runs_settings_as_they_were(model_json, tm
     assert "Traceback" not in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_resume_latest_alone_continues_the_run_with_its_saved_settings(model_json, tmp_path, monkeypatch):
     from growclip.train.faults import Preempted
 

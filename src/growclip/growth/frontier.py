@@ -96,25 +96,25 @@ def ops_toward(current: ModelConfig, target: ModelConfig) -> list[str]:
 
 @dataclass
 class TrackFrontier(GrowthPolicy):
-    """Grow, before each chunk, to the rung that is compute-optimal at the chunk's end: the largest
-    rung whose compute the run reaches if this chunk trains that rung (an anytime choice: the run
-    does not know how long the stream will be)."""
+    """Grow, before each chunk, toward the rung that is compute-optimal at the chunk's end: the last
+    rung whose compute the run reaches if this chunk trains it (an anytime choice: the run does not
+    know how long the stream will be). Nothing shrinks: past that rung, the model is kept."""
 
     frontier: ComputeFrontier
     momentum: float
     seed: int
 
     def decide_growth(self, state: GrowthState, context: ChunkContext) -> tuple[GrowthState, Decision]:
-        chosen, ops = None, []
-        for rung in self.frontier.rungs:
-            rung_ops = ops_toward(state.config, rung.model)
-            at_end = context.flops_before + self._chunk_flops(context, grown_config(state.config, rung_ops))
-            if rung.tflop * 1e12 <= at_end:
-                chosen, ops = rung, rung_ops
+        def at_end(rung: Rung) -> float:
+            grown = grown_config(state.config, ops_toward(state.config, rung.model))
+            return context.flops_before + self._chunk_flops(context, grown)
+
+        reached = [rung for rung in self.frontier.rungs if rung.tflop * 1e12 <= at_end(rung)]
+        ops = ops_toward(state.config, reached[-1].model) if reached else []
         if not ops:
             return state, Decision(context.chunk, why="at or past the compute-optimal size")
-        seed = derive_seed(self.seed, context.chunk)
-        why = f"{chosen.name or chosen.model.describe()} is compute-optimal from {chosen.tflop:g} TFLOP"
+        seed, rung = derive_seed(self.seed, context.chunk), reached[-1]
+        why = f"{rung.name or rung.model.describe()} is compute-optimal from {rung.tflop:g} TFLOP"
         return grow_state(state, ops, self.momentum, seed), Decision(context.chunk, tuple(ops), self.momentum,
                                                                      why=why, seed=seed)
 

@@ -75,7 +75,7 @@ class GrowingRun:
         self.folder.start()
 
     def _set_up(self, start_model: ModelConfig) -> None:
-        """The model (new or resumed), the stream, the evaluation sets and the tokenizer."""
+        """The model (new or resumed), its policy (checked before any data is read), stream, eval sets, tokenizer."""
         config = self.config
         self.step_samples = config.optim.step_samples(self.world.size)
         self.saved: SavedRun | None = None  # the checkpoint resumed from, until its chunk trains on
@@ -87,6 +87,7 @@ class GrowingRun:
         else:
             self.current = GrowthState.capture(create_model(start_model, seed=config.optim.seed))
             self.progress = StreamProgress()
+        self.policy = growth_policy(config.stream, self.current.config, config.optim.seed, self.progress.undecided)
         settings = config.stream
         stream = ChunkStream(expand_corpus(settings.chunks or ()), settings.watch, taken=self.progress.watched,
                              sleep=pause)
@@ -102,7 +103,6 @@ class GrowingRun:
         forgetting = count_forgetting(config, self.evals, lambda: self.current.build_model().to(self.device),
                                       self.tokenizer, self.saved, self.world)
         self.owners = {"stream": self.progress, LINEAGE: self.lineage, **forgetting}  # the run's own state
-        self.policy = growth_policy(config.stream, self.current.config, config.optim.seed, self.progress.undecided)
 
     def _resume(self, saved: SavedRun) -> None:
         """A growing run's checkpoint continues; any other (an imported, hand-grown or fixed run's
