@@ -23,10 +23,14 @@ LARGE = replace(MEDIUM, width=64, heads=2, mlp_ratio=4.0, embed_dim=64, vision_l
 FRONTIER = ComputeFrontier((Rung(0.0, SMALL, "small"), Rung(3.0, MEDIUM, "medium"), Rung(10.0, LARGE, "large")))
 
 
-@pytest.mark.parametrize("tflop, rung", [(0.0, "small"), (2.99, "small"), (3.0, "medium"), (9.9, "medium"),
-                                         (10.0, "large"), (1e4, "large")])
+@pytest.mark.parametrize("tflop, rung", [(0.5, SMALL), (2.99, SMALL), (3.0, MEDIUM), (9.9, MEDIUM),
+                                         (10.0, LARGE), (1e4, LARGE)])
 def test_the_compute_optimal_rung_is_read_off_the_frontier(tflop, rung):
-    assert FRONTIER.optimal(tflop).name == rung
+    """With a budget per chunk, the rung is the one the frontier gives for the compute at the chunk's end."""
+    policy = TrackFrontier(FRONTIER, momentum=1.0, seed=0)
+    at_end = ChunkContext(1, 1000, chunk_steps=10, step_samples=100, scored_pairs=64, flops_before=0.25e12,
+                          chunk_flops=tflop * 1e12 - 0.25e12)
+    assert policy.decide(GrowthState.capture(create_model(SMALL)), at_end)[0].config == rung
 
 
 def test_a_frontier_is_a_ladder_in_ascending_compute(tmp_path):
@@ -35,7 +39,7 @@ def test_a_frontier_is_a_ladder_in_ascending_compute(tmp_path):
     path = tmp_path / "frontier.json"
     path.write_text(json.dumps({"rungs": [{"tflop": 0, "model": SMALL.to_dict()},
                                           {"tflop": 3, "name": "m", "model": MEDIUM.to_dict()}]}))
-    assert ComputeFrontier.load(path).optimal(5.0) == Rung(3.0, MEDIUM, "m")
+    assert ComputeFrontier.load(path).rungs == (Rung(0.0, SMALL), Rung(3.0, MEDIUM, "m"))
     path.write_text(json.dumps({"rungs": [{"tflop": 0}]}))
     with pytest.raises(GrowthError, match="expected"):
         ComputeFrontier.load(path)

@@ -47,10 +47,6 @@ class ComputeFrontier:
         if any(a.tflop >= b.tflop for a, b in zip(self.rungs, self.rungs[1:])):
             raise GrowthError(f"frontier {self.source}: rungs must be in ascending TFLOP, each once")
 
-    def optimal(self, tflop: float) -> Rung:
-        """The rung for `tflop` of training compute: the last one reached (the first below them all)."""
-        return next((r for r in reversed(self.rungs) if r.tflop <= tflop), self.rungs[0])
-
     @classmethod
     def load(cls, name_or_path: str | Path = CORPUS_FRONTIER) -> ComputeFrontier:
         """A JSON file {"rungs": [{"tflop": T, "name": ..., "model": {ModelConfig fields}}, ...]},
@@ -79,8 +75,8 @@ def ops_toward(current: ModelConfig, target: ModelConfig) -> list[str]:
         raise GrowthError(f"no operator changes {', '.join(differing)}: {current.describe()} cannot grow into "
                           f"{target.describe()}")
     ops: list[str] = []
+    per_tower = current.towers_differ or target.towers_differ
     for what in TOWER_FIELDS:
-        per_tower = current.towers_differ or target.towers_differ
         for tower in (("vision", "text") if per_tower else ("vision",)):
             now, then = getattr(current.tower(tower), what), getattr(target.tower(tower), what)
             if then > now:
