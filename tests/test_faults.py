@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 
 import numpy as np
 import pytest
@@ -30,6 +31,8 @@ from growclip.data.sources.table import TableSource
 from growclip.data.transforms import CenterCrop
 from growclip.train import CheckpointError, TrainConfig, load_checkpoint, train
 from growclip.train.faults import NonFiniteError, Preempted
+
+RECORD_RNG = partial(np.random.default_rng, 0)  # a record's augmentation generator, as the loader passes it
 
 # -- preemption ---------------------------------------------------------------------------------
 
@@ -160,8 +163,8 @@ def test_a_tar_cut_in_the_middle_is_counted(tmp_path):
     shard.write_bytes(data[: len(data) // 2 + 700])  # inside a member
     source = ShardSource(str(shard))
     records = list(source.records(str(shard)))
-    rng, crop = np.random.default_rng(0), CenterCrop(16)
-    loaded = [source.load(r, crop, rng) if isinstance(r, dict) else r for r in records]
+    crop = CenterCrop(16)
+    loaded = [source.load(r, crop, RECORD_RNG) if isinstance(r, dict) else r for r in records]
     reasons = [item.reason for item in loaded if isinstance(item, Skip)]
     assert "cut-off shard" in reasons
     assert len(loaded) - reasons.count("cut-off shard") == source.count()  # every sample with a header
@@ -172,7 +175,7 @@ def test_images_that_would_be_altered_by_the_conversion_are_skipped(pixels):
     """16-bit and float images: converting them to 8-bit RGB would clip them to white."""
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="tiff")
-    result = decode_image(buffer.getvalue(), CenterCrop(8), np.random.default_rng(0))
+    result = decode_image(buffer.getvalue(), CenterCrop(8), RECORD_RNG)
     assert isinstance(result, Skip) and result.reason == "unsupported image mode"
 
 
@@ -188,11 +191,10 @@ def test_images_are_read_as_a_viewer_shows_them():
     pixels[:8] = (255, 0, 0)  # stored: red on top
     exif = Image.Exif()
     exif[0x0112] = 3  # "rotated 180": a viewer shows red at the bottom
-    upright = decode_image(_encoded(Image.fromarray(pixels), "jpeg", exif=exif), CenterCrop(16),
-                           np.random.default_rng(0))
+    upright = decode_image(_encoded(Image.fromarray(pixels), "jpeg", exif=exif), CenterCrop(16), RECORD_RNG)
     assert upright[0, 8, 0] < 50 and upright[15, 8, 0] > 200
     clear = np.zeros((8, 8, 4), dtype=np.uint8)  # transparent black
-    over_white = decode_image(_encoded(Image.fromarray(clear), "png"), CenterCrop(8), np.random.default_rng(0))
+    over_white = decode_image(_encoded(Image.fromarray(clear), "png"), CenterCrop(8), RECORD_RNG)
     assert (over_white == 255).all()
 
 

@@ -21,7 +21,7 @@ TOKENIZER = Tokenizer.train([f"a flat colour number {i}" for i in range(100)], 3
 def read_all(sources) -> tuple[list[str], Counter]:
     captions, skipped = [], Counter(sources.skipped_on_open)
     for part, record in sources.all_records():
-        item = sources.load(part, record, CenterCrop(16), np.random.default_rng(0))
+        item = sources.load(part, record, CenterCrop(16), lambda: np.random.default_rng(0))
         if isinstance(item, Skip):
             skipped[item.reason] += 1
         else:

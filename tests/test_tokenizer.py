@@ -28,6 +28,17 @@ def test_save_load_round_trip(tmp_path, tokenizer):
     assert loaded.decode(loaded(["two blue squares"])[0].tolist()).strip() == "two blue squares"
 
 
+def test_captions_seen_before_get_the_ids_encoding_gives(monkeypatch, tokenizer):
+    """Known captions are looked up; past the limit they are encoded each time, never mixed up."""
+    monkeypatch.setattr("growclip.data.tokenizer.KNOWN_CAPTIONS", 2)
+    fresh = Tokenizer(tokenizer.backend, 10)
+    batch = [CAPTIONS[2], CAPTIONS[0], CAPTIONS[2], CAPTIONS[1], "an unseen purple hexagon"]
+    expected = torch.tensor([e.ids for e in tokenizer.backend.encode_batch(batch)])
+    assert torch.equal(fresh(batch), expected) and len(fresh._known) == 2
+    assert torch.equal(fresh(batch[::-1]), expected.flip(0)) and len(fresh._known) == 2
+    assert fresh([]).shape == (0, 10)
+
+
 def test_unreadable_tokenizer_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "tokenizer.json"
     bad.write_text("{not json")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 from collections import Counter, deque
 from collections.abc import Iterator
+from functools import partial
 from itertools import islice
 from typing import Any, NamedTuple
 
@@ -81,7 +82,7 @@ class LaneReader(IterableDataset):
         skipped: Counter = Counter()
         for part, number, position, record in islice(self._records(lane), cursor, None):
             cursor += 1
-            rng = np.random.default_rng([self.seed, self.epoch, number, position])  # augmentation of this record
+            rng = partial(np.random.default_rng, [self.seed, self.epoch, number, position])  # its augmentation
             item = self.sources.load(part, record, self.transform, rng)
             if isinstance(item, Skip):
                 skipped[item.reason] += 1

@@ -199,7 +199,7 @@ def hold_out(sources: PairSources, size: int, seed: int, image_size: int, name: 
         if chosen is not None and record not in chosen:
             continue
         taken.add(record if isinstance(record, int) else sample_key(record) if isinstance(record, dict) else None)
-        item = sources.load(part, record, transform, rng)
+        item = sources.load(part, record, transform, lambda: rng)
         if not isinstance(item, Skip):
             images.append(item.image)
             texts.append(item.caption)

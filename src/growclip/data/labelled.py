@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import logging
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,7 @@ class LabelledImages(Dataset):
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, int] | None:
         """Read as training reads a pair's image: 16-bit or float images are skipped, not clipped."""
-        image = read_image(self.paths[index], CenterCrop(self.image_size), np.random.default_rng(0))
+        image = read_image(self.paths[index], CenterCrop(self.image_size), partial(np.random.default_rng, 0))
         return None if isinstance(image, Skip) else (image, self.labels[index])
 
 

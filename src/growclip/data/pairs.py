@@ -20,6 +20,9 @@ SKIP_REASONS = (
 )
 
 ImageTransform = Callable[[Image.Image, np.random.Generator], np.ndarray]  # -> (S, S, 3) uint8
+# A record's augmentation generator, made only when an image is decoded: seeding one costs as much
+# as serving a cached corpus pair, which is never transformed.
+RecordRng = Callable[[], np.random.Generator]
 
 
 class DataError(ValueError):
@@ -42,18 +45,17 @@ class Pair(NamedTuple):
 RGB_MODES = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"}
 
 
-def _decode(source: str | Path | io.BytesIO, transform: ImageTransform, rng: np.random.Generator
-            ) -> np.ndarray | Skip:
+def _decode(source: str | Path | io.BytesIO, transform: ImageTransform, rng: RecordRng) -> np.ndarray | Skip:
     try:
         with Image.open(source) as image:
             if image.mode not in RGB_MODES:
                 return Skip("unsupported image mode")
-            return transform(image, rng)  # converting forces a full decode, so truncation shows here
+            return transform(image, rng())  # converting forces a full decode, so truncation shows here
     except Exception:  # decoders of untrusted bytes raise OSError, SyntaxError, ValueError, zlib errors...
         return Skip("unreadable image")
 
 
-def read_image(path: Path, transform: ImageTransform, rng: np.random.Generator) -> np.ndarray | Skip:
+def read_image(path: Path, transform: ImageTransform, rng: RecordRng) -> np.ndarray | Skip:
     try:
         size = path.stat().st_size
     except OSError:
@@ -61,7 +63,7 @@ def read_image(path: Path, transform: ImageTransform, rng: np.random.Generator) 
     return Skip("empty file") if size == 0 else _decode(path, transform, rng)
 
 
-def decode_image(data: bytes, transform: ImageTransform, rng: np.random.Generator) -> np.ndarray | Skip:
+def decode_image(data: bytes, transform: ImageTransform, rng: RecordRng) -> np.ndarray | Skip:
     return Skip("empty file") if not data else _decode(io.BytesIO(data), transform, rng)
 
 

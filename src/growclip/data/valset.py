@@ -23,7 +23,7 @@ def read_retrieval_set(sources: PairSources, image_size: int, name: str = "val")
     image_of_key: dict[str, int] = {}
     skipped = sources.skipped_on_open
     for part, record in sources.all_records():
-        item = sources.load(part, record, transform, rng)
+        item = sources.load(part, record, transform, lambda: rng)
         if isinstance(item, Skip):
             skipped[item.reason] += 1
             continue

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from growclip.data.pairs import DataError, ImageTransform, Pair, Skip, add_counts, format_skipped
+from growclip.data.pairs import DataError, ImageTransform, Pair, RecordRng, Skip, add_counts, format_skipped
 from growclip.data.sources.base import IndexedSource
 from growclip.data.sources.corpus import CorpusSource
 from growclip.data.sources.folder import FolderSource
@@ -131,7 +131,7 @@ class PairSources:
         kept = frozenset(url for url in urls if rng.random() < fraction)
         return PairSources(self.sources, self.excluded | frozenset(dropped), kept)
 
-    def load(self, part: Part, record: Any, transform: ImageTransform, rng: np.random.Generator) -> Pair | Skip:
+    def load(self, part: Part, record: Any, transform: ImageTransform, rng: RecordRng) -> Pair | Skip:
         if isinstance(record, Skip):
             return record
         if part.indices is None:

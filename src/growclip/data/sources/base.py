@@ -5,9 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import Counter
 
-import numpy as np
-
-from growclip.data.pairs import ImageTransform, Pair, Skip
+from growclip.data.pairs import ImageTransform, Pair, RecordRng, Skip
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -24,7 +22,7 @@ class IndexedSource(ABC):
     def __len__(self) -> int: ...
 
     @abstractmethod
-    def load(self, index: int, transform: ImageTransform, rng: np.random.Generator) -> Pair | Skip: ...
+    def load(self, index: int, transform: ImageTransform, rng: RecordRng) -> Pair | Skip: ...
 
     @abstractmethod
     def captions(self, limit: int) -> list[str]:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
 from growclip.data.corpus import EmbeddedCorpus
-from growclip.data.pairs import ImageTransform, Pair
+from growclip.data.pairs import ImageTransform, Pair, RecordRng
 from growclip.data.sources.base import IndexedSource
 
 
@@ -23,7 +21,7 @@ class CorpusSource(IndexedSource):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def load(self, index: int, transform: ImageTransform, rng: np.random.Generator) -> Pair:
+    def load(self, index: int, transform: ImageTransform, rng: RecordRng) -> Pair:
         image, caption = self.dataset[index]
         return Pair(image, caption, f"corpus:{index}")
 

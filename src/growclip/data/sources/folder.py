@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from growclip.data.pairs import DataError, ImageTransform, Pair, Skip, clean_caption, format_skipped, read_image
+from growclip.data.pairs import (
+    DataError,
+    ImageTransform,
+    Pair,
+    RecordRng,
+    Skip,
+    clean_caption,
+    format_skipped,
+    read_image,
+)
 from growclip.data.sources.base import IMAGE_SUFFIXES, IndexedSource
 
 
@@ -43,7 +50,7 @@ class FolderSource(IndexedSource):
     def __len__(self) -> int:
         return len(self.images)
 
-    def load(self, index: int, transform: ImageTransform, rng: np.random.Generator) -> Pair | Skip:
+    def load(self, index: int, transform: ImageTransform, rng: RecordRng) -> Pair | Skip:
         path = self.images[index]
         caption = _read_caption(path)
         if isinstance(caption, Skip):

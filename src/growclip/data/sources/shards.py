@@ -14,11 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import webdataset as wds
 from webdataset.shardlists import expand_urls
 
-from growclip.data.pairs import DataError, ImageTransform, Pair, Skip, clean_caption, decode_image
+from growclip.data.pairs import DataError, ImageTransform, Pair, RecordRng, Skip, clean_caption, decode_image
 
 IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
 logger = logging.getLogger(__name__)
@@ -107,7 +106,7 @@ class ShardSource:
                                url, images)
                 yield Skip("cut-off shard")
 
-    def load(self, sample: dict[str, Any], transform: ImageTransform, rng: np.random.Generator) -> Pair | Skip:
+    def load(self, sample: dict[str, Any], transform: ImageTransform, rng: RecordRng) -> Pair | Skip:
         image_key = next((key for key in IMAGE_KEYS if key in sample), None)
         if image_key is None:
             return Skip("missing image")

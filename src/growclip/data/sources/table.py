@@ -5,9 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import numpy as np
-
-from growclip.data.pairs import DataError, ImageTransform, Pair, Skip, clean_caption, read_image
+from growclip.data.pairs import DataError, ImageTransform, Pair, RecordRng, Skip, clean_caption, read_image
 from growclip.data.sources.base import IndexedSource
 
 
@@ -87,7 +85,7 @@ class TableSource(IndexedSource):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def load(self, index: int, transform: ImageTransform, rng: np.random.Generator) -> Pair | Skip:
+    def load(self, index: int, transform: ImageTransform, rng: RecordRng) -> Pair | Skip:
         path = self.path.parent / self.paths[index]
         image = read_image(path, transform, rng)
         return image if isinstance(image, Skip) else Pair(image, self.texts[index], str(path))
