@@ -14,15 +14,18 @@ from growclip.model import create_model
 from growclip.model.loss import clip_loss
 from growclip.train.optim import make_optimizer
 
-EXACT = [["width=64"], ["width=96,heads=scale"], ["mlp_ratio=3"], ["embed_dim=24"], ["vision_layers+1"],
+EXACT = [["width=64"], ["width=96,heads=scale"], ["width=64,units=fresh"], ["width=96,heads=scale,units=fresh"],
+         ["mlp_ratio=3"], ["embed_dim=24"], ["vision_layers+1"],
          ["vision_layers+2,at=0"], ["text_layers+1,at=0"], ["shared_layers+2"], ["shared_layers+1,at=0"],
          ["width=64", "shared_layers+2", "mlp_ratio=4", "embed_dim=32"]]
-NOT_EXACT = [["width=48"], ["heads=4"], ["share"], ["vision_layers+1,init=copy"], ["share,merge=text", "heads=8"]]
+NOT_EXACT = [["width=48"], ["width=48,units=fresh"], ["heads=4"],
+             ["share"], ["vision_layers+1,init=copy"], ["share,merge=text", "heads=8"]]
 
 
 # towers of their own shape, as released CLIPs have (ViT-B-32: 768 / 512), with OpenAI's QuickGELU
 TOWERED = {"plain": dict(), "conv-branch": dict(stem="conv", parallel_branch=True)}
-TOWER_EXACT = [["vision_width=96"], ["text_width=64"], ["vision_width=144,heads=scale"], ["vision_mlp_ratio=6"],
+TOWER_EXACT = [["vision_width=96"], ["vision_width=96,units=fresh"], ["text_width=64"],
+               ["vision_width=144,heads=scale"], ["vision_mlp_ratio=6"],
                ["text_mlp_ratio=3"], ["vision_layers+1"], ["text_layers+1,at=0"], ["embed_dim=40"],
                ["vision_width=96", "text_width=64", "text_layers+1", "vision_mlp_ratio=3"]]
 
@@ -202,30 +205,57 @@ def test_pim_interpolates_between_inheritance_and_a_fresh_model():
     torch.testing.assert_close(half.moments[name]["exp_avg_sq"], inherited.moments[name]["exp_avg_sq"] / 4)
 
 
+def trained_on(state, config, steps=10):
+    """The grown model of `state` after `steps` AdamW steps from its inherited moments."""
+    grown = state.build_model()
+    grown_optimizer = make_optimizer(grown, 1e-2, 0.1)
+    state.load_moments(grown_optimizer, grown)
+    for step in range(steps):
+        grown_optimizer.zero_grad()
+        clip_loss(*grown(*inputs(config, 8 + step))).backward()
+        grown_optimizer.step()
+    return grown
+
+
 def test_duplicated_units_stay_symmetric_with_full_inheritance_and_diverge_with_pim():
     config = tiny_config(vision_layers=1, text_layers=1, shared_layers=0)
     model, optimizer = trained(config)
     spread = {}
     for momentum in (1.0, 0.5):
         state = grow_state(GrowthState.capture(model, optimizer), ["width=64"], momentum)
-        grown = state.build_model()
-        grown_optimizer = make_optimizer(grown, 1e-2, 0.1)
-        state.load_moments(grown_optimizer, grown)
-        for step in range(10):
-            grown_optimizer.zero_grad()
-            clip_loss(*grown(*inputs(config, 8 + step))).backward()
-            grown_optimizer.step()
+        grown = trained_on(state, config)
         rows = grown.text_blocks[0].mlp.fc1.weight.detach()  # hidden unit i and its copy i + hidden
         spread[momentum] = (rows[: config.mlp_hidden] - rows[config.mlp_hidden :]).norm() / rows.norm()
     assert spread[1.0] < 1e-5 < 1e-2 < spread[0.5]
 
 
+def test_fresh_units_break_the_residual_copies_symmetry_with_full_inheritance():
+    """Widening with fresh units keeps the function (tested above) and the old units, yet the
+    residual feature copies it makes come apart in training, where copied units keep them equal."""
+    config = tiny_config(vision_layers=1, text_layers=1, shared_layers=0)
+    model, optimizer = trained(config)
+    spread = {}
+    for units in ("copy", "fresh"):
+        state = grow_state(GrowthState.capture(model, optimizer), [f"width=64,units={units}"], momentum=1.0)
+        grown = trained_on(state, config)
+        copied = width_maps(config, state.config, "text")["text.residual"].index  # old feature of each new one
+        first, second = (torch.nonzero(copied == feature).flatten() for feature in (0, 1))
+        rows = grown.text_blocks[0].attn.proj.weight.detach()  # rows: residual features the MLP then reads
+        spread[units] = (rows[first[0]] - rows[first[1]]).norm() / rows[second].norm()
+    assert spread["copy"] < 1e-6 < 1e-4 < spread["fresh"]  # apart from the second step: new outputs start at zero
+    hidden = config.mlp_hidden
+    new_rows = state.weights["text_blocks.0.mlp.fc1.weight"][hidden:]
+    assert new_rows.abs().sum() > 0 and not state.weights["text_blocks.0.mlp.fc2.weight"][:, hidden:].any()
+
+
 def test_operator_spelling_and_errors():
     assert parse_op("shared_layers+2,at=0,init=copy").spec() == "shared_layers+2,at=0,init=copy"
     assert parse_op("width=256,heads=scale").spec() == "width=256,heads=scale"
+    assert parse_op("width=256,units=fresh").spec() == "width=256,units=fresh"
     for spec, message in (("depth+1", "unknown growth operator"), ("width+1", "NAME=VALUE"),
                           ("vision_layers=3", "NAME\\+COUNT"), ("width=64,at=1", "unknown option"),
-                          ("mlp_ratio=abc", "could not convert")):
+                          ("mlp_ratio=abc", "could not convert"),
+                          ("width=64,units=new", "units= must be one of copy, fresh")):
         with pytest.raises(GrowthError, match=message):
             parse_op(spec)
     config = tiny_config()

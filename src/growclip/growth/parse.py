@@ -1,6 +1,7 @@
 """Growth operators as `growclip grow --op` spells them, and the registry behind the spelling.
 
     width=256            width=256,heads=scale     heads=8        mlp_ratio=4     embed_dim=256
+    width=256,units=fresh
     vision_layers+1      text_layers+2,at=0        shared_layers+1,init=copy      share,merge=image
     vision_width=1024    text_heads=12             vision_mlp_ratio=6  (one tower, when no block is shared)
 """
@@ -17,7 +18,8 @@ from growclip.growth.width import Width
 
 # operator name -> (how the value after '=' or '+' builds it, the options it takes)
 OPERATORS: dict[str, tuple[Callable[..., GrowthOp], tuple[str, ...]]] = {
-    **{field_name(tower, "width"): (lambda value, tower=tower, **kw: Width(int(value), tower=tower, **kw), ("heads",))
+    **{field_name(tower, "width"): (lambda value, tower=tower, **kw: Width(int(value), tower=tower, **kw),
+                                    ("heads", "units"))
        for tower in (None, "vision", "text")},
     **{field_name(tower, "heads"): (lambda value, tower=tower: Heads(int(value), tower), ())
        for tower in (None, "vision", "text")},

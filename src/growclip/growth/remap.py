@@ -29,7 +29,7 @@ from growclip.model.config import ModelConfig
 class DimMap:
     index: torch.Tensor  # (new,) old position copied by each new position; -1 = brand new
     scale: torch.Tensor | None = None  # (new,) weight multiplier of out positions (attention query rows)
-    fresh_out: bool = True  # brand-new out positions from the fresh init; False: zero
+    fresh_out: bool | torch.Tensor = True  # brand-new out positions fresh, or zero (False); or (new,) per position
 
     @property
     def copies(self) -> torch.Tensor:
@@ -78,11 +78,10 @@ def remap(old: torch.Tensor, axes: Axes, maps: dict[str, DimMap], fresh: torch.T
         else:
             step = 1 / copies if power == 0 else torch.ones_like(copies)
         factor = factor * _along(step, dim, old.ndim)
-        brand_new = _along(dim_map.index < 0, dim, old.ndim)
-        if kind == "out" and dim_map.fresh_out:
-            fresh_mask = fresh_mask | brand_new
-        else:
-            zero_mask = zero_mask | brand_new
+        brand_new = dim_map.index < 0
+        fresh_rows = brand_new & torch.as_tensor(dim_map.fresh_out) if kind == "out" else torch.zeros_like(brand_new)
+        fresh_mask = fresh_mask | _along(fresh_rows, dim, old.ndim)
+        zero_mask = zero_mask | _along(brand_new & ~fresh_rows, dim, old.ndim)
     out = out * factor.to(out.dtype)
     if power == 0:
         return torch.where(zero_mask, torch.zeros((), dtype=out.dtype), torch.where(fresh_mask, fresh, out))

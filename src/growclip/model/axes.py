@@ -2,10 +2,11 @@
 `no_weight_decay`), and growth reads it from here, so adding a layer is one edit in one place.
 
 Every dimension of a parameter that growth may widen lives in a *space* (the residual width, the
-MLP hidden units, the QKV rows, a conv-stem stage's channels, the joint embedding) and is either
-an *out* dimension (it produces features of that space: rows of a linear, LayerNorm and embedding
-entries) or an *in* dimension (it reads them: the columns of a linear). An empty declaration says
-the tensor never widens (the logit scale, the parallel branch's own channels, BatchNorm counters).
+MLP hidden units, the QKV rows, the attention values its output projection reads, a conv-stem
+stage's channels, the joint embedding) and is either an *out* dimension (it produces features of
+that space: rows of a linear, LayerNorm and embedding entries) or an *in* dimension (it reads
+them: the columns of a linear). An empty declaration says the tensor never widens (the logit
+scale, the parallel branch's own channels, BatchNorm counters).
 
 Layers declare bare spaces; a model whose towers widen apart names the tower of each part
 (`GROWTH_TOWERS`, {child: tower}), and the spaces of that part become the tower's: "vision.residual",
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from torch import nn
 
-RESIDUAL, HIDDEN, QKV, EMBED = "residual", "hidden", "qkv", "embed"
+RESIDUAL, HIDDEN, QKV, VALUE, EMBED = "residual", "hidden", "qkv", "value", "embed"
 OUT, IN = "out", "in"
 Axes = dict[int, tuple[str, str]]  # dim -> (space, OUT | IN)
 FIXED: Axes = {}

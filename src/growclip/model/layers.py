@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from growclip.model.axes import HIDDEN, IN, OUT, QKV, RESIDUAL, Axes, layer_norm
+from growclip.model.axes import HIDDEN, IN, OUT, QKV, RESIDUAL, VALUE, Axes, layer_norm
 
 IMAGE = "image"
 TEXT = "text"
@@ -23,7 +23,7 @@ class Attention(nn.Module):
 
     def growth_axes(self) -> dict[str, Axes]:
         return {"qkv.weight": {0: (QKV, OUT), 1: (RESIDUAL, IN)}, "qkv.bias": {0: (QKV, OUT)},
-                "proj.weight": {0: (RESIDUAL, OUT), 1: (RESIDUAL, IN)}, "proj.bias": {0: (RESIDUAL, OUT)}}
+                "proj.weight": {0: (RESIDUAL, OUT), 1: (VALUE, IN)}, "proj.bias": {0: (RESIDUAL, OUT)}}
 
     def forward(self, x: torch.Tensor, causal: bool) -> torch.Tensor:
         batch, tokens, width = x.shape
