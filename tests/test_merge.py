@@ -10,7 +10,7 @@ from PIL import Image
 
 from conftest import tiny_config
 from growclip.checkpoint import read_checkpoint
-from growclip.checkpoint.files import save_checkpoint
+from growclip.checkpoint.files import CheckpointError, save_checkpoint
 from growclip.cli import main
 from growclip.cli.train import chunk_line
 from growclip.data.tokenizer import Tokenizer
@@ -18,10 +18,13 @@ from growclip.eval.suite import FORGETTING, RETAINED_TOP1
 from growclip.growth import grow
 from growclip.growth.lineage import GrowthLineage, GrowthStep, LineageError
 from growclip.growth.merge import interpolate, map_start
+from growclip.interop.open_clip import export_open_clip
+from growclip.interop.transformers import export_transformers
 from growclip.model import create_model
 from growclip.train import TrainConfig, train
 from growclip.train.distributed import SINGLE
 from growclip.train.inputs import run_evaluation_sets
+from growclip.train.merge import merge_checkpoints
 from growclip.train.start import count_forgetting
 
 MODEL = tiny_config(width=16, heads=1, mlp_ratio=1.0, vision_layers=1, text_layers=1, shared_layers=0,
@@ -107,6 +110,30 @@ def test_merge_refuses_a_model_that_did_not_grow_from_the_start(tmp_path, capsys
     assert main(["merge", "--start", str(tmp_path / "a"), "--trained", str(tmp_path / "b"), "--ratio", "0.5",
                  "--output", str(tmp_path / "m")]) == 2
     assert "not the trained model's" in capsys.readouterr().err and not (tmp_path / "m").exists()
+
+
+def test_the_python_api_writes_into_a_folder_of_other_files_only_when_asked(tmp_path):
+    """As the commands do: merge and export refuse a folder that is not empty, and with overwrite
+    replace only their own files (a checkpoint, only a growclip checkpoint)."""
+    tokenizer = Tokenizer.train(["a red circle", "two blue squares"] * 20, 300, 12)
+    save_checkpoint(tmp_path / "a", create_model(MODEL), tokenizer, {})
+    saved = read_checkpoint(tmp_path / "a")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text("a user's file")
+    writers = {"merge": lambda **kw: merge_checkpoints(saved, saved, mine, 0.5, **kw),
+               "open_clip": lambda **kw: export_open_clip(tmp_path / "a", mine, **kw),
+               "transformers": lambda **kw: export_transformers(tmp_path / "a", mine / "hf", **kw)}
+    (mine / "hf").mkdir()
+    (mine / "hf" / "config.json").write_text("a user's file")
+    for write in writers.values():
+        with pytest.raises(ValueError, match="already exists and is not empty"):
+            write()
+    assert sorted(p.name for p in mine.rglob("*")) == ["config.json", "config.json", "hf"]
+    writers["open_clip"](overwrite=True)
+    assert (mine / "config.json").read_text() == "a user's file" and (mine / "open_clip_model.safetensors").is_file()
+    with pytest.raises(CheckpointError, match="holds files growclip did not write"):  # a checkpoint folder is its own
+        writers["merge"](overwrite=True)
 
 
 def test_only_function_preserving_steps_map_a_start():

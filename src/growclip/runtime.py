@@ -105,6 +105,15 @@ def ensure_writable(folder: str | Path, setting: str = "--output") -> Path:
     return folder
 
 
+def check_output_free(path: str | Path, overwrite: bool) -> None:
+    """Commands and the functions behind them write into a new or empty output folder; into another
+    only when asked (`overwrite`), and then they replace only the files they write, never the rest."""
+    path = Path(path)
+    if not overwrite and path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ValueError(f"output {path} already exists and is not empty; choose another, or allow overwriting "
+                         f"(--overwrite, overwrite=True: replaces only the files growclip writes there)")
+
+
 def derived_rng(seed: int, *keys: int) -> np.random.Generator:
     """A generator for one purpose (a corpus split, a chunk, a search round), independent of every
     other purpose's: NumPy's SeedSequence of (seed, *keys)."""

@@ -17,8 +17,9 @@ import numpy as np
 import webdataset as wds
 from PIL import Image
 
-from growclip.cli.options import COUNT, SEED_VALUE, SIZE, add_overwrite_flag, check_output_free, int_list
+from growclip.cli.options import COUNT, SEED_VALUE, SIZE, add_overwrite_flag, int_list
 from growclip.data.corpus import DEFAULT_STAGE_SIZES, NUM_STAGES, EmbeddedCorpus
+from growclip.runtime import check_output_free
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

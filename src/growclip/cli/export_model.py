@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from growclip.checkpoint import resolve_checkpoint
-from growclip.cli.options import add_overwrite_flag, check_output_free
+from growclip.cli.options import add_overwrite_flag
 from growclip.interop.open_clip import export_open_clip
 from growclip.interop.transformers import export_transformers
 
@@ -26,9 +26,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_output_free(args.output, args.overwrite)
     checkpoint = resolve_checkpoint(args.checkpoint)
-    output = EXPORTERS[args.to](checkpoint, args.output)
+    output = EXPORTERS[args.to](checkpoint, args.output, args.overwrite)
     print(f"exported {checkpoint} for {args.to}: {output}")
     print("load it with " + HOW_TO_LOAD[args.to].format(output))
     return 0

@@ -6,12 +6,13 @@ import argparse
 import time
 
 from growclip.checkpoint import Snapshot, read_checkpoint, write_checkpoint
-from growclip.cli.options import SEED_VALUE, add_overwrite_flag, check_output_free, in_range
+from growclip.cli.options import SEED_VALUE, add_overwrite_flag, in_range
 from growclip.growth import GrowthState, grow_state, is_exact, parse_op
 from growclip.growth.lineage import LINEAGE, GrowthLineage, GrowthStep
 from growclip.model import model_cost
 from growclip.model.config import ModelConfig
 from growclip.model.moments import flat_moments, nested_moments
+from growclip.runtime import check_output_free
 from growclip.train.settings import MOMENTUM
 
 

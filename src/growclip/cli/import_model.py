@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from growclip.checkpoint import load_checkpoint
-from growclip.cli.options import add_overwrite_flag, check_output_free
+from growclip.cli.options import add_overwrite_flag
 from growclip.interop.clip_bpe import ID_SHIFT
 from growclip.interop.open_clip import import_open_clip, read_open_clip_config
 from growclip.model import model_cost
@@ -25,9 +25,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_output_free(args.output, args.overwrite)
     path = import_open_clip(read_open_clip_config(args.open_clip), args.weights, args.output, args.bpe,
-                            args.allow_pickle)
+                            args.allow_pickle, args.overwrite)
     model, tokenizer, _ = load_checkpoint(path)
     print(f"imported {args.open_clip}: {model.config.describe()}, {model_cost(model.config).params / 1e6:.2f} M "
           f"params, CLIP tokenizer ({tokenizer.vocab_size - ID_SHIFT} tokens and growclip's pad)")

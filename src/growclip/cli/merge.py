@@ -7,7 +7,7 @@ import argparse
 
 from growclip.checkpoint import read_checkpoint
 from growclip.cli.evaluate import add_evaluation_flags, evaluation_sets_of
-from growclip.cli.options import add_overwrite_flag, check_output_free, float_list, in_range
+from growclip.cli.options import add_overwrite_flag, float_list, in_range
 from growclip.eval.suite import FORGETTING, MEAN_TOP1, RETAINED_TOP1
 from growclip.runtime import resolve_device
 from growclip.train.merge import DEFAULT_RATIOS, MergeResult, merge_checkpoints
@@ -29,11 +29,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_output_free(args.output, args.overwrite)
     device = resolve_device(args.device)
     start, trained = read_checkpoint(args.start, device), read_checkpoint(args.trained, device)
     sets = None if args.ratio is not None else evaluation_sets_of(args, trained.model.config.image_size)
-    result = merge_checkpoints(start, trained, args.output, args.ratio, sets, args.ratios, args.precision)
+    result = merge_checkpoints(start, trained, args.output, args.ratio, sets, args.ratios, args.precision,
+                               args.overwrite)
     _print_sweep(result)
     print(f"merged at ratio {result.ratio:g} (0 = {start.path}, 1 = {trained.path}): {result.path}")
     return 0

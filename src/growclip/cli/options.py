@@ -69,15 +69,6 @@ def add_overwrite_flag(parser: argparse.ArgumentParser) -> None:
                         help="write into an --output that is not empty (replaces only what growclip writes there)")
 
 
-def check_output_free(path: str | Path, overwrite: bool) -> None:
-    """A command writes into a new or empty --output; into another only when asked (`--overwrite`), and
-    then it replaces only the files it writes, never the rest."""
-    path = Path(path)
-    if not overwrite and path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise ValueError(f"--output {path} already exists and is not empty; choose another, or pass --overwrite "
-                         f"(replaces only the files growclip writes there)")
-
-
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """A YAML or JSON mapping of setting names (dashes or underscores) to values."""
     path = Path(path)

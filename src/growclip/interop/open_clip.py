@@ -27,6 +27,7 @@ from growclip.interop.clip_bpe import ID_SHIFT, clip_tokenizer
 from growclip.interop.tokenizer_files import text_ids, write_tokenizer_files
 from growclip.model import ConfigError, ModelConfig, create_model
 from growclip.model.clip import CLIP
+from growclip.runtime import check_output_free
 
 # open_clip's defaults (CLIPVisionCfg, CLIPTextCfg, CLIP) for the fields growclip can express
 VISION_DEFAULTS = {"layers": 12, "width": 768, "head_width": 64, "mlp_ratio": 4.0, "patch_size": 16, "image_size": 224}
@@ -227,9 +228,10 @@ def default_bpe_path() -> Path:
 
 
 def import_open_clip(open_clip_config: dict[str, Any], weights: str | Path, output: str | Path,
-                     bpe_path: str | Path | None = None, allow_pickle: bool = False) -> Path:
+                     bpe_path: str | Path | None = None, allow_pickle: bool = False, overwrite: bool = False) -> Path:
     """Write a growclip checkpoint of an open_clip model: its weights, config and CLIP's tokenizer
     (from `bpe_path`, default open_clip's own file); `growclip train --resume OUTPUT` grows it."""
+    check_output_free(output, overwrite)
     config = model_config_from_open_clip(open_clip_config)
     model = create_model(config)
     try:
@@ -241,11 +243,12 @@ def import_open_clip(open_clip_config: dict[str, Any], weights: str | Path, outp
                                                                         "weights": str(weights)}})
 
 
-def export_open_clip(checkpoint: str | Path, output: str | Path) -> Path:
+def export_open_clip(checkpoint: str | Path, output: str | Path, overwrite: bool = False) -> Path:
     """Write `open_clip_config.json` and `open_clip_model.safetensors` for
     `open_clip.create_model_and_transforms("local-dir:OUTPUT")`. On CLIP's vocabulary open_clip's own
     tokenizer reads the text; a growclip BPE goes with it as `tokenizer.json` (open_clip's
     `HFTokenizer`), and text pools at its end-of-text id (`pool_type` eos)."""
+    check_output_free(output, overwrite)
     model, tokenizer, _ = load_checkpoint(checkpoint)
     ids = text_ids(tokenizer, model.config.vocab_size)
     own_bpe = {} if ids["shift"] else {"pool_type": "eos", "eos_id": ids["eos"], "pad_id": ids["pad"],

@@ -19,6 +19,7 @@ from growclip.interop.tokenizer_files import swapped_ids, text_ids, write_tokeni
 from growclip.model import ModelConfig
 from growclip.model.clip import CLIP, LOGIT_SCALE_INIT
 from growclip.model.config import TowerShape
+from growclip.runtime import check_output_free
 
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's, which growclip uses
 TOKEN_EMBEDDING = "text_model.embeddings.token_embedding.weight"
@@ -78,8 +79,9 @@ def to_transformers(model: CLIP, shift: int) -> dict[str, torch.Tensor]:
     return {name: tensor.contiguous() for name, tensor in tensors.items()}
 
 
-def export_transformers(checkpoint: str | Path, output: str | Path) -> Path:
+def export_transformers(checkpoint: str | Path, output: str | Path, overwrite: bool = False) -> Path:
     """Write a `CLIPModel.from_pretrained`-able folder of a growclip checkpoint."""
+    check_output_free(output, overwrite)
     model, tokenizer, _ = load_checkpoint(checkpoint)
     check_plain_clip(model.config)
     ids = text_ids(tokenizer, model.config.vocab_size)

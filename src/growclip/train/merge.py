@@ -16,6 +16,7 @@ from growclip.eval.suite import MEAN_TOP1, RECALL, RETAINED_TOP1, EvalResults, e
 from growclip.growth.lineage import LINEAGE, GrowthLineage, LineageError
 from growclip.growth.merge import interpolate, map_start
 from growclip.model.clip import CLIP
+from growclip.runtime import check_output_free
 
 MERGE = "merge"  # the checkpoint part recording how a merged model was made
 DEFAULT_RATIOS = tuple(i / 10 for i in range(11))
@@ -60,9 +61,10 @@ def endpoints(start: SavedRun, trained: SavedRun) -> tuple[CLIP, CLIP, GrowthLin
 
 def merge_checkpoints(start: SavedRun, trained: SavedRun, output: str | Path, ratio: float | None = None,
                       sets: EvalSets | None = None, ratios: Sequence[float] = DEFAULT_RATIOS,
-                      precision: str = "fp32") -> MergeResult:
+                      precision: str = "fp32", overwrite: bool = False) -> MergeResult:
     """Write the merge of `start` and `trained` at `ratio`, or at the ratio among `ratios` whose
     evaluation on `sets` scores best (forgetting counted from the start)."""
+    check_output_free(output, overwrite)
     mapped, model, lineage = endpoints(start, trained)
     points: tuple[MergePoint, ...] = ()
     if ratio is None:
