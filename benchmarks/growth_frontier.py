@@ -95,19 +95,20 @@ def value_at(run: dict[str, Any], tflop: float, key: str) -> float | None:
 def anytime_table(per_seed: list[dict[str, dict[str, Any]]], key: str, lower: bool) -> str:
     """After each of the growing run's chunks, every run at the same compute so far (median over seeds;
     '-' where a run stopped earlier), and the growing run's gap to the best fixed run there."""
-    labels = list(per_seed[0])
+    labels = list(dict.fromkeys(label for runs in per_seed for label in runs))
     lines = ["| after chunk | TFLOP | " + " | ".join(labels) + " | frontier - best fixed |",
              "|---" * (len(labels) + 3) + "|"]
     for chunk in range(len(per_seed[0]["frontier"]["history"])):
         tflop = statistics.median(s["frontier"]["history"][chunk]["total_tflop"] for s in per_seed)
         cells, gaps = [], []
         for label in labels:
-            values = [value_at(s[label], s["frontier"]["history"][chunk]["total_tflop"], key) for s in per_seed]
+            values = [value_at(s[label], s["frontier"]["history"][chunk]["total_tflop"], key) for s in per_seed
+                      if label in s]
             cells.append(f"{statistics.median(values):.3f}" if None not in values else "-")
         for seed_runs in per_seed:
             grown = seed_runs["frontier"]["history"][chunk]
             fixed = [value_at(seed_runs[label], grown["total_tflop"], key) for label in labels
-                     if label.startswith("fixed")]
+                     if label.startswith("fixed") and label in seed_runs]
             fixed = [v for v in fixed if v is not None]
             if fixed:
                 gaps.append(grown[key] - (min(fixed) if lower else max(fixed)))
@@ -132,10 +133,19 @@ def reach_table(per_seed: list[dict[str, dict[str, Any]]], reference: str) -> st
     return "\n".join(lines)
 
 
+def labelled_by_seeds(per_seed: list[dict[str, dict[str, Any]]]) -> list[dict[str, dict[str, Any]]]:
+    """Runs committed for only some of the seeds keep their place, their label naming those seeds."""
+    labels = list(dict.fromkeys(label for runs in per_seed for label in runs))
+    seeds = {label: [s["frontier"]["seed"] for s in per_seed if label in s] for label in labels}
+    named = {label: label if len(seeds[label]) == len(per_seed) else
+             f"{label} (seed{'s' * (len(seeds[label]) > 1)} {', '.join(map(str, seeds[label]))})" for label in labels}
+    return [{named[label]: runs[label] for label in labels if label in runs} for runs in per_seed]
+
+
 def report(per_seed: list[dict[str, dict[str, Any]]], stream: Stream, fixed: list[str]) -> str:
-    labels = [label for label in per_seed[0] if all(label in s for s in per_seed)]
-    per_seed = [{label: s[label] for label in labels} for s in per_seed]
-    runs = {label: [s[label] for s in per_seed] for label in labels}
+    per_seed = labelled_by_seeds(per_seed)
+    labels = list(dict.fromkeys(label for runs in per_seed for label in runs))
+    runs = {label: [s[label] for s in per_seed if label in s] for label in labels}
     cpus = sorted({run.get("cpu", "?") for seeds in runs.values() for run in seeds})
     stream = replace(stream, seeds=tuple(s["frontier"]["seed"] for s in per_seed))  # the seeds committed
     sections = [stream.describe("fixed runs with the same budgets") + f"; CPU: {'; '.join(cpus)}",

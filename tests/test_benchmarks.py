@@ -43,3 +43,15 @@ def test_a_fixed_run_is_read_at_the_growing_runs_compute_between_its_chunk_ends(
     assert growth_frontier.value_at(run, 10 ** 0.5, "loss") == pytest.approx(2.5)  # linear in log-compute
     assert growth_frontier.value_at(run, 101.0, "loss") == 1.0  # a rounding past the end: the end
     assert growth_frontier.value_at(run, 0.5, "loss") is None and growth_frontier.value_at(run, 200, "loss") is None
+
+
+def test_a_run_committed_for_some_seeds_keeps_its_row_and_names_them():
+    def run(seed, loss):
+        return {"seed": seed, "history": [{"total_tflop": 1.0, "loss": loss}, {"total_tflop": 4.0, "loss": loss / 2}]}
+
+    per_seed = [{"frontier": run(0, 3.0), "variant": run(0, 2.0), "fixed": run(0, 4.0)},
+                {"frontier": run(1, 5.0), "fixed": run(1, 6.0)}]
+    labelled = growth_frontier.labelled_by_seeds(per_seed)
+    assert [list(runs) for runs in labelled] == [["frontier", "variant (seed 0)", "fixed"], ["frontier", "fixed"]]
+    table = growth_frontier.anytime_table(labelled, "loss", lower=True)
+    assert "| 0 | 1.0 | 4.000 | 2.000 | 5.000 |" in table  # medians over the seeds each run has
