@@ -157,6 +157,41 @@ def report(per_seed: list[dict[str, dict[str, Any]]], stream: Stream, fixed: lis
     return "\n\n".join(sections) + "\n"
 
 
+def plot(per_seed: list[dict[str, dict[str, Any]]], path: Path) -> None:
+    """Per-chunk curves: every run's metrics at its chunk ends against the compute so far, one line
+    per seed, a colour per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    per_seed = labelled_by_seeds(per_seed)
+    labels = list(dict.fromkeys(label for runs in per_seed for label in runs))
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(6 * len(METRICS), 4.2))
+    for colour, label in enumerate(labels):
+        for index, run in enumerate(runs[label] for runs in per_seed if label in runs):
+            tflop = [record["total_tflop"] for record in run["history"]]
+            for ax, (_, key, _) in zip(axes, METRICS):
+                ax.plot(tflop, [record[key] for record in run["history"]], marker="o", color=f"C{colour}",
+                        alpha=0.8, label=label if index == 0 else None)
+    for ax, (name, _, lower) in zip(axes, METRICS):
+        ax.set_xscale("log")
+        if lower:
+            ax.set_yscale("log")
+        ax.set_xlabel("training TFLOP so far")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def committed() -> list[dict[str, dict[str, Any]]]:
+    """Every seed's committed runs at the default settings."""
+    return collect(build_parser().parse_args(["--report"]), train=False)[1]
+
+
 def collect(args: argparse.Namespace, train: bool) -> tuple[Stream, list[dict[str, dict[str, Any]]]]:
     """Every seed's runs (trained where missing, with `train`), and the stream they share."""
     models = rung_models(Path(args.output), write=train)

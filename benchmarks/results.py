@@ -1,7 +1,7 @@
 """RESULTS.md from the committed results: every block between `<!-- generated: NAME -->` and
 `<!-- end: NAME -->` is written again by its generator, and the prose around the blocks is kept.
 
-    python -m benchmarks.results           # rewrite RESULTS.md and the frontier's plot
+    python -m benchmarks.results           # rewrite RESULTS.md and the frontier's and growth's plots
     python -m benchmarks.results --check   # exit 1 if RESULTS.md is not what the results give
 
 Generators read only committed summaries (`benchmarks/results/`: the frontier's runs, `per_task.json`
@@ -79,9 +79,10 @@ def main() -> None:
         sys.exit(0 if fresh == text else f"{RESULTS_MD} differs from what the committed results give; run "
                                          f"python -m benchmarks.results")
     RESULTS_MD.write_text(fresh)
-    figure = frontier.GRID.with_suffix(".png")
-    frontier.plot(frontier.read_points(frontier.GRID), figure)
-    print(f"wrote {RESULTS_MD} ({len(BLOCK.findall(fresh))} generated blocks) and {figure}")
+    figures = frontier.GRID.with_suffix(".png"), growth_frontier.COMMITTED.with_suffix(".png")
+    frontier.plot(frontier.read_points(frontier.GRID), figures[0])
+    growth_frontier.plot(growth_frontier.committed(), figures[1])
+    print(f"wrote {RESULTS_MD} ({len(BLOCK.findall(fresh))} generated blocks), {figures[0]} and {figures[1]}")
 
 
 if __name__ == "__main__":
