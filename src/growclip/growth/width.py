@@ -40,6 +40,12 @@ def _tiled(new: int, old: int) -> DimMap:
     return DimMap(torch.arange(new) % old)
 
 
+def _head_positions(after: TowerShape) -> tuple[torch.Tensor, torch.Tensor]:
+    """(width,) head and (width,) position within the head of every feature of the grown tower."""
+    position = torch.arange(after.width)
+    return position // after.head_dim, position % after.head_dim
+
+
 def _attention_maps(before: TowerShape, after: TowerShape, residual: torch.Tensor, units: str
                     ) -> tuple[DimMap, DimMap]:
     """(QKV rows, values) of the grown attention; `residual`: the old residual feature each new one copies."""
@@ -47,8 +53,7 @@ def _attention_maps(before: TowerShape, after: TowerShape, residual: torch.Tenso
         value, fresh = residual, True
         query_scale = (before.head_dim / after.head_dim) ** 0.5  # q.k sums over the copies of each dimension
     else:
-        position = torch.arange(after.width)
-        head, within = position // after.head_dim, position % after.head_dim
+        head, within = _head_positions(after)
         kept = (head < before.heads) & (within < before.head_dim)
         value = torch.where(kept, head * before.head_dim + within, -1)
         yes, no = torch.ones(after.width, dtype=torch.bool), torch.zeros(after.width, dtype=torch.bool)
@@ -63,8 +68,7 @@ def width_maps(old: ModelConfig, new: ModelConfig, tower: str, units: str = "cop
     """How one tower's residual features, QKV rows, values, MLP units (and, for vision, conv-stem
     channels) are copied or added."""
     before, after = old.tower(tower), new.tower(tower)
-    position = torch.arange(after.width)
-    head, within = position // after.head_dim, position % after.head_dim
+    head, within = _head_positions(after)
     residual = (head % before.heads) * before.head_dim + within % before.head_dim
     qkv, value = _attention_maps(before, after, residual, units)
     hidden = _tiled(after.mlp_hidden, before.mlp_hidden) if units == "copy" else \
