@@ -8,12 +8,12 @@ frontier puts width 8 (0.012 M), width 16 (0.028 M) and width 48 with 2 layers (
 larger model (benchmarks/RESULTS.md, "The compute-optimal frontier").
 
 Per seed: `frontier`, which starts at the frontier's first rung and grows before each chunk toward
-the rung optimal at the chunk's end (PIM m 0.9, the default; the variant `momentum=0.5` the same
-with m 0.5); each `--fixed` rung through the same stream with the same
-budgets, so every run has spent the same compute at every chunk's end (`w8-l1:2`: its first 2
-chunks only, where a small size stops being worth its hours). The first fixed rung (the last
-rung of the frontier) is also the from-scratch reference: the compute the growing run takes to
-reach its final quality.
+the rung optimal at the chunk's end (PIM m 0.9, the default; the variants `momentum=0.5` and
+`momentum=0` the same with m 0.5, and with a fresh start at each growth); each `--fixed` rung
+through the same stream with the same budgets, so every run has spent the same compute at every
+chunk's end (`w8-l1:2`: its first 2 chunks only, where a small size stops being worth its hours).
+The first fixed rung (the last rung of the frontier) is also the from-scratch reference: the
+compute the growing run takes to reach its final quality.
 
     python -m benchmarks.growth_frontier --seeds 0 1 2   # trains what is not committed yet
     python -m benchmarks.growth_frontier --report        # the tables from the committed runs only
@@ -43,7 +43,7 @@ COMMITTED = RESULTS / "growth_frontier"
 CHUNK_TFLOP = "0.5,2.6,5,16"
 FRONTIER_LR = 1e-3  # the frontier's own learning rate
 FIXED = ["w48-l2", "w16-l1:2", "w8-l1:2"]
-VARIANTS = ["momentum=0.5"]  # PIM m 0.5: the copies a widening makes pulled further apart
+VARIANTS = ["momentum=0.5", "momentum=0"]  # PIM m 0.5: the copies pulled further apart; m 0: a fresh start
 # (label, key, lower is better) of the anytime tables
 METRICS = (("held-out loss, all stages", "stream_heldout_loss", True),
            ("gallery R@1 image->text", "gallery_image_to_text_R@1", False),
