@@ -39,3 +39,16 @@ def median_spread(values: list[float], digits: int = 3) -> str:
     """`median [min-max]` over seeds; the median alone for one seed."""
     middle = f"{statistics.median(values):.{digits}f}"
     return middle if len(values) == 1 else f"{middle} [{min(values):.{digits}f}-{max(values):.{digits}f}]"
+
+
+def save_compute_figure(fig, axes, titles: list[str], xlabel: str, path: Path) -> None:
+    """Finish panels drawn against training compute (log x, titled, gridded, the first with the
+    legend) and write the figure."""
+    for ax, title in zip(axes, titles):
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)

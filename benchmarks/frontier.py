@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import BATCH, LR, RESULTS, cpu_name, parse_model
+from benchmarks.common import BATCH, LR, RESULTS, cpu_name, parse_model, save_compute_figure
 from benchmarks.compare_models import run_one
 from growclip.data.corpus import DEFAULT_STAGE_SIZES
 from growclip.model import model_cost, train_flops_per_sample
@@ -205,15 +205,8 @@ def plot(points: list[Point], path: Path) -> None:
     axes[3].set_yscale("log")
     axes[3].set_ylabel("parameters (M)")
     axes[3].legend(fontsize=8)
-    for ax, title in zip(axes, ("held-out contrastive loss", "gallery R@1 image->text (5,000 pairs)",
-                                "mean zero-shot top-1 (10 tasks)", "compute-optimal size")):
-        ax.set_xscale("log")
-        ax.set_xlabel("training TFLOP")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_compute_figure(fig, axes, ["held-out contrastive loss", "gallery R@1 image->text (5,000 pairs)",
+                                    "mean zero-shot top-1 (10 tasks)", "compute-optimal size"], "training TFLOP", path)
 
 
 def main() -> None:

@@ -33,7 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS, median_spread
+from benchmarks.common import RESULTS, median_spread, save_compute_figure
 from benchmarks.growth_vs_fixed import parse_variant, tflop_to_reach
 from benchmarks.streams import Stream, add_stream_args, decisions, final, summary_table
 from growclip.data.corpus import DEFAULT_STAGE_SIZES
@@ -174,16 +174,9 @@ def plot(per_seed: list[dict[str, dict[str, Any]]], path: Path) -> None:
             for ax, (_, key, _) in zip(axes, METRICS):
                 ax.plot(tflop, [record[key] for record in run["history"]], marker="o", color=f"C{colour}",
                         alpha=0.8, label=label if index == 0 else None)
-    for ax, (name, _, lower) in zip(axes, METRICS):
-        ax.set_xscale("log")
-        if lower:
-            ax.set_yscale("log")
-        ax.set_xlabel("training TFLOP so far")
-        ax.set_title(name)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    for ax, (_, _, lower) in zip(axes, METRICS):
+        ax.set_yscale("log" if lower else "linear")
+    save_compute_figure(fig, axes, [name for name, _, _ in METRICS], "training TFLOP so far", path)
     plt.close(fig)
 
 
