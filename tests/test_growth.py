@@ -201,7 +201,7 @@ def test_pim_interpolates_between_inheritance_and_a_fresh_model():
         if weight.is_floating_point():
             torch.testing.assert_close(half.weights[name], (weight + fresh_init[name]) / 2)
     name = "shared_blocks.0.attn.qkv.weight"
-    assert not fresh.moments[name]["exp_avg"].any()
+    assert not fresh.moments and fresh.step == 0  # a fresh optimizer
     torch.testing.assert_close(half.moments[name]["exp_avg_sq"], inherited.moments[name]["exp_avg_sq"] / 4)
 
 
@@ -215,6 +215,18 @@ def trained_on(state, config, steps=10):
         clip_loss(*grown(*inputs(config, 8 + step))).backward()
         grown_optimizer.step()
     return grown
+
+
+def test_pim_zero_trains_as_a_fresh_model_with_a_fresh_optimizer():
+    """A kept step count with zeroed moments would turn Adam's bias correction off: the first
+    updates several times a fresh start's."""
+    config = tiny_config(vision_layers=1, text_layers=1, shared_layers=1)
+    model, optimizer = trained(config, steps=20)
+    restarted = grow_state(GrowthState.capture(model, optimizer), ["width=64"], 0.0, seed=5)
+    fresh = GrowthState.capture(create_model(restarted.config, seed=5))
+    expected = trained_on(fresh, config).state_dict()
+    for name, weight in trained_on(restarted, config).state_dict().items():
+        torch.testing.assert_close(weight, expected[name], rtol=0, atol=0, msg=name)
 
 
 def test_duplicated_units_stay_symmetric_with_full_inheritance_and_diverge_with_pim():

@@ -2,7 +2,9 @@
 
 m = 1 keeps the operator's result (the function, for exact operators, and the symmetry of
 duplicated units); m = 0 is a fresh model. The AdamW moments are scaled by m (first) and m^2
-(second), so m = 0 also starts the optimizer afresh while each update keeps its size.
+(second), so that each update keeps its size. At m = 0 the optimizer starts afresh as well, its
+step count included: scaled to zero under a kept step count, the moments would lose Adam's bias
+correction and the first few hundred updates would be several times larger than a fresh start's.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ def inherit_with_momentum(state: GrowthState, fresh: CLIP, momentum: float) -> G
     init = fresh.state_dict()
     weights = {name: torch.lerp(init[name], t, momentum) if t.is_floating_point() else t
                for name, t in state.weights.items()}
+    if momentum == 0:  # no moments, step 0: a fresh optimizer
+        return GrowthState(state.config, weights)
     moments = {name: {stat: t if stat == "step" else t * momentum ** (2 if stat == "exp_avg_sq" else 1)
                       for stat, t in stats.items()}
                for name, stats in state.moments.items()}
