@@ -92,44 +92,57 @@ def value_at(run: dict[str, Any], tflop: float, key: str) -> float | None:
     return None
 
 
+def growing(labels: list[str]) -> list[str]:
+    """The growing runs among a report's labels (the default and its variants)."""
+    return [label for label in labels if not label.startswith("fixed")]
+
+
+def gap_to_best_fixed(seed_runs: dict[str, dict[str, Any]], label: str, chunk: int, key: str, lower: bool
+                      ) -> float | None:
+    """How far the growing run `label` is from the best fixed run of its seed after its `chunk`, at
+    the same compute (positive: ahead for a higher-is-better key, behind for a loss)."""
+    grown = seed_runs[label]["history"][chunk]
+    fixed = [value_at(run, grown["total_tflop"], key) for name, run in seed_runs.items() if name.startswith("fixed")]
+    fixed = [v for v in fixed if v is not None]
+    return grown[key] - (min(fixed) if lower else max(fixed)) if fixed else None
+
+
 def anytime_table(per_seed: list[dict[str, dict[str, Any]]], key: str, lower: bool) -> str:
     """After each of the growing run's chunks, every run at the same compute so far (median over seeds;
-    '-' where a run stopped earlier), and the growing run's gap to the best fixed run there."""
+    '-' where a run stopped earlier), and each growing run's gap to the best fixed run there."""
     labels = list(dict.fromkeys(label for runs in per_seed for label in runs))
-    lines = ["| after chunk | TFLOP | " + " | ".join(labels) + " | frontier - best fixed |",
-             "|---" * (len(labels) + 3) + "|"]
+    lines = ["| after chunk | TFLOP | " + " | ".join(labels + [f"{g} - best fixed" for g in growing(labels)]) + " |",
+             "|---" * (len(labels) + len(growing(labels)) + 2) + "|"]
     for chunk in range(len(per_seed[0]["frontier"]["history"])):
         tflop = statistics.median(s["frontier"]["history"][chunk]["total_tflop"] for s in per_seed)
-        cells, gaps = [], []
+        cells = []
         for label in labels:
             values = [value_at(s[label], s["frontier"]["history"][chunk]["total_tflop"], key) for s in per_seed
                       if label in s]
             cells.append(f"{statistics.median(values):.3f}" if None not in values else "-")
-        for seed_runs in per_seed:
-            grown = seed_runs["frontier"]["history"][chunk]
-            fixed = [value_at(seed_runs[label], grown["total_tflop"], key) for label in labels
-                     if label.startswith("fixed") and label in seed_runs]
-            fixed = [v for v in fixed if v is not None]
-            if fixed:
-                gaps.append(grown[key] - (min(fixed) if lower else max(fixed)))
-        gap = median_spread(gaps) if gaps else "-"
-        lines.append(f"| {chunk} | {tflop:.1f} | " + " | ".join(cells) + f" | {gap} |")
+        for label in growing(labels):
+            gaps = [gap_to_best_fixed(s, label, chunk, key, lower) for s in per_seed if label in s]
+            gaps = [gap for gap in gaps if gap is not None]
+            cells.append(median_spread(gaps) if gaps else "-")
+        lines.append(f"| {chunk} | {tflop:.1f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def reach_table(per_seed: list[dict[str, dict[str, Any]]], reference: str) -> str:
-    """The compute the growing run takes to reach the reference's final quality (from scratch, the
-    same budgets), as a share of the reference's compute; linear between chunk ends."""
-    lines = ["| seed | reference TFLOP | metric | reference's end | frontier reaches it at |",
-             "|---|---:|---|---:|---|"]
-    for seed_runs in per_seed:
-        if reference not in seed_runs:
-            continue
-        grown, end = seed_runs["frontier"], final(seed_runs[reference])
+    """The compute each growing run takes to reach the reference's final quality (from scratch, the
+    same budgets), as a share of the reference's compute, seed by seed; linear between chunk ends."""
+    per_seed = [runs for runs in per_seed if reference in runs]
+    lines = ["| run | metric | reference's end, by seed | reaches it at, by seed |", "|---|---|---|---|"]
+    for label in growing(list(dict.fromkeys(label for runs in per_seed for label in runs))):
         for name, key, lower in METRICS:
-            reached = tflop_to_reach(grown["history"], key, end[key], lower)
-            cell = "not reached" if reached is None else f"{reached:.1f} TFLOP ({reached / end['total_tflop']:.0%})"
-            lines.append(f"| {grown['seed']} | {end['total_tflop']:.1f} | {name} | {end[key]:.3f} | {cell} |")
+            ends, reached = [], []
+            for seed_runs in (runs for runs in per_seed if label in runs):
+                end = final(seed_runs[reference])
+                tflop = tflop_to_reach(seed_runs[label]["history"], key, end[key], lower)
+                ends.append(f"{end[key]:.3f}")
+                share = "" if tflop is None else f" ({tflop / end['total_tflop']:.0%})"
+                reached.append("not reached" if tflop is None else f"{tflop:.1f} TFLOP{share}")
+            lines.append(f"| {label} | {name} | {', '.join(ends)} | {', '.join(reached)} |")
     return "\n".join(lines)
 
 

@@ -55,3 +55,4 @@ def test_a_run_committed_for_some_seeds_keeps_its_row_and_names_them():
     assert [list(runs) for runs in labelled] == [["frontier", "variant (seed 0)", "fixed"], ["frontier", "fixed"]]
     table = growth_frontier.anytime_table(labelled, "loss", lower=True)
     assert "| 0 | 1.0 | 4.000 | 2.000 | 5.000 |" in table  # medians over the seeds each run has
+    assert table.splitlines()[2].endswith(" | -2.000 |")  # every growing run's gap to the best fixed, on its seeds
