@@ -148,16 +148,31 @@ def test_commands_write_into_a_folder_that_is_not_empty_only_when_asked(tmp_path
     assert (tmp_path / "mine.txt").read_text() == "mine" and (tmp_path / "stage0.tsv").is_file()
 
 
-def test_a_chunk_line_without_scores_reads_cleanly():
-    from growclip.cli.train import chunk_line
+def chunk_record(name="a.tsv", decision="keep"):
     from growclip.train.records import ChunkCompute, ChunkRecord
 
-    record = ChunkRecord(step=4, samples=64, chunk=0, name="a.tsv", pairs=None, architecture=tiny_config(),
-                         decision="keep", grew=False, params=100_000, gflops_per_pair=0.01, search_fraction=0.0,
-                         heldout_new_loss=1.0, heldout_old_loss=None, compute=ChunkCompute(0.1, 0.0, 0.1),
-                         samples_per_s=None, tflops_per_s=None, summary={}, zeroshot_top1={})
+    return ChunkRecord(step=4, samples=64, chunk=0, name=name, pairs=None, architecture=tiny_config(),
+                       decision=decision, grew=False, params=100_000, gflops_per_pair=0.01, search_fraction=0.0,
+                       heldout_new_loss=1.0, heldout_old_loss=None, compute=ChunkCompute(0.1, 0.0, 0.1),
+                       samples_per_s=None, tflops_per_s=None, summary={}, zeroshot_top1={})
+
+
+def test_a_chunk_line_without_scores_reads_cleanly():
+    from growclip.cli.train import chunk_line
+
+    record = chunk_record()
     assert chunk_line(record) == (f"chunk 0 a.tsv: keep -> {tiny_config().describe()}: 0.100 M params, held-out "
                                   "loss new 1.000, search overhead 0%, 0.1 TFLOP so far")
+
+
+def test_the_stream_table_keeps_its_columns_under_long_names_and_decisions():
+    from growclip.cli.train import format_stream
+
+    lines = format_stream([chunk_record(), chunk_record("shards/new-pairs-2026-12.tar", "width=48 heads=2 "
+                                                        "embed_dim=48 vision_layers+1 text_layers+1 (m=0)")])
+    header, *rows = lines.splitlines()
+    assert len({row.index(" M ") for row in rows}) == 1
+    assert {row.index(tiny_config().describe()) for row in rows} == {header.index("architecture")}
 
 
 def test_bad_templates_file_names_the_line(trained_run, tmp_path, capsys):

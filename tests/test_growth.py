@@ -278,7 +278,8 @@ def test_operator_spelling_and_errors():
 
 
 @pytest.mark.slow
-def test_grow_cli_writes_a_checkpoint_that_eval_and_resume_accept(tmp_path, capsys):
+@pytest.mark.parametrize("momentum", ["0.9", "0"])  # 0: a fresh optimizer, no moments saved
+def test_grow_cli_writes_a_checkpoint_that_eval_and_resume_accept(tmp_path, capsys, momentum):
     config = tiny_config(vision_layers=1, text_layers=1, shared_layers=0, image_size=32, patch_size=8,
                          vocab_size=600, context_length=32)
     (tmp_path / "model.json").write_text(json.dumps(config.to_dict()))
@@ -288,9 +289,9 @@ def test_grow_cli_writes_a_checkpoint_that_eval_and_resume_accept(tmp_path, caps
                  "--output", str(tmp_path / "run"), *common]) == 0
     grown = tmp_path / "grown" / "step_00000004"
     assert main(["grow", "--checkpoint", str(tmp_path / "run"), "--op", "width=64", "--op", "shared_layers+1",
-                 "--momentum", "0.9", "--output", str(grown)]) == 0
+                 "--momentum", momentum, "--output", str(grown)]) == 0
     out = capsys.readouterr().out
-    assert "shared_layers=1" in out and "exact, PIM m=0.9" in out
+    assert "shared_layers=1" in out and f"exact, PIM m={momentum}" in out
     state = json.loads((grown / "state.json").read_text())
     assert state["growth"]["steps"][0]["ops"] == ["width=64", "shared_layers+1"] and state["step"] == 4
     assert main(["eval", "--checkpoint", str(grown), "--images-per-class", "4", "--retrieval-images", "16"]) == 0

@@ -80,11 +80,13 @@ def chunk_line(record: ChunkRecord) -> str:
 
 def format_stream(history: list[ChunkRecord]) -> str:
     """The run in a table, one row per chunk: what was decided, the architecture, its scores, the compute."""
-    lines = [f"{'chunk':<16} {'decision':<26} {'params':>8} {'zero-shot':>9} {'R@1 I->T/T->I':>13} "
+    name = max([16, *(len(r.name) for r in history)])  # columns as wide as their longest entry
+    decision = max([26, *(len(r.decision) for r in history)])
+    lines = [f"{'chunk':<{name}} {'decision':<{decision}} {'params':>8} {'zero-shot':>9} {'R@1 I->T/T->I':>13} "
              f"{'TFLOP':>6} {'search':>6}  architecture"]
     for r in history:
         zeroshot, recall = (score or "-" for score in _scores(r))
-        lines.append(f"{r.name:<16} {r.decision:<26} {r.params / 1e6:>6.3f} M {zeroshot:>9} {recall:>13} "
+        lines.append(f"{r.name:<{name}} {r.decision:<{decision}} {r.params / 1e6:>6.3f} M {zeroshot:>9} {recall:>13} "
                      f"{r.total_tflop:>6.1f} {r.search_fraction:>6.0%}  {r.architecture.describe()}")
     return "\n".join(lines)
 
