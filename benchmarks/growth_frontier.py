@@ -138,10 +138,9 @@ def reach_table(per_seed: list[dict[str, dict[str, Any]]], reference: str) -> st
             ends, reached = [], []
             for seed_runs in (runs for runs in per_seed if label in runs):
                 end = final(seed_runs[reference])
-                tflop = tflop_to_reach(seed_runs[label]["history"], key, end[key], lower)
+                tflop, whole = tflop_to_reach(seed_runs[label]["history"], key, end[key], lower), end["total_tflop"]
                 ends.append(f"{end[key]:.3f}")
-                share = "" if tflop is None else f" ({tflop / end['total_tflop']:.0%})"
-                reached.append("not reached" if tflop is None else f"{tflop:.1f} TFLOP{share}")
+                reached.append("not reached" if tflop is None else f"{tflop:.1f} TFLOP ({tflop / whole:.0%})")
             lines.append(f"| {label} | {name} | {', '.join(ends)} | {', '.join(reached)} |")
     return "\n".join(lines)
 
