@@ -139,6 +139,27 @@ def test_stream_resumes_exactly_from_its_state(tmp_path):
         other.adopt([first.state_dict()])
 
 
+def test_the_workers_stay_up_from_epoch_to_epoch_and_keep_the_batch_order(tmp_path):
+    """The corpus caches its rendered images in the process that renders them: new workers every
+    epoch would render every pair again."""
+    sources = open_sources(str(write_table(tmp_path / "pairs.tsv", [(f"images/{n}", c) for n, c in
+                                                                  write_images(tmp_path / "images", 16)])))
+    stream = TrainBatches(sources, TOKENIZER, CenterCrop(16), 4, seed=0, workers=2)
+    batches = iter(stream)
+    loaders = set()
+    continuous = []
+    for _ in range(12):  # 3 epochs of 4 batches
+        continuous.append(next(batches))
+        loaders.add(id(stream.loader))
+    assert stream.epoch == 2 and len(loaders) == 1 and stream.loader.persistent_workers
+    for epoch in range(3):  # each epoch read afresh from its start, as a resumed run reads it
+        fresh = TrainBatches(sources, TOKENIZER, CenterCrop(16), 4, seed=0, workers=2,
+                             state={**stream.state_dict(), "epoch": epoch, "cursors": [0, 0], "ended": [False] * 2,
+                                    "next_lane": 0})
+        for (a, _), (b, _) in zip(continuous[4 * epoch:4 * epoch + 4], fresh.one_epoch(), strict=True):
+            assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("bad_records", [False, True])
 def test_a_position_saved_by_two_processes_resumes_on_one_or_three_with_no_pair_twice_or_missed(tmp_path,
                                                                                                 bad_records):

@@ -50,7 +50,10 @@ def _as_is(batch: LaneBatch) -> LaneBatch:
 
 
 class LaneReader(IterableDataset):
-    """One epoch of one lane (the worker's id), resumed after `cursors[lane]` records."""
+    """One lane (the worker's id), an epoch per pass: the first pass is `epoch`, resumed after
+    `cursors[lane]` records (of `plan`'s parts), each later pass the next epoch from its start. The
+    passes are counted where the reader lives, so a persistent worker keeps both its place in the
+    epochs and what its sources cache (the corpus's rendered images)."""
 
     def __init__(self, sources: PairSources, tokenizer: Tokenizer, transform: ImageTransform, batch_size: int,
                  seed: int, epoch: int, cursors: list[int], rank: int = 0, world: int = 1,
@@ -58,31 +61,35 @@ class LaneReader(IterableDataset):
         self.sources, self.collate, self.transform = sources, PairCollate(tokenizer), transform
         self.batch_size, self.seed, self.epoch, self.cursors = batch_size, seed, epoch, cursors
         self.rank, self.world, self.plan = rank, world, plan
+        self.passes = 0
 
-    def _records(self, lane: int) -> Iterator[tuple[Part, int, int, Any]]:
+    def _records(self, lane: int, epoch: int, plan: list[tuple[int, int]] | None
+                 ) -> Iterator[tuple[Part, int, int, Any]]:
         """(part, part number in the epoch, position in the part, raw record) of this lane's parts.
         Shards are read in order, so with shards the lane's stream goes through a seeded shuffle
         buffer spanning consecutive shards, as a webdataset pipeline does."""
-        parts = self.sources.epoch_parts(self.seed, self.epoch, self.batch_size)
-        plan = self.plan if self.plan is not None else [(number, 0) for number in range(len(parts))]
+        parts = self.sources.epoch_parts(self.seed, epoch, self.batch_size)
+        plan = plan if plan is not None else [(number, 0) for number in range(len(parts))]
         first, stride = self.rank + lane * self.world, len(self.cursors) * self.world
         tagged = ((parts[number], number, position, record)
                   for number, start in plan[first::stride]
                   for position, record in islice(enumerate(self.sources.records(parts[number])), start, None))
         if not self.sources.sharded:
             return tagged
-        rng = random.Random(f"{self.seed}/{self.epoch}/{first}")
+        rng = random.Random(f"{self.seed}/{epoch}/{first}")
         return _shuffle(tagged, SHUFFLE_BUFFER, SHUFFLE_BUFFER // 5, rng=rng)
 
     def __iter__(self) -> Iterator[LaneBatch]:
         info = get_worker_info()
         lane = info.id if info else 0
-        cursor = self.cursors[lane]
+        epoch, cursor, plan = self.epoch + self.passes, self.cursors[lane] if not self.passes else 0, \
+            self.plan if not self.passes else None
+        self.passes += 1
         good: list[Pair] = []
         skipped: Counter = Counter()
-        for part, number, position, record in islice(self._records(lane), cursor, None):
+        for part, number, position, record in islice(self._records(lane, epoch, plan), cursor, None):
             cursor += 1
-            rng = partial(np.random.default_rng, [self.seed, self.epoch, number, position])  # its augmentation
+            rng = partial(np.random.default_rng, [self.seed, epoch, number, position])  # its augmentation
             item = self.sources.load(part, record, self.transform, rng)
             if isinstance(item, Skip):
                 skipped[item.reason] += 1
@@ -108,6 +115,8 @@ class TrainBatches:
         self.epoch, self.cursors, self.ended, self.next_lane = 0, [0] * self.lanes, [False] * self.lanes, 0
         self.plan: list[tuple[int, int]] | None = None  # this epoch's parts when not all of them (see above)
         self.skipped: Counter = Counter()
+        self.loader: DataLoader | None = None  # kept from epoch to epoch, with its workers
+        self.loader_epoch = 0  # the epoch `loader` reads on its next pass
         if state is not None:
             self.load_state_dict(state)
 
@@ -124,6 +133,7 @@ class TrainBatches:
         self.cursors, self.ended = list(state["cursors"]), list(state["ended"])
         self.plan = [tuple(entry) for entry in state["plan"]] if state.get("plan") is not None else None
         self.skipped = Counter(state["skipped"])
+        self.loader = None
 
     def adopt(self, positions: list[dict[str, Any]]) -> dict[str, Any]:
         """This process's position from those `len(positions)` processes saved, whatever their
@@ -162,10 +172,7 @@ class TrainBatches:
 
     def one_epoch(self) -> Iterator[Batch]:
         """The rest of the current epoch, from the saved position (all of it on a fresh start)."""
-        reader = LaneReader(self.sources, self.tokenizer, self.transform, self.batch_size, self.seed, self.epoch,
-                            list(self.cursors), self.rank, self.world, self.plan)
-        lane_batches = iter(DataLoader(reader, batch_size=None, num_workers=self.workers, collate_fn=_as_is,
-                                       pin_memory=self.pin_memory))
+        lane_batches = iter(self._loader())
         waiting: dict[int, deque[LaneBatch]] = {lane: deque() for lane in range(self.lanes)}
         while not all(self.ended):
             lane = self.next_lane
@@ -180,6 +187,17 @@ class TrainBatches:
             self.next_lane = self._following(lane)
             if piece.batch is not None:
                 yield piece.batch
+
+    def _loader(self) -> DataLoader:
+        """The loader of the current epoch: the last one's, with the same workers, when this epoch
+        follows it from its start; else a new one from where the position stands."""
+        if self.loader is None or self.loader_epoch != self.epoch or any(self.cursors) or self.plan is not None:
+            reader = LaneReader(self.sources, self.tokenizer, self.transform, self.batch_size, self.seed, self.epoch,
+                                list(self.cursors), self.rank, self.world, self.plan)
+            self.loader = DataLoader(reader, batch_size=None, num_workers=self.workers, collate_fn=_as_is,
+                                     pin_memory=self.pin_memory, persistent_workers=self.workers > 0)
+        self.loader_epoch = self.epoch + 1
+        return self.loader
 
     def _following(self, lane: int) -> int:
         for step in range(1, self.lanes + 1):
