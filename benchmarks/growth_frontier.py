@@ -92,6 +92,11 @@ def value_at(run: dict[str, Any], tflop: float, key: str) -> float | None:
     return None
 
 
+def run_labels(per_seed: list[dict[str, dict[str, Any]]]) -> list[str]:
+    """Every run's label, in the order the seeds first name them."""
+    return list(dict.fromkeys(label for runs in per_seed for label in runs))
+
+
 def growing(labels: list[str]) -> list[str]:
     """The growing runs among a report's labels (the default and its variants)."""
     return [label for label in labels if not label.startswith("fixed")]
@@ -110,7 +115,7 @@ def gap_to_best_fixed(seed_runs: dict[str, dict[str, Any]], label: str, chunk: i
 def anytime_table(per_seed: list[dict[str, dict[str, Any]]], key: str, lower: bool) -> str:
     """After each of the growing run's chunks, every run at the same compute so far (median over seeds;
     '-' where a run stopped earlier), and each growing run's gap to the best fixed run there."""
-    labels = list(dict.fromkeys(label for runs in per_seed for label in runs))
+    labels = run_labels(per_seed)
     lines = ["| after chunk | TFLOP | " + " | ".join(labels + [f"{g} - best fixed" for g in growing(labels)]) + " |",
              "|---" * (len(labels) + len(growing(labels)) + 2) + "|"]
     for chunk in range(len(per_seed[0]["frontier"]["history"])):
@@ -133,7 +138,7 @@ def reach_table(per_seed: list[dict[str, dict[str, Any]]], reference: str) -> st
     same budgets), as a share of the reference's compute, seed by seed; linear between chunk ends."""
     per_seed = [runs for runs in per_seed if reference in runs]
     lines = ["| run | metric | reference's end, by seed | reaches it at, by seed |", "|---|---|---|---|"]
-    for label in growing(list(dict.fromkeys(label for runs in per_seed for label in runs))):
+    for label in growing(run_labels(per_seed)):
         for name, key, lower in METRICS:
             ends, reached = [], []
             for seed_runs in (runs for runs in per_seed if label in runs):
@@ -147,7 +152,7 @@ def reach_table(per_seed: list[dict[str, dict[str, Any]]], reference: str) -> st
 
 def labelled_by_seeds(per_seed: list[dict[str, dict[str, Any]]]) -> list[dict[str, dict[str, Any]]]:
     """Runs committed for only some of the seeds keep their place, their label naming those seeds."""
-    labels = list(dict.fromkeys(label for runs in per_seed for label in runs))
+    labels = run_labels(per_seed)
     seeds = {label: [s["frontier"]["seed"] for s in per_seed if label in s] for label in labels}
     named = {label: label if len(seeds[label]) == len(per_seed) else
              f"{label} (seed{'s' * (len(seeds[label]) > 1)} {', '.join(map(str, seeds[label]))})" for label in labels}
@@ -156,7 +161,7 @@ def labelled_by_seeds(per_seed: list[dict[str, dict[str, Any]]]) -> list[dict[st
 
 def report(per_seed: list[dict[str, dict[str, Any]]], stream: Stream, fixed: list[str]) -> str:
     per_seed = labelled_by_seeds(per_seed)
-    labels = list(dict.fromkeys(label for runs in per_seed for label in runs))
+    labels = run_labels(per_seed)
     runs = {label: [s[label] for s in per_seed if label in s] for label in labels}
     cpus = sorted({run.get("cpu", "?") for seeds in runs.values() for run in seeds})
     stream = replace(stream, seeds=tuple(s["frontier"]["seed"] for s in per_seed))  # the seeds committed
@@ -178,7 +183,7 @@ def plot(per_seed: list[dict[str, dict[str, Any]]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     per_seed = labelled_by_seeds(per_seed)
-    labels = list(dict.fromkeys(label for runs in per_seed for label in runs))
+    labels = run_labels(per_seed)
     fig, axes = plt.subplots(1, len(METRICS), figsize=(6 * len(METRICS), 4.2))
     for colour, label in enumerate(labels):
         for index, run in enumerate(runs[label] for runs in per_seed if label in runs):

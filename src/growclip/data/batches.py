@@ -82,8 +82,8 @@ class LaneReader(IterableDataset):
     def __iter__(self) -> Iterator[LaneBatch]:
         info = get_worker_info()
         lane = info.id if info else 0
-        epoch, cursor, plan = self.epoch + self.passes, self.cursors[lane] if not self.passes else 0, \
-            self.plan if not self.passes else None
+        epoch = self.epoch + self.passes
+        cursor, plan = (self.cursors[lane], self.plan) if self.passes == 0 else (0, None)
         self.passes += 1
         good: list[Pair] = []
         skipped: Counter = Counter()
